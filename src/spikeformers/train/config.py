@@ -1,0 +1,316 @@
+"""Typed, strict training configuration: YAML recipes plus `key=value` overrides.
+
+A recipe lists only what it changes, nested by section:
+
+    model: {name: spikformer_tiny, T: 4}
+    optim: {lr: 1.0e-3}
+
+Overrides use dotted keys (`optim.lr=1e-3`) or a short alias (`lr=1e-3`, see `ALIASES`); the
+right-hand side is parsed as YAML and checked against the field's type. Model keys that are not
+`ModelSection` fields (`model.depth=2`, or `depth: 2` under `model:`) go to `model.options`, which
+`create_model` validates. Every other unknown key or wrong type raises `ConfigError` naming it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import os
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+import yaml
+
+from ..errors import ConfigError
+from .io import atomic_write_text
+
+__all__ = [
+    "ModelSection",
+    "DataSection",
+    "OptimSection",
+    "ScheduleSection",
+    "RunSection",
+    "TrainConfig",
+    "ALIASES",
+    "load_config",
+    "apply_override",
+    "config_to_dict",
+    "config_from_dict",
+    "save_config",
+]
+
+
+@dataclass
+class ModelSection:
+    name: str = "spikformer_tiny"  # registered model name (`spikeformers models` lists them)
+    attention: Optional[str] = None  # attention family override (None: the model's own)
+    neuron: Optional[str] = None  # neuron override, e.g. "lif", "plif"
+    T: Optional[int] = None  # time steps override
+    encoder: Optional[str] = None  # input encoding override, e.g. "direct", "rate"
+    twin: Optional[str] = None  # None: the spiking model; "ann": its ANN twin
+    options: Dict[str, Any] = field(default_factory=dict)  # other model keywords, checked by create_model
+
+
+@dataclass
+class DataSection:
+    name: str = "digits"  # registered dataset name
+    root: Optional[str] = None  # folder with the dataset's files (None: its default places)
+    batch_size: int = 64  # training batch size (global, over all devices)
+    eval_batch_size: int = 256  # evaluation batch size
+    crop_padding: Optional[int] = None  # random-crop padding (None: the dataset's default)
+    flip: Optional[bool] = None  # random horizontal flip (None: the dataset's default)
+    erasing: float = 0.0  # random-erasing probability per sample
+
+
+@dataclass
+class OptimSection:
+    lr: float = 2e-3  # peak AdamW learning rate
+    weight_decay: float = 0.01  # AdamW decoupled weight decay
+    betas: Tuple[float, float] = (0.9, 0.999)  # AdamW betas
+    grad_clip: Optional[float] = 1.0  # max global gradient norm (None: no clipping)
+    label_smoothing: float = 0.1  # cross-entropy label smoothing
+
+
+@dataclass
+class ScheduleSection:
+    epochs: int = 30  # training epochs
+    warmup_epochs: float = 2.0  # linear warmup length, in epochs (may be fractional)
+    min_lr: float = 1e-5  # final learning rate of the cosine decay
+
+
+@dataclass
+class RunSection:
+    name: Optional[str] = None  # run folder name under out_dir (None: derived from model and data)
+    out_dir: str = "runs"  # parent folder of run folders
+    seed: int = 0  # seed of weights, data order and augmentation
+    device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda", "cuda:1", ...
+    amp: str = "auto"  # "auto" (bf16 on CUDA, off on CPU), "bf16" or "off"
+    log_every: int = 20  # steps between progress/metric updates
+    ema: Optional[float] = None  # EMA decay of the weights, e.g. 0.999 (None: no EMA)
+    compile: bool = False  # torch.compile the model
+    max_steps: Optional[int] = None  # stop after this many steps (for tests and smoke runs)
+    resume: Optional[str] = None  # run or checkpoint folder to resume from
+
+
+@dataclass
+class TrainConfig:
+    """The whole training recipe; saved as `config.yaml` in every run folder."""
+
+    model: ModelSection = field(default_factory=ModelSection)  # what to build
+    data: DataSection = field(default_factory=DataSection)  # what to train on, and how to augment
+    optim: OptimSection = field(default_factory=OptimSection)  # AdamW and the loss
+    schedule: ScheduleSection = field(default_factory=ScheduleSection)  # epochs, warmup, cosine decay
+    run: RunSection = field(default_factory=RunSection)  # where, on what, how to log and resume
+
+
+SECTIONS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+
+ALIASES = {
+    "model": "model.name",
+    "data": "data.name",
+    "attention": "model.attention",
+    "neuron": "model.neuron",
+    "T": "model.T",
+    "encoder": "model.encoder",
+    "twin": "model.twin",
+    "epochs": "schedule.epochs",
+    "lr": "optim.lr",
+    "seed": "run.seed",
+    "batch_size": "data.batch_size",
+    "name": "run.name",
+    "device": "run.device",
+}
+
+# Value checks beyond the type, applied to non-null values: (predicate, what it requires).
+_CHECKS = {
+    ("model", "twin"): (lambda v: v == "ann", "'ann' or null"),
+    ("model", "T"): (lambda v: v >= 1, ">= 1"),
+    ("data", "batch_size"): (lambda v: v >= 1, ">= 1"),
+    ("data", "eval_batch_size"): (lambda v: v >= 1, ">= 1"),
+    ("data", "crop_padding"): (lambda v: v >= 0, ">= 0"),
+    ("data", "erasing"): (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    ("optim", "lr"): (lambda v: v > 0, "> 0"),
+    ("optim", "weight_decay"): (lambda v: v >= 0, ">= 0"),
+    ("optim", "betas"): (lambda v: all(0 <= b < 1 for b in v), "two numbers in [0, 1)"),
+    ("optim", "grad_clip"): (lambda v: v > 0, "> 0 or null"),
+    ("optim", "label_smoothing"): (lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("schedule", "epochs"): (lambda v: v >= 1, ">= 1"),
+    ("schedule", "warmup_epochs"): (lambda v: v >= 0, ">= 0"),
+    ("schedule", "min_lr"): (lambda v: v >= 0, ">= 0"),
+    ("run", "amp"): (lambda v: v in ("auto", "bf16", "off"), "one of 'auto', 'bf16', 'off'"),
+    ("run", "log_every"): (lambda v: v >= 1, ">= 1"),
+    ("run", "ema"): (lambda v: 0 <= v < 1, "in [0, 1) or null"),
+    ("run", "max_steps"): (lambda v: v >= 1, ">= 1 or null"),
+}
+_NO_RAW = object()
+
+
+@functools.lru_cache(maxsize=None)
+def _hints(section: str) -> Dict[str, Any]:
+    """Field name -> resolved annotation of one section."""
+    section_type = typing.get_type_hints(TrainConfig)[section]
+    return typing.get_type_hints(section_type)
+
+
+def _valid_keys(section: str) -> str:
+    return ", ".join(_hints(section))
+
+
+def _describe(tp: Any) -> str:
+    """Human words for an annotation, for error messages."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Union:
+        return f"{_describe(next(a for a in args if a is not type(None)))} or null"
+    if origin is tuple:
+        items = {float: "numbers", int: "integers", str: "strings"}.get(args[0], "values")
+        return f"a list of {len(args)} {items}"
+    if origin is dict:
+        return "a mapping"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, str(tp))
+
+
+def _coerce(value: Any, tp: Any) -> Any:
+    """`value` checked against the annotation `tp`, converted only where lossless (int -> float).
+
+    Raises TypeError on a mismatch (the caller names the key).
+    """
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Union:  # Optional[X]
+        return None if value is None else _coerce(value, next(a for a in args if a is not type(None)))
+    if tp is Any or (tp in (bool, str) and type(value) is tp):
+        return value
+    if tp is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if tp is float and not isinstance(value, bool):
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            return float(value)
+    if origin is tuple and isinstance(value, (list, tuple)) and len(value) == len(args):
+        return tuple(_coerce(v, a) for v, a in zip(value, args))
+    if origin is dict and isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {k: _coerce(v, args[1]) for k, v in value.items()}
+    raise TypeError
+
+
+def _set(cfg: TrainConfig, key: str, value: Any, raw: Any = _NO_RAW) -> None:
+    """Set the dotted `key` ("section.field" or "model.options.x") to a checked `value`.
+
+    `raw` is an override's unparsed text: string fields take it when YAML read a number or a
+    boolean, so `run.name=2024` and `run.amp=off` stay strings ("2024", "off").
+    """
+    section, _, rest = key.partition(".")
+    if section not in SECTIONS:
+        raise ConfigError(f"unknown config section {section!r} in {key!r}; valid sections: {', '.join(SECTIONS)}")
+    hints = _hints(section)
+    if not rest:
+        raise ConfigError(f"{key!r} is a section; set one of its keys: {_valid_keys(section)}")
+    fname, _, sub = rest.partition(".")
+    if section == "model" and ((fname == "options" and sub) or (fname not in hints and not sub)):
+        opt = sub if fname == "options" else fname
+        if opt in hints:
+            raise ConfigError(f"model.options.{opt} duplicates model.{opt}; set model.{opt} instead")
+        cfg.model.options[opt] = value  # checked later by create_model
+        return
+    if fname not in hints or sub:
+        raise ConfigError(f"unknown config key {key!r}; valid keys of {section}: {_valid_keys(section)}")
+    tp = hints[fname]
+    if isinstance(raw, str) and str in (tp, *typing.get_args(tp)) and isinstance(value, (bool, int, float)):
+        value = raw  # a scalar YAML did not read as a string: keep the text (`2024`, `off`)
+    if (section, fname) == ("run", "amp") and value is False:
+        value = "off"  # YAML 1.1 reads a bare `amp: off` as false
+    try:
+        value = _coerce(value, tp)
+    except TypeError:
+        raise ConfigError(f"{key} must be {_describe(tp)}, got {type(value).__name__} {value!r}") from None
+    check = _CHECKS.get((section, fname))
+    if check is not None and value is not None and not check[0](value):
+        raise ConfigError(f"{key} must be {check[1]}, got {value!r}")
+    if fname == "options":  # a whole mapping: each key obeys the rule above
+        cfg.model.options = {}
+        for k, v in value.items():
+            _set(cfg, f"model.options.{k}", v)
+        return
+    setattr(getattr(cfg, section), fname, value)
+
+
+def _apply_dict(cfg: TrainConfig, d: Any, origin: str) -> None:
+    if d is None:
+        return
+    if not isinstance(d, dict):
+        raise ConfigError(f"{origin}: expected a mapping of sections ({', '.join(SECTIONS)}), got {type(d).__name__}")
+    for section, body in d.items():
+        if section not in SECTIONS:
+            raise ConfigError(f"{origin}: unknown config section {section!r}; valid sections: {', '.join(SECTIONS)}")
+        if body is None:
+            continue
+        if not isinstance(body, dict):
+            raise ConfigError(f"{origin}: section {section!r} must be a mapping of keys ({_valid_keys(section)})")
+        for k, v in body.items():
+            try:
+                _set(cfg, f"{section}.{k}", v)
+            except ConfigError as e:
+                raise ConfigError(f"{origin}: {e}") from None
+
+
+def apply_override(cfg: TrainConfig, override: str) -> None:
+    """Apply one `key=value` override in place (`key` dotted or an alias from `ALIASES`)."""
+    key, eq, raw = override.partition("=")
+    key = key.strip()
+    if not eq or not key:
+        raise ConfigError(f"malformed override {override!r}: expected key=value, e.g. optim.lr=1e-3")
+    if "." not in key:
+        if key not in ALIASES:
+            raise ConfigError(
+                f"unknown override key {key!r}; use section.key (sections: {', '.join(SECTIONS)}) "
+                f"or an alias: {', '.join(ALIASES)}"
+            )
+        key = ALIASES[key]
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{key}: cannot parse value {raw!r} ({str(e).splitlines()[0]})") from None
+    _set(cfg, key, value, raw=raw.strip())
+
+
+def load_config(path: Optional[str], overrides: Sequence[str] = ()) -> TrainConfig:
+    """Defaults, then the YAML recipe at `path` (if any), then the overrides in order."""
+    cfg = TrainConfig()
+    if path is not None:
+        if not os.path.isfile(path):
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            with open(path, encoding="utf-8") as f:
+                d = yaml.safe_load(f)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
+        _apply_dict(cfg, d, path)
+    for o in overrides:
+        apply_override(cfg, o)
+    return cfg
+
+
+def config_to_dict(cfg: TrainConfig) -> Dict[str, Dict[str, Any]]:
+    """Plain nested dict (lists instead of tuples), for YAML/JSON and checkpoints."""
+    d = dataclasses.asdict(cfg)
+    for section in d.values():
+        for k, v in section.items():
+            if isinstance(v, tuple):
+                section[k] = list(v)
+    return d
+
+
+def config_from_dict(d: Dict[str, Any]) -> TrainConfig:
+    """Inverse of `config_to_dict`, as strict as `load_config` (missing keys keep their defaults)."""
+    cfg = TrainConfig()
+    _apply_dict(cfg, d, "config")
+    return cfg
+
+
+def save_config(cfg: TrainConfig, path: str | os.PathLike) -> None:
+    """Write `cfg` as YAML, atomically; `load_config(path)` gives back an equal config."""
+    atomic_write_text(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
