@@ -60,6 +60,17 @@ class DeviceLoader:
         self.seed = seed
         self.drop_last = drop_last
         self.epoch = 0
+        self.rank, self.world_size = 0, 1
+
+    @property
+    def device(self) -> torch.device:
+        return self.x.device
+
+    def set_shard(self, rank: int, world_size: int) -> None:
+        """Data parallelism: yield only every `world_size`-th sample (from `rank`) of each global batch."""
+        if not 0 <= rank < world_size:
+            raise ValueError(f"DeviceLoader: rank {rank} is not in [0, {world_size})")
+        self.rank, self.world_size = rank, world_size
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose order and augmentation the next iteration produces."""
@@ -76,7 +87,7 @@ class DeviceLoader:
         n = len(self.y)
         order = torch.randperm(n, generator=gen, device=device) if self.shuffle else torch.arange(n, device=device)
         for b in range(len(self)):
-            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
+            idx = order[b * self.batch_size : (b + 1) * self.batch_size][self.rank :: self.world_size]
             x = self.x[idx].float().div_(255.0)  # [B, C, H, W] in [0, 1]
             if self.augment is not None:
                 x = self.augment(x, gen)

@@ -1,4 +1,4 @@
-"""Training: typed configuration, crash-safe files and checkpoints."""
+"""Training: typed configuration, the engine, crash-safe files and checkpoints."""
 from .config import (
     ALIASES,
     DataSection,
@@ -13,6 +13,9 @@ from .config import (
     load_config,
     save_config,
 )
+from .engine import Trainer, evaluate, train
+from .evaluate import evaluate_run, load_trained_model
+from .monitor import FiringRateMonitor
 from .io import (
     Checkpoint,
     append_jsonl,
@@ -27,6 +30,12 @@ from .io import (
 )
 
 __all__ = [
+    "Trainer",
+    "evaluate",
+    "train",
+    "evaluate_run",
+    "load_trained_model",
+    "FiringRateMonitor",
     "ALIASES",
     "DataSection",
     "ModelSection",

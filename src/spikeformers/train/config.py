@@ -12,6 +12,7 @@ right-hand side is parsed as YAML and checked against the field's type. Model ke
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import math
@@ -74,7 +75,7 @@ class OptimSection:
 
 @dataclass
 class ScheduleSection:
-    epochs: int = 30  # training epochs
+    epochs: int = 20  # training epochs
     warmup_epochs: float = 2.0  # linear warmup length, in epochs (may be fractional)
     min_lr: float = 1e-5  # final learning rate of the cosine decay
 
@@ -90,7 +91,7 @@ class RunSection:
     ema: Optional[float] = None  # EMA decay of the weights, e.g. 0.999 (None: no EMA)
     compile: bool = False  # torch.compile the model
     max_steps: Optional[int] = None  # stop after this many steps (for tests and smoke runs)
-    resume: Optional[str] = None  # run or checkpoint folder to resume from
+    max_minutes: Optional[float] = None  # stop (resumably) after the first epoch that ends past this
 
 
 @dataclass
@@ -142,6 +143,7 @@ _CHECKS = {
     ("run", "log_every"): (lambda v: v >= 1, ">= 1"),
     ("run", "ema"): (lambda v: 0 <= v < 1, "in [0, 1) or null"),
     ("run", "max_steps"): (lambda v: v >= 1, ">= 1 or null"),
+    ("run", "max_minutes"): (lambda v: v > 0, "> 0 or null"),
 }
 _NO_RAW = object()
 
@@ -277,9 +279,9 @@ def apply_override(cfg: TrainConfig, override: str) -> None:
     _set(cfg, key, value, raw=raw.strip())
 
 
-def load_config(path: Optional[str], overrides: Sequence[str] = ()) -> TrainConfig:
-    """Defaults, then the YAML recipe at `path` (if any), then the overrides in order."""
-    cfg = TrainConfig()
+def load_config(path: Optional[str], overrides: Sequence[str] = (), base: Optional[TrainConfig] = None) -> TrainConfig:
+    """Defaults (or a copy of `base`), then the YAML recipe at `path` (if any), then the overrides in order."""
+    cfg = copy.deepcopy(base) if base is not None else TrainConfig()
     if path is not None:
         if not os.path.isfile(path):
             raise ConfigError(f"config file {path} does not exist")

@@ -1,0 +1,47 @@
+"""Accurate Addition-Only Spiking Self-Attention (A2OS2A), Guo et al., CVPR 2025 (arXiv 2503.00226).
+
+    Q = SN_binary(BN(X W_Q))    {0, 1}
+    K = ReLU(BN(X W_K))         real, >= 0 (not spiking)
+    V = SN_ternary(BN(X W_V))   {-1, 0, +1}
+    A2OS2A = SN(Q K^T V)        no softmax, no scale
+Binary Q selects and sums rows of K; ternary V turns (Q K^T) V into signed accumulation: no real x
+real multiply anywhere. The output neuron is read as a binary LIF with V_th 0.5 (REFERENCES.md
+section 1 lists this as the conservative reading; the paper's text is not available).
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Tuple
+
+from torch import Tensor
+
+from ..layers.time import LinearBN
+from ..neurons.registry import create_neuron
+from .base import AttentionProduct, SpikingAttention, register_attention, split_heads
+
+__all__ = ["A2OS2A"]
+
+
+@register_attention("a2os2a")
+class A2OS2A(SpikingAttention):
+    """Args: ternary_opts (options of the V neuron), attn_threshold (output neuron), order of the product."""
+
+    domains = {"q": "binary", "k": "real", "v": "ternary"}
+
+    def __init__(self, dim: int, num_heads: int, *, neuron: str = "lif", neuron_opts: Optional[Dict[str, Any]] = None,
+                 qkv_bias: bool = True, ternary_opts: Optional[Dict[str, Any]] = None, attn_threshold: float = 0.5,
+                 order: str = "auto"):
+        super().__init__(dim, num_heads, neuron=neuron, neuron_opts=neuron_opts, qkv_bias=qkv_bias)
+        self.q, self.k, self.v = (LinearBN(dim, dim, qkv_bias) for _ in range(3))
+        self.q_neuron = self.make_neuron()
+        self.k_neuron = create_neuron("relu")
+        self.v_neuron = create_neuron("ternary", **(ternary_opts or {}))
+        self.product = AttentionProduct(1.0, order)
+        self.attn_neuron = self.make_neuron(v_threshold=attn_threshold)
+
+    def project(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        h = self.num_heads
+        return (split_heads(self.q_neuron(self.q(x)), h), split_heads(self.k_neuron(self.k(x)), h),
+                split_heads(self.v_neuron(self.v(x)), h))
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        return self.attn_neuron(self.product(q, k, v))

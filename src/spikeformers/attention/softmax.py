@@ -1,0 +1,36 @@
+"""Softmax attention: the ANN reference (ANN twins, and the A_softmax ablation inside an SNN).
+
+    Q, K, V = BN(X W_Q), BN(X W_K), BN(X W_V)       real
+    out     = SN(BN(Linear(softmax(Q K^T / sqrt(d)) V)))
+Same parameter layout as SSA, so a twin differs only in neurons and attention.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Tuple
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..layers.time import LinearBN
+from .base import SpikingAttention, register_attention, split_heads
+
+__all__ = ["SoftmaxAttention"]
+
+
+@register_attention("softmax")
+class SoftmaxAttention(SpikingAttention):
+    domains = {"q": "real", "k": "real", "v": "real"}
+
+    def __init__(self, dim: int, num_heads: int, *, neuron: str = "lif", neuron_opts: Optional[Dict[str, Any]] = None,
+                 qkv_bias: bool = True):
+        super().__init__(dim, num_heads, neuron=neuron, neuron_opts=neuron_opts, qkv_bias=qkv_bias)
+        self.q, self.k, self.v = (LinearBN(dim, dim, qkv_bias) for _ in range(3))
+
+    def project(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        h = self.num_heads
+        return split_heads(self.q(x), h), split_heads(self.k(x), h), split_heads(self.v(x), h)
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        T, B = q.shape[:2]
+        y = F.scaled_dot_product_attention(q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1))  # [T*B, H, N, d]
+        return y.unflatten(0, (T, B))

@@ -1,0 +1,39 @@
+"""Spiking Self-Attention (SSA), Spikformer (Zhou et al., ICLR 2023, arXiv 2209.15425).
+
+    Q, K, V = SN(BN(X W_Q)), SN(BN(X W_K)), SN(BN(X W_V))     binary {0, 1}
+    SSA'    = SN_{V_th=0.5}(Q K^T V * s),  s = 0.125
+    SSA     = SN(BN(Linear(SSA')))
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Tuple
+
+from torch import Tensor
+
+from ..layers.time import LinearBN
+from .base import AttentionProduct, SpikingAttention, register_attention, split_heads
+
+__all__ = ["SSA"]
+
+
+@register_attention("ssa")
+class SSA(SpikingAttention):
+    """Args: scale (0.125; 0.25 for DVS), attn_threshold (0.5 in every official repo), order of the product."""
+
+    domains = {"q": "binary", "k": "binary", "v": "binary"}
+
+    def __init__(self, dim: int, num_heads: int, *, neuron: str = "lif", neuron_opts: Optional[Dict[str, Any]] = None,
+                 qkv_bias: bool = True, scale: float = 0.125, attn_threshold: float = 0.5, order: str = "auto"):
+        super().__init__(dim, num_heads, neuron=neuron, neuron_opts=neuron_opts, qkv_bias=qkv_bias)
+        self.q, self.k, self.v = (LinearBN(dim, dim, qkv_bias) for _ in range(3))
+        self.q_neuron, self.k_neuron, self.v_neuron = (self.make_neuron() for _ in range(3))
+        self.product = AttentionProduct(scale, order)
+        self.attn_neuron = self.make_neuron(v_threshold=attn_threshold)
+
+    def project(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        h = self.num_heads
+        return (split_heads(self.q_neuron(self.q(x)), h), split_heads(self.k_neuron(self.k(x)), h),
+                split_heads(self.v_neuron(self.v(x)), h))
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        return self.attn_neuron(self.product(q, k, v))

@@ -1,0 +1,204 @@
+"""The `spikeformers` command.
+
+    spikeformers train [CONFIG.yaml] [key=value ...]   train (no arguments: the embedded digits default)
+    spikeformers train resume=runs/NAME [run.key=value] continue a stopped run
+    spikeformers eval RUN_DIR                          evaluate a run's checkpoint on its test set
+    spikeformers energy MODEL|RUN_DIR [options]        synaptic operations and energy vs the ANN twin
+    spikeformers models [PATTERN]                      registered models, parameters, published accuracy
+    spikeformers bench SUITE                           benchmark suites (GPU)
+    spikeformers info                                  versions, device, kernels, datasets
+
+Errors caused by input (bad config keys, unknown names, missing files, corrupt checkpoints) print one
+line and exit with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import List, Optional
+
+__all__ = ["main"]
+
+
+def _split_train_args(args: List[str]):
+    path, overrides, resume = None, [], None
+    for a in args:
+        if "=" not in a:
+            if path is not None:
+                raise ValueError(f"unexpected argument {a!r}: give one CONFIG.yaml and key=value overrides")
+            path = a
+        elif a.split("=", 1)[0] in ("resume", "run.resume"):
+            resume = a.split("=", 1)[1]
+        else:
+            overrides.append(a)
+    return path, overrides, resume
+
+
+def cmd_train(ns) -> int:
+    from .train.config import load_config
+    from .train.engine import train
+
+    path, overrides, resume = _split_train_args(ns.args)
+    if resume:
+        if path:
+            raise ValueError("resume continues a run with its own config: give no CONFIG.yaml")
+        summary = train(None, progress=not ns.quiet, resume=resume, overrides=tuple(overrides))
+    else:
+        summary = train(load_config(path, overrides), progress=not ns.quiet)
+    if summary.get("finished"):
+        print(format_summary(summary))
+    return 0
+
+
+def format_summary(s) -> str:
+    lines = [
+        f"test accuracy {100 * s['test_acc']:.2f}% on {s['test_images']} {s['dataset']} test images "
+        f"({s['model']}, {s['parameters'] / 1e6:.3f} M parameters, {s['epochs']} epochs, "
+        f"{s['train_time_s']:.0f} s on {s['device']})",
+        f"mean firing rate {100 * s['mean_firing_rate']:.2f}% over {len(s['firing_rates'])} spiking layers:",
+    ]
+    width = max((len(n) for n in s["firing_rates"]), default=0)
+    lines += [f"  {n:<{width}}  {100 * r:6.2f}%" for n, r in s["firing_rates"].items()]
+    e = s.get("energy")
+    if e:
+        lines.append(e.get("text", ""))
+    lines.append(f"results: {os.path.join(s['run_dir'], 'summary.json')}")
+    return "\n".join(lines)
+
+
+def cmd_eval(ns) -> int:
+    from .train.evaluate import evaluate_run
+
+    res = evaluate_run(ns.run_dir, progress=not ns.quiet)
+    print(f"test accuracy {100 * res['test_acc']:.2f}% ({res['test_images']} images), test loss {res['test_loss']:.4f}, "
+          f"mean firing rate {100 * res['mean_firing_rate']:.2f}%  ->  {res['path']}")
+    return 0
+
+
+def cmd_models(ns) -> int:
+    from .models import count_parameters, list_models, model_info
+
+    names = list_models(ns.pattern)
+    if not names:
+        raise ValueError(f"no model matches {ns.pattern!r}")
+    rows = [("model", "family", "params (M)", "attention", "published", "source")]
+    for n in names:
+        meta = model_info(n)
+        pub = meta.get("published") or {}
+        with _meta_device():
+            from .models import create_model
+
+            m = create_model(n)
+        attn = getattr(getattr(m, "cfg", None), "attention", "-")
+        params = count_parameters(m) / 1e6
+        acc = f"{pub['top1']:.2f}% {pub['dataset']}" if pub else meta.get("note", "-")
+        rows.append((n, meta.get("family", "-"), f"{params:.3f}", str(attn), acc, pub.get("source", "")))
+    print(_table(rows))
+    return 0
+
+
+def _meta_device():
+    import torch
+
+    return torch.device("meta")
+
+
+def _table(rows) -> str:
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    out = []
+    for j, r in enumerate(rows):
+        out.append("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+        if j == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def cmd_info(ns) -> int:
+    import platform
+
+    import numpy
+    import torch
+
+    from . import __version__, list_attentions, list_encoders, list_models, list_neurons, list_surrogates
+    from .data import list_datasets
+    from .neurons.kernels import kernel_status
+
+    print(f"spikeformers {__version__}  torch {torch.__version__}  numpy {numpy.__version__}  "
+          f"python {platform.python_version()}")
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            print(f"device cuda:{i}: {torch.cuda.get_device_name(i)}")
+    else:
+        print(f"device: cpu only ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)")
+    print(f"kernels: {kernel_status()}")
+    print(f"models ({len(list_models())}): {', '.join(list_models())}")
+    print(f"attention: {', '.join(list_attentions())}")
+    print(f"neurons: {', '.join(list_neurons())}; surrogates: {', '.join(list_surrogates())}")
+    print(f"encoders: {', '.join(list_encoders())}; datasets: {', '.join(list_datasets())}")
+    return 0
+
+
+def cmd_energy(ns) -> int:
+    from .energy.cli import run_energy_command
+
+    return run_energy_command(ns)
+
+
+def cmd_bench(ns) -> int:
+    from .bench import run_suite
+
+    return run_suite(ns.suite, ns.args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="spikeformers", description="Spiking transformers: train, measure, compare.")
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train a model (no arguments: the embedded digits default)")
+    t.add_argument("args", nargs="*", help="[CONFIG.yaml] [key=value ...], or resume=RUN_DIR [run.key=value ...]")
+    t.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    t.set_defaults(fn=cmd_train)
+    e = sub.add_parser("eval", help="evaluate a run directory's checkpoint on its test set")
+    e.add_argument("run_dir")
+    e.add_argument("-q", "--quiet", action="store_true")
+    e.set_defaults(fn=cmd_eval)
+    m = sub.add_parser("models", help="list registered models")
+    m.add_argument("pattern", nargs="?", default="*")
+    m.set_defaults(fn=cmd_models)
+    i = sub.add_parser("info", help="versions, device, kernels, datasets")
+    i.set_defaults(fn=cmd_info)
+    try:
+        from .energy.cli import add_energy_arguments
+    except ImportError:
+        add_energy_arguments = None
+    if add_energy_arguments is not None:
+        en = sub.add_parser("energy", help="operation counts and energy estimate of a model or run")
+        add_energy_arguments(en)
+        en.set_defaults(fn=cmd_energy)
+    try:
+        from .bench import add_bench_arguments
+    except ImportError:
+        add_bench_arguments = None
+    if add_bench_arguments is not None:
+        b = sub.add_parser("bench", help="benchmark suites")
+        add_bench_arguments(b)
+        b.set_defaults(fn=cmd_bench)
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    from .errors import SpikeformersError
+
+    ns = build_parser().parse_args(argv)
+    try:
+        return ns.fn(ns)
+    except (SpikeformersError, ValueError, FileNotFoundError) as e:
+        print(f"spikeformers {ns.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"spikeformers {ns.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Spiking Patch Splitting (SPS, Spikformer) with relative position embedding.
+
+Four conv3x3-BN-neuron stages with D/8, D/4, D/2, D channels; `pooling` (e.g. "0011") says after which
+stages a 3x3/stride-2 max-pool halves the grid (CIFAR "0011": 32 -> 8, 64 tokens; ImageNet "1111":
+224 -> 14, 196 tokens). Then RPE = SN(BN(Conv3x3(x))) and X0 = x + RPE (a spike + spike sum, values
+in {0, 1, 2}).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import Tensor, nn
+
+from .time import ConvBN, fold, unfold
+
+__all__ = ["SPS", "check_pooling"]
+
+
+def check_pooling(pooling: str, img_size: int, stages: int = 4) -> int:
+    """Validate a pooling string and return the token grid side."""
+    if not isinstance(pooling, str) or len(pooling) != stages or set(pooling) - {"0", "1"}:
+        raise ValueError(f"pooling must be a string of {stages} '0'/'1' flags (e.g. '0011'), got {pooling!r}")
+    side = img_size
+    for flag in pooling:
+        if flag == "1":
+            if side % 2:
+                raise ValueError(f"img_size {img_size} cannot be halved {pooling.count('1')} times (pooling {pooling!r})")
+            side //= 2
+    return side
+
+
+class SPS(nn.Module):
+    """[T, B, C, H, W] -> tokens [T, B, N, D]."""
+
+    def __init__(self, in_chans: int, dim: int, img_size: int, pooling: str, neuron: Callable[..., nn.Module]):
+        super().__init__()
+        if dim % 8:
+            raise ValueError(f"SPS needs dim divisible by 8, got {dim}")
+        self.grid = check_pooling(pooling, img_size)
+        chans = [in_chans, dim // 8, dim // 4, dim // 2, dim]
+        self.stages = nn.ModuleList(ConvBN(chans[i], chans[i + 1]) for i in range(4))
+        self.neurons = nn.ModuleList(neuron() for _ in range(4))
+        self.pools = nn.ModuleList(nn.MaxPool2d(3, 2, 1) if f == "1" else nn.Identity() for f in pooling)
+        self.rpe = ConvBN(dim, dim)
+        self.rpe_neuron = neuron()
+
+    def forward(self, x: Tensor) -> Tensor:
+        T = x.shape[0]
+        for conv, sn, pool in zip(self.stages, self.neurons, self.pools):
+            x = unfold(pool(fold(sn(conv(x)))), T)
+        x = x + self.rpe_neuron(self.rpe(x))  # [T, B, D, h, w]
+        return x.flatten(3).transpose(2, 3)  # [T, B, N, D]

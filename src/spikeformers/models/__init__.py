@@ -1,0 +1,7 @@
+"""Model families and the registry."""
+from . import spikformer  # noqa: F401  (registers the Spikformer variants)
+from .registry import MODELS, count_parameters, create_model, list_models, model_info, register_model
+from .spikformer import Spikformer, SpikformerConfig
+
+__all__ = ["MODELS", "count_parameters", "create_model", "list_models", "model_info", "register_model",
+           "Spikformer", "SpikformerConfig"]

@@ -1,0 +1,52 @@
+"""Model registry: `@register_model` keys a builder by its function name (timm style).
+
+    model = create_model("spikformer_4_384", attention="a2os2a", num_classes=10, img_size=28, in_chans=1)
+    twin  = create_model("spikformer_4_384", twin="ann")
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Optional
+
+import torch
+from torch import nn
+
+from .._registry import Registry
+
+__all__ = ["MODELS", "register_model", "create_model", "list_models", "model_info", "count_parameters"]
+
+MODELS = Registry("model")
+
+
+def register_model(fn: Optional[Callable] = None, **meta: Any):
+    """Register a builder. Meta keys: family, published (dict: dataset, top1, params_m, source), note."""
+    if fn is not None:
+        return MODELS.register()(fn)
+    return MODELS.register(**meta)
+
+
+def create_model(name: str, **overrides: Any) -> nn.Module:
+    """Build a registered model; overrides swap parts (attention, neuron, T, encoder, twin, sizes).
+
+    Unknown names or override keys raise ValueError listing the valid ones.
+    """
+    model = MODELS.get(name)(**overrides)
+    model.model_name = name
+    model.model_args = dict(overrides)  # with the name, enough to rebuild the model from a checkpoint
+    return model
+
+
+def list_models(pattern: str = "*") -> List[str]:
+    return MODELS.names(pattern)
+
+
+def model_info(name: str) -> Dict[str, Any]:
+    return MODELS.meta(name)
+
+
+def count_parameters(name_or_model, **overrides: Any) -> int:
+    """Parameter count; a name is built on the meta device (no memory, instant)."""
+    if isinstance(name_or_model, nn.Module):
+        return sum(p.numel() for p in name_or_model.parameters())
+    with torch.device("meta"):
+        model = create_model(name_or_model, **overrides)
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,138 @@
+"""The neuron interface: a pure step (charge, fire, reset) and a multi-step forward over time.
+
+Every neuron takes a whole time-first sequence `[T, ...]`, starts from its rest state and keeps no
+state between calls (no `reset_net`). Streaming use passes the state explicitly:
+`s_t, state = neuron.step(x_t, state)`.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+
+from .surrogate import Surrogate, create_surrogate
+
+__all__ = ["Neuron", "SpikingNeuron", "DOMAINS", "check_time_first"]
+
+# Output value domains that attention and energy counting read.
+DOMAINS = ("binary", "ternary", "integer", "real")
+BACKENDS = ("auto", "torch", "triton")
+
+
+def check_time_first(x: Tensor, who: str) -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{who} expects a tensor, got {type(x).__name__}")
+    if x.dim() < 2:
+        raise ValueError(f"{who} expects a time-first tensor [T, ...] with at least 2 dims, got shape {tuple(x.shape)}")
+
+
+class Neuron(nn.Module):
+    """Base of all activation units that see time as their own axis.
+
+    Subclasses set `domain` and implement `step`. `forward` runs `step` over T unless a fused kernel
+    takes the whole sequence (see `_fused`).
+    """
+
+    domain: str = "real"
+
+    def step(self, x: Tensor, state: Any = None) -> Tuple[Tensor, Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _fused(self, x: Tensor) -> Optional[Tensor]:
+        """Return the whole output from a fused kernel, or None to use the reference loop."""
+        return None
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_time_first(x, type(self).__name__)
+        out = self._fused(x)
+        if out is not None:
+            return out
+        state = None
+        spikes = []
+        for t in range(x.shape[0]):
+            s, state = self.step(x[t], state)
+            spikes.append(s)
+        return torch.stack(spikes)
+
+
+def _positive(name: str, v: float, who: str) -> float:
+    v = float(v)
+    if not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{who}: {name} must be a positive number, got {v}")
+    return v
+
+
+class SpikingNeuron(Neuron):
+    """Threshold neuron with a membrane potential `v`: H = charge(x, v); S = fire(H); v = reset(H, S).
+
+    Args:
+        v_threshold: firing threshold V_th.
+        v_reset: hard-reset value; None selects soft reset (subtract V_th).
+        surrogate: surrogate gradient name or instance ("sigmoid", "atan", "triangle", "rectangle", "ste").
+        alpha: the surrogate's sharpness; None keeps the surrogate's default (sigmoid 4, atan 2).
+        detach_reset: stop the gradient through the reset path (the convention of every official repo).
+        backend: "auto" (fused kernel when one exists for the tensor's device), "torch" (reference), "triton".
+    """
+
+    domain = "binary"
+
+    def __init__(
+        self,
+        *,
+        v_threshold: float = 1.0,
+        v_reset: Optional[float] = 0.0,
+        surrogate: Union[str, Surrogate] = "sigmoid",
+        alpha: Optional[float] = None,
+        detach_reset: bool = True,
+        backend: str = "auto",
+    ):
+        super().__init__()
+        who = type(self).__name__
+        self.v_threshold = _positive("v_threshold", v_threshold, who)
+        if v_reset is not None:
+            v_reset = float(v_reset)
+            if not math.isfinite(v_reset) or v_reset >= self.v_threshold:
+                raise ValueError(f"{who}: v_reset must be finite and below v_threshold, got {v_reset}")
+        self.v_reset = v_reset
+        self.surrogate = create_surrogate(surrogate, alpha)
+        if not isinstance(detach_reset, bool):
+            raise ValueError(f"{who}: detach_reset must be True or False, got {detach_reset!r}")
+        self.detach_reset = detach_reset
+        if backend not in BACKENDS:
+            raise ValueError(f"{who}: unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
+        self.backend = backend
+
+    # --- the three parts of a step; a new neuron usually overrides only `charge` -------------------
+    def charge(self, x: Tensor, v: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def fire(self, h: Tensor) -> Tensor:
+        return self.surrogate(h - self.v_threshold)
+
+    def reset(self, h: Tensor, s: Tensor) -> Tensor:
+        s = s.detach() if self.detach_reset else s
+        if self.v_reset is None:
+            return h - s * self.v_threshold
+        return h * (1 - s) + self.v_reset * s
+
+    def rest(self, x: Tensor) -> Tensor:
+        """The membrane potential before the first input: V_reset (0 for soft reset)."""
+        return torch.full_like(x, 0.0 if self.v_reset is None else self.v_reset)
+
+    def step(self, x: Tensor, state: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        v = self.rest(x) if state is None else state
+        h = self.charge(x, v)
+        s = self.fire(h)
+        return s, self.reset(h, s)
+
+    def _fused(self, x: Tensor) -> Optional[Tensor]:
+        if self.backend == "torch":
+            return None
+        from .kernels import dispatch  # local import: kernels are optional (Triton)
+
+        return dispatch(self, x)
+
+    def extra_repr(self) -> str:
+        return f"v_threshold={self.v_threshold}, v_reset={self.v_reset}, detach_reset={self.detach_reset}, backend={self.backend!r}"

@@ -1,0 +1,414 @@
+"""One training loop for every task: AdamW + warmup/cosine, label smoothing, bf16 on CUDA, gradient
+clipping, optional EMA, evaluation every epoch, a progress bar, JSONL metrics, atomic checkpoints
+and exact resume.
+
+    summary = train(load_config(None, ["attention=a2os2a"]))
+
+Run directory `runs/<name>/`: config.yaml, metrics.jsonl, metrics.csv, summary.json, curves.png,
+firing_rates.png, checkpoint/. Same seed, device and config give the same numbers; `resume` after a
+kill continues from the last finished epoch to the same result.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import os
+import platform
+import time
+from contextlib import nullcontext
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ..data import Augment, DeviceLoader, create_dataset
+from ..errors import ConfigError, TrainingDiverged
+from ..models import count_parameters, create_model
+from .config import TrainConfig, config_from_dict, config_to_dict, load_config, save_config
+from .distributed import Distributed
+from .io import (append_jsonl, atomic_write_json, atomic_write_text, capture_rng_state, load_checkpoint,
+                 read_jsonl, restore_rng_state, save_checkpoint)
+from .monitor import FiringRateMonitor
+from .plots import plot_curves, plot_firing_rates
+from .schedule import warmup_cosine
+
+__all__ = ["Trainer", "train", "evaluate", "build_model", "resolve_device", "load_run"]
+
+
+def resolve_device(spec: str) -> torch.device:
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError as e:
+        raise ConfigError(f"run.device: {e}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"run.device={spec!r} but CUDA is not available on this machine")
+    return device
+
+
+def amp_dtype(spec: str, device: torch.device) -> Optional[torch.dtype]:
+    if spec not in ("auto", "bf16", "off"):
+        raise ConfigError(f"run.amp must be one of auto, bf16, off; got {spec!r}")
+    if spec == "off" or (spec == "auto" and device.type != "cuda"):
+        return None
+    return torch.bfloat16
+
+
+def model_overrides(cfg: TrainConfig, dataset) -> Dict[str, Any]:
+    """The create_model keywords of a run: the dataset's shape, then the config's choices."""
+    m = cfg.model
+    kw: Dict[str, Any] = dict(img_size=dataset.img_size, in_chans=dataset.in_chans, num_classes=dataset.num_classes)
+    kw.update({k: getattr(m, k) for k in ("attention", "neuron", "T", "encoder", "twin") if getattr(m, k) is not None})
+    kw.update(m.options)
+    return kw
+
+
+def build_model(cfg: TrainConfig, dataset) -> nn.Module:
+    try:
+        return create_model(cfg.model.name, **model_overrides(cfg, dataset))
+    except ValueError as e:
+        raise ConfigError(f"model: {e}") from None
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> List[Dict[str, Any]]:
+    """No weight decay on BN/bias/scalar parameters (the usual transformer recipe)."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.dim() >= 2 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: DeviceLoader, amp: Optional[torch.dtype], monitor: bool = False,
+             dist: Optional[Distributed] = None) -> Dict[str, Any]:
+    """Loss and accuracy over a loader (and per-layer firing rates with monitor=True)."""
+    model.eval()
+    device = loader.device
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    correct = torch.zeros((), device=device, dtype=torch.int64)
+    n = 0
+    mon = FiringRateMonitor(model) if monitor else None
+    with (mon if mon else nullcontext()), _autocast(device, amp):
+        for x, y in loader:
+            logits = model(x).float()
+            loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
+            correct += (logits.argmax(1) == y).sum()
+            n += y.numel()
+    if dist is not None and dist.world_size > 1:
+        loss_sum, correct, n = dist.sum(loss_sum), dist.sum(correct), int(dist.sum(torch.tensor(n, device=device)))
+    out = {"loss": float(loss_sum) / max(n, 1), "acc": float(correct) / max(n, 1), "n": n}
+    if mon:
+        out["firing_rates"] = mon.rates()
+        out["mean_firing_rate"] = mon.mean_rate()
+    return out
+
+
+def _autocast(device: torch.device, amp: Optional[torch.dtype]):
+    return torch.autocast(device.type, dtype=amp) if amp is not None else nullcontext()
+
+
+class EMA:
+    """Exponential moving average of the weights (buffers copied), evaluated instead of the raw model."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        if not 0 < decay < 1:
+            raise ConfigError(f"run.ema must be in (0, 1), got {decay}")
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        ema_p = [p for p in self.model.parameters()]
+        torch._foreach_lerp_(ema_p, [p.detach() for p in model.parameters()], 1 - self.decay)
+        for b_ema, b in zip(self.model.buffers(), model.buffers()):
+            b_ema.copy_(b)
+
+
+def default_run_name(cfg: TrainConfig) -> str:
+    parts = [cfg.data.name, cfg.model.name]
+    if cfg.model.attention:
+        parts.append(cfg.model.attention)
+    if cfg.model.twin:
+        parts.append(cfg.model.twin)
+    return "_".join(parts + [f"s{cfg.run.seed}"])
+
+
+def _unique_dir(root: str, name: str) -> str:
+    path, i = os.path.join(root, name), 2
+    while os.path.exists(path):
+        path, i = os.path.join(root, f"{name}-{i}"), i + 1
+    return path
+
+
+class Trainer:
+    """Builds everything a run needs from a config, then `fit()` trains it and returns the summary."""
+
+    def __init__(self, cfg: TrainConfig, progress: bool = True, run_dir: Optional[str] = None):
+        self.cfg, self.progress = cfg, progress
+        self.dist = Distributed.from_env(cfg.run.device)
+        self.device = self.dist.device if self.dist.world_size > 1 else resolve_device(cfg.run.device)
+        self.amp = amp_dtype(cfg.run.amp, self.device)
+        torch.manual_seed(cfg.run.seed)
+        self.dataset = create_dataset(cfg.data.name, root=cfg.data.root).to(self.device)
+        self.model = build_model(cfg, self.dataset).to(self.device)
+        if self.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.n_params = count_parameters(self.model)
+        self.ema = EMA(self.model, cfg.run.ema) if cfg.run.ema else None
+        self.train_model = self.dist.wrap(self.model)
+        if cfg.run.compile:
+            self.train_model = torch.compile(self.train_model)
+        d, o = cfg.data, cfg.optim
+        aug = Augment.for_dataset(self.dataset, crop_padding=d.crop_padding, flip=d.flip, erasing=d.erasing)
+        self.train_loader = DeviceLoader(self.dataset.train_x, self.dataset.train_y, d.batch_size, shuffle=True,
+                                         augment=aug, seed=cfg.run.seed, drop_last=True)
+        self.test_loader = DeviceLoader(self.dataset.test_x, self.dataset.test_y, d.eval_batch_size, shuffle=False,
+                                        augment=None, seed=cfg.run.seed)
+        self.dist.shard(self.train_loader, self.test_loader)
+        if len(self.train_loader) == 0:
+            raise ConfigError(f"data.batch_size={d.batch_size} is larger than the training set")
+        self.optimizer = torch.optim.AdamW(param_groups(self.model, o.weight_decay), lr=o.lr, betas=tuple(o.betas),
+                                           fused=self.device.type == "cuda")
+        self.steps_per_epoch = len(self.train_loader)
+        self.total_steps = cfg.schedule.epochs * self.steps_per_epoch
+        self.warmup_steps = int(round(cfg.schedule.warmup_epochs * self.steps_per_epoch))
+        self.epoch, self.step, self.elapsed = 0, 0, 0.0
+        self.history: List[Dict[str, Any]] = []
+        self.run_dir = run_dir or _unique_dir(cfg.run.out_dir, cfg.run.name or default_run_name(cfg))
+        self.ckpt_dir = os.path.join(self.run_dir, "checkpoint")
+
+    # --- state -----------------------------------------------------------------------------------
+    def _meta(self) -> Dict[str, Any]:
+        from .. import __version__
+
+        return {"config": config_to_dict(self.cfg), "model_name": self.cfg.model.name,
+                "model_args": getattr(self.model, "model_args", {}), "version": __version__}
+
+    def save(self) -> None:
+        if not self.dist.is_main:
+            return
+        extra = {"ema": _contiguous(self.ema.model.state_dict())} if self.ema else {}
+        train_state = {"optimizer": self.optimizer.state_dict(), "epoch": self.epoch, "step": self.step,
+                       "elapsed": self.elapsed, "rng": capture_rng_state(), "history_len": len(self.history)}
+        save_checkpoint(self.ckpt_dir, model_state=_contiguous(self.model.state_dict()), extra_tensors=extra,
+                        train_state=train_state, meta=self._meta())
+
+    def restore(self) -> None:
+        ck = load_checkpoint(self.ckpt_dir, map_location="cpu")
+        _load_state(self.model, ck.model_state, ck.path)
+        if self.ema and "ema" in ck.extra_tensors:
+            _load_state(self.ema.model, ck.extra_tensors["ema"], ck.path)
+        ts = ck.train_state
+        self.optimizer.load_state_dict(ts["optimizer"])
+        self.epoch, self.step, self.elapsed = int(ts["epoch"]), int(ts["step"]), float(ts["elapsed"])
+        restore_rng_state(ts["rng"])
+        self.history = read_jsonl(os.path.join(self.run_dir, "metrics.jsonl"))[: int(ts["history_len"])]
+
+    # --- loop ------------------------------------------------------------------------------------
+    def _set_lr(self) -> float:
+        s = self.cfg.schedule
+        lr = warmup_cosine(self.step, total_steps=self.total_steps, warmup_steps=self.warmup_steps,
+                           base_lr=self.cfg.optim.lr, min_lr=s.min_lr)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        return lr
+
+    def train_epoch(self) -> Dict[str, float]:
+        cfg, model = self.cfg, self.train_model
+        model.train()
+        self.train_loader.set_epoch(self.epoch)
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.int64)
+        bad = torch.zeros((), device=self.device, dtype=torch.bool)  # any non-finite loss, read at sync points
+        seen, t0 = 0, time.time()
+        bar = tqdm(self.train_loader, desc=f"epoch {self.epoch + 1}/{cfg.schedule.epochs}", leave=False,
+                   disable=None if (self.progress and self.dist.is_main) else True,  # None: only on a terminal
+                   dynamic_ncols=True)
+        for i, (x, y) in enumerate(bar):
+            lr = self._set_lr()
+            with _autocast(self.device, self.amp):
+                logits = model(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.optim.label_smoothing)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.optim.grad_clip:
+                nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
+            self.optimizer.step()
+            if self.ema:
+                self.ema.update(self.model)
+            loss_d = loss.detach()
+            bad |= ~torch.isfinite(loss_d)
+            loss_sum += loss_d * y.numel()
+            correct += (logits.detach().argmax(1) == y).sum()
+            seen += y.numel()
+            self.step += 1
+            if (i + 1) % cfg.run.log_every == 0 or i + 1 == len(self.train_loader):
+                self._check_finite(bad)
+                bar.set_postfix(loss=f"{float(loss_sum) / seen:.3f}", lr=f"{lr:.1e}",
+                                img_s=f"{seen * self.dist.world_size / (time.time() - t0):.0f}")
+            if cfg.run.max_steps and self.step >= cfg.run.max_steps:
+                break
+        self._check_finite(bad)
+        n = self.dist.sum(torch.tensor(seen, device=self.device)) if self.dist.world_size > 1 else seen
+        loss_sum, correct = self.dist.sum(loss_sum), self.dist.sum(correct)
+        return {"train_loss": float(loss_sum) / int(n), "train_acc": float(correct) / int(n),
+                "images_per_s": int(n) / (time.time() - t0)}
+
+    def _check_finite(self, bad: Tensor) -> None:
+        if bool(bad):
+            last = (f"the last good checkpoint is {self.ckpt_dir} (epoch {self.epoch})" if self.epoch
+                    else "no checkpoint was written yet")
+            raise TrainingDiverged(f"loss became NaN/inf in epoch {self.epoch + 1} (by step {self.step}); "
+                                   f"training stopped and {last}. Try a lower optim.lr or run.amp=off.")
+
+    def fit(self) -> Dict[str, Any]:
+        cfg = self.cfg
+        if self.dist.is_main:
+            os.makedirs(self.run_dir, exist_ok=True)
+            save_config(cfg, os.path.join(self.run_dir, "config.yaml"))
+        self._say(f"run {self.run_dir}: {cfg.model.name} ({self.n_params / 1e6:.3f} M parameters) on "
+                  f"{cfg.data.name}, {self.device.type}{'' if self.amp is None else ' bf16'}"
+                  f"{'' if self.dist.world_size == 1 else f' x{self.dist.world_size} ranks'}")
+        deadline = time.time() + 60 * cfg.run.max_minutes if cfg.run.max_minutes else None
+        while self.epoch < cfg.schedule.epochs:
+            t0 = time.time()
+            rec = self.train_epoch()
+            ev = evaluate(self.ema.model if self.ema else self.model, self.test_loader, self.amp, dist=self.dist)
+            self.epoch += 1
+            self.elapsed += time.time() - t0
+            rec = {"epoch": self.epoch, "step": self.step, **rec, "test_loss": ev["loss"], "test_acc": ev["acc"],
+                   "lr": self.optimizer.param_groups[0]["lr"], "epoch_time_s": time.time() - t0,
+                   "elapsed_s": self.elapsed}
+            self.history.append(rec)
+            if self.dist.is_main:
+                append_jsonl(os.path.join(self.run_dir, "metrics.jsonl"), rec)
+                self._write_csv()
+                self.save()
+            self._say(f"epoch {self.epoch:3d}/{cfg.schedule.epochs}  train loss {rec['train_loss']:.3f} "
+                      f"acc {100 * rec['train_acc']:.2f}%  |  test loss {ev['loss']:.3f} acc {100 * ev['acc']:.2f}%  "
+                      f"|  {rec['images_per_s']:.0f} img/s, {rec['epoch_time_s']:.1f} s")
+            if cfg.run.max_steps and self.step >= cfg.run.max_steps:
+                break
+            if deadline and time.time() > deadline and self.epoch < cfg.schedule.epochs:
+                self._say(f"stopping after epoch {self.epoch}: run.max_minutes={cfg.run.max_minutes} reached; "
+                          f"continue with: spikeformers train resume={self.run_dir}")
+                return {"run_dir": self.run_dir, "finished": False, "epoch": self.epoch}
+        return self.finish()
+
+    def finish(self) -> Dict[str, Any]:
+        model = self.ema.model if self.ema else self.model
+        ev = evaluate(model, self.test_loader, self.amp, monitor=True, dist=self.dist)
+        summary = {
+            "run_dir": self.run_dir, "finished": True, "model": self.cfg.model.name,
+            "model_args": getattr(self.model, "model_args", {}), "dataset": self.cfg.data.name,
+            "parameters": self.n_params, "epochs": self.epoch, "steps": self.step,
+            "test_acc": ev["acc"], "test_loss": ev["loss"], "test_images": ev["n"],
+            "mean_firing_rate": ev["mean_firing_rate"], "firing_rates": ev["firing_rates"],
+            "train_time_s": self.elapsed, "device": device_name(self.device), "world_size": self.dist.world_size,
+            "amp": str(self.amp).replace("torch.", "") if self.amp else "off", "seed": self.cfg.run.seed,
+            **provenance(),
+        }
+        if self.dist.is_main:
+            summary.update(self._energy(model))
+            atomic_write_json(os.path.join(self.run_dir, "summary.json"), summary)
+            title = f"{self.cfg.model.name} on {self.cfg.data.name}"
+            if self.history:
+                plot_curves(self.history, os.path.join(self.run_dir, "curves.png"), title)
+            if ev["firing_rates"]:
+                plot_firing_rates(ev["firing_rates"], os.path.join(self.run_dir, "firing_rates.png"), title)
+        self.dist.close()
+        return summary
+
+    def _energy(self, model: nn.Module) -> Dict[str, Any]:
+        """Headline energy numbers (filled in by the energy package when it is present)."""
+        try:
+            from ..energy.summary import energy_headline
+        except ImportError:
+            return {}
+        x, _ = next(iter(self.test_loader))
+        return {"energy": energy_headline(model, x[:64], self.cfg, self.dataset)}
+
+    def _write_csv(self) -> None:
+        keys = list(self.history[0])
+        lines = [",".join(keys)] + [",".join(f"{r.get(k, '')}" for k in keys) for r in self.history]
+        atomic_write_text(os.path.join(self.run_dir, "metrics.csv"), "\n".join(lines) + "\n")
+
+    def _say(self, msg: str) -> None:
+        if self.progress and self.dist.is_main:
+            tqdm.write(msg)
+
+
+def _contiguous(state: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    return {k: v.detach().contiguous() for k, v in state.items()}
+
+
+def _load_state(model: nn.Module, state: Dict[str, Tensor], path: str) -> None:
+    from ..errors import CheckpointError
+
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise CheckpointError(f"checkpoint {path} does not match the model: {first}") from None
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def provenance() -> Dict[str, Any]:
+    """Package version, torch version and git commit, stored with every run."""
+    import subprocess
+
+    from .. import __version__
+
+    commit = None
+    try:
+        here = os.path.dirname(os.path.abspath(__file__))
+        commit = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {"version": __version__, "torch": torch.__version__, "git_commit": commit}
+
+
+def load_run(run_dir: str) -> Tuple[TrainConfig, Dict[str, Any]]:
+    """The config of a run directory (and its summary, if finished)."""
+    import json
+
+    import yaml
+
+    from ..errors import CheckpointError
+
+    cfg_path = os.path.join(run_dir, "config.yaml")
+    if not os.path.isfile(cfg_path):
+        raise CheckpointError(f"{run_dir} is not a run directory (no config.yaml)")
+    with open(cfg_path) as f:
+        cfg = config_from_dict(yaml.safe_load(f) or {})
+    summary_path = os.path.join(run_dir, "summary.json")
+    summary = json.load(open(summary_path)) if os.path.exists(summary_path) else {}
+    return cfg, summary
+
+
+def train(cfg: TrainConfig, progress: bool = True, resume: Optional[str] = None,
+          overrides: Tuple[str, ...] = ()) -> Dict[str, Any]:
+    """Train from a config, or continue the run directory `resume` (only run.* keys may change then)."""
+    if resume:
+        saved, _ = load_run(resume)
+        changed = [o.split("=", 1)[0] for o in overrides if not o.split("=", 1)[0].startswith("run.")]
+        if changed:
+            raise ConfigError(f"cannot change {', '.join(changed)} when resuming; only run.* keys may change")
+        cfg = load_config(None, overrides, base=saved)
+        trainer = Trainer(cfg, progress, run_dir=resume)
+        trainer.restore()
+        trainer._say(f"resuming {resume} after epoch {trainer.epoch}")
+        return trainer.fit()
+    return Trainer(cfg, progress).fit()
