@@ -28,9 +28,9 @@ class A2OS2A(SpikingAttention):
     domains = {"q": "binary", "k": "real", "v": "ternary"}
 
     def __init__(self, dim: int, num_heads: int, *, neuron: str = "lif", neuron_opts: Optional[Dict[str, Any]] = None,
-                 qkv_bias: bool = True, ternary_opts: Optional[Dict[str, Any]] = None, attn_threshold: float = 0.5,
+                 qkv_bias: bool = True, out_neuron: bool = True, ternary_opts: Optional[Dict[str, Any]] = None, attn_threshold: float = 0.5,
                  order: str = "auto"):
-        super().__init__(dim, num_heads, neuron=neuron, neuron_opts=neuron_opts, qkv_bias=qkv_bias)
+        super().__init__(dim, num_heads, neuron=neuron, neuron_opts=neuron_opts, qkv_bias=qkv_bias, out_neuron=out_neuron)
         self.q, self.k, self.v = (LinearBN(dim, dim, qkv_bias) for _ in range(3))
         self.q_neuron = self.make_neuron()
         self.k_neuron = create_neuron("relu")

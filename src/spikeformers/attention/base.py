@@ -80,13 +80,15 @@ class SpikingAttention(nn.Module):
         dim, num_heads: model width and heads (dim % num_heads == 0).
         neuron: neuron registry name for the binary spiking paths; neuron_opts: its options.
         qkv_bias: bias in the Q/K/V Linear (True in Spikformer's CIFAR code, False on ImageNet).
+        out_neuron: end with a neuron after the output Linear+BN (Spikformer); False for membrane-shortcut
+            backbones (SDT, A2OS2A), whose branches add real membrane potentials to the residual.
     """
 
     #: value domain of q, k, v as returned by `project` (read by tests and the energy counter)
     domains: Dict[str, str] = {}
 
     def __init__(self, dim: int, num_heads: int, *, neuron: str = "lif", neuron_opts: Optional[Dict[str, Any]] = None,
-                 qkv_bias: bool = True):
+                 qkv_bias: bool = True, out_neuron: bool = True):
         super().__init__()
         if dim <= 0 or num_heads <= 0 or dim % num_heads:
             raise ValueError(f"{type(self).__name__}: dim {dim} must be a positive multiple of num_heads {num_heads}")
@@ -94,7 +96,7 @@ class SpikingAttention(nn.Module):
         self.make_neuron: Callable[..., nn.Module] = neuron_factory(neuron, **(neuron_opts or {}))
         self.qkv_bias = qkv_bias
         self.proj = LinearBN(dim, dim, bias=True)
-        self.proj_neuron = self.make_neuron()
+        self.proj_neuron = self.make_neuron() if out_neuron else nn.Identity()
 
     def _check(self, x: Tensor) -> None:
         if x.dim() != 4 or x.shape[-1] != self.dim:

@@ -22,8 +22,8 @@ class SoftmaxAttention(SpikingAttention):
     domains = {"q": "real", "k": "real", "v": "real"}
 
     def __init__(self, dim: int, num_heads: int, *, neuron: str = "lif", neuron_opts: Optional[Dict[str, Any]] = None,
-                 qkv_bias: bool = True):
-        super().__init__(dim, num_heads, neuron=neuron, neuron_opts=neuron_opts, qkv_bias=qkv_bias)
+                 qkv_bias: bool = True, out_neuron: bool = True):
+        super().__init__(dim, num_heads, neuron=neuron, neuron_opts=neuron_opts, qkv_bias=qkv_bias, out_neuron=out_neuron)
         self.q, self.k, self.v = (LinearBN(dim, dim, qkv_bias) for _ in range(3))
 
     def project(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:

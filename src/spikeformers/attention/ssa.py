@@ -23,8 +23,8 @@ class SSA(SpikingAttention):
     domains = {"q": "binary", "k": "binary", "v": "binary"}
 
     def __init__(self, dim: int, num_heads: int, *, neuron: str = "lif", neuron_opts: Optional[Dict[str, Any]] = None,
-                 qkv_bias: bool = True, scale: float = 0.125, attn_threshold: float = 0.5, order: str = "auto"):
-        super().__init__(dim, num_heads, neuron=neuron, neuron_opts=neuron_opts, qkv_bias=qkv_bias)
+                 qkv_bias: bool = True, out_neuron: bool = True, scale: float = 0.125, attn_threshold: float = 0.5, order: str = "auto"):
+        super().__init__(dim, num_heads, neuron=neuron, neuron_opts=neuron_opts, qkv_bias=qkv_bias, out_neuron=out_neuron)
         self.q, self.k, self.v = (LinearBN(dim, dim, qkv_bias) for _ in range(3))
         self.q_neuron, self.k_neuron, self.v_neuron = (self.make_neuron() for _ in range(3))
         self.product = AttentionProduct(scale, order)
