@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._registry import Registry, check_options
@@ -19,7 +20,7 @@ from ..layers.time import LinearBN
 from ..neurons.registry import neuron_factory
 
 __all__ = [
-    "SpikingAttention", "AttentionProduct", "ATTENTIONS", "register_attention", "create_attention",
+    "SpikingAttention", "AttentionProduct", "Hadamard", "SoftmaxProduct", "ATTENTIONS", "register_attention", "create_attention",
     "list_attentions", "split_heads", "merge_heads",
 ]
 
@@ -70,6 +71,28 @@ class AttentionProduct(nn.Module):
 
     def extra_repr(self) -> str:
         return f"scale={self.scale}, order={self.order!r}"
+
+
+class Hadamard(nn.Module):
+    """Element-wise product `a * b` (broadcasting) as a module, so the energy counter's hooks see both
+    operands (spike masks in SDSA, Q-K attention, expert routing)."""
+
+    def forward(self, a: Tensor, b: Tensor) -> Tensor:
+        return a * b
+
+
+class SoftmaxProduct(nn.Module):
+    """softmax(Q K^T / sqrt(d)) V on [..., N, d] (fused SDPA), as a module for the energy counter."""
+
+    def __init__(self, causal: bool = False):
+        super().__init__()
+        self.causal = causal
+
+    def forward(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        lead = q.shape[:-3]  # SDPA takes [batch, heads, N, d]
+        y = F.scaled_dot_product_attention(q.flatten(0, len(lead) - 1), k.flatten(0, len(lead) - 1),
+                                           v.flatten(0, len(lead) - 1), is_causal=self.causal)
+        return y.unflatten(0, lead)
 
 
 class SpikingAttention(nn.Module):

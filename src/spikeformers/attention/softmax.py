@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional, Tuple
 
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..layers.time import LinearBN
-from .base import SpikingAttention, register_attention, split_heads
+from .base import SoftmaxProduct, SpikingAttention, register_attention, split_heads
 
 __all__ = ["SoftmaxAttention"]
 
@@ -25,12 +24,11 @@ class SoftmaxAttention(SpikingAttention):
                  qkv_bias: bool = True, out_neuron: bool = True):
         super().__init__(dim, num_heads, neuron=neuron, neuron_opts=neuron_opts, qkv_bias=qkv_bias, out_neuron=out_neuron)
         self.q, self.k, self.v = (LinearBN(dim, dim, qkv_bias) for _ in range(3))
+        self.product = SoftmaxProduct()
 
     def project(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         h = self.num_heads
         return split_heads(self.q(x), h), split_heads(self.k(x), h), split_heads(self.v(x), h)
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        T, B = q.shape[:2]
-        y = F.scaled_dot_product_attention(q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1))  # [T*B, H, N, d]
-        return y.unflatten(0, (T, B))
+        return self.product(q, k, v)
