@@ -6,7 +6,7 @@ from typing import Any, Callable, Dict, List, Union
 from .._registry import Registry, accepted_kwargs, check_options
 from .base import Neuron
 from .lif import IFNode, LIFNode, PLIFNode
-from .multilevel import IdentityNode, ReLUNode, TernaryNode
+from .multilevel import BipolarNode, IdentityNode, ReLUNode, TernaryNode
 
 __all__ = ["NEURONS", "create_neuron", "list_neurons", "register_neuron", "neuron_factory"]
 
@@ -17,6 +17,7 @@ NEURONS.register("if")(IFNode)
 NEURONS.register("lif")(LIFNode)
 NEURONS.register("plif")(PLIFNode)
 NEURONS.register("ternary")(TernaryNode)
+NEURONS.register("bipolar")(BipolarNode)
 NEURONS.register("relu")(ReLUNode)
 NEURONS.register("identity")(IdentityNode)
 
