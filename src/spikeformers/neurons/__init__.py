@@ -1,4 +1,5 @@
 """Spiking neurons (multi-step, time-first, stateless per call) and surrogate gradients."""
+from .adaptive import ASNNode, expand_to_spikes, integer_fire
 from .base import DOMAINS, Neuron, SpikingNeuron
 from .lif import IFNode, LIFNode, PLIFNode
 from .multilevel import BipolarNode, IdentityNode, ReLUNode, TernaryNode
@@ -8,7 +9,7 @@ from .surrogate import (ATan, Rectangle, Sigmoid, StraightThrough, Surrogate, Tr
 
 __all__ = [
     "DOMAINS", "Neuron", "SpikingNeuron", "IFNode", "LIFNode", "PLIFNode", "TernaryNode", "BipolarNode", "ReLUNode",
-    "IdentityNode", "NEURONS", "create_neuron", "list_neurons", "neuron_factory", "register_neuron",
+    "IdentityNode", "ASNNode", "expand_to_spikes", "integer_fire", "NEURONS", "create_neuron", "list_neurons", "neuron_factory", "register_neuron",
     "Surrogate", "Sigmoid", "ATan", "Triangle", "Rectangle", "StraightThrough", "create_surrogate",
     "list_surrogates", "heaviside",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, List, Union
 
 from .._registry import Registry, accepted_kwargs, check_options
+from .adaptive import ASNNode
 from .base import Neuron
 from .lif import IFNode, LIFNode, PLIFNode
 from .multilevel import BipolarNode, IdentityNode, ReLUNode, TernaryNode
@@ -18,6 +19,7 @@ NEURONS.register("lif")(LIFNode)
 NEURONS.register("plif")(PLIFNode)
 NEURONS.register("ternary")(TernaryNode)
 NEURONS.register("bipolar")(BipolarNode)
+NEURONS.register("asn")(ASNNode)
 NEURONS.register("relu")(ReLUNode)
 NEURONS.register("identity")(IdentityNode)
 
