@@ -116,6 +116,13 @@ def test_causal_linear_product_equals_masked_quadratic_form():
     ref = ((q @ k.transpose(-2, -1)) * mask) @ v * 0.125
     torch.testing.assert_close(prod(q, k, v), ref, rtol=1e-12, atol=1e-12)
     assert prod.order_for(q.shape) == "causal_q_kv"
+    # the hand-written backward (running states recomputed) against autograd of the masked form
+    qkv = [t.clone().requires_grad_(True) for t in (q, k, v)]
+    torch.autograd.gradcheck(lambda *a: prod(*a), qkv)
+    grads = torch.autograd.grad((prod(*qkv) * ref).sum(), qkv)
+    ref_grads = torch.autograd.grad(((((qkv[0] @ qkv[1].transpose(-2, -1)) * mask) @ qkv[2] * 0.125) * ref).sum(), qkv)
+    for a, b in zip(grads, ref_grads):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", CAUSAL)
