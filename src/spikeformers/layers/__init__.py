@@ -5,4 +5,5 @@ from .mlp import MLPS, SpikingMLP, create_mlp
 from .sps import SPS, check_pooling
 from .time import ConvBN, LinearBN, fold, unfold
 
-__all__ = ["ClassifierHead", "SpikingMLP", "EMSP", "MLPS", "create_mlp", "SPS", "check_pooling", "ConvBN", "LinearBN", "fold", "unfold"]
+__all__ = ["ClassifierHead", "SpikingMLP", "EMSP", "MLPS", "create_mlp", "SPS", "check_pooling", "ConvBN", "LinearBN", "fold",
+           "unfold"]
