@@ -1,13 +1,17 @@
-"""Spiking MLP: SN(BN(Linear D->hD)) then SN(BN(Linear hD->D)) (Spikformer)."""
+"""Spiking MLP: SN(BN(Linear D->hD)) then SN(BN(Linear hD->D)) (Spikformer); `create_mlp` picks an
+MLP by name ("spiking" | "emsp")."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
 from torch import Tensor, nn
 
+from .emsp import EMSP
 from .time import LinearBN
 
-__all__ = ["SpikingMLP"]
+__all__ = ["SpikingMLP", "create_mlp", "MLPS"]
+
+MLPS = ("spiking", "emsp")
 
 
 class SpikingMLP(nn.Module):
@@ -22,3 +26,15 @@ class SpikingMLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.neuron2(self.fc2(self.neuron1(self.fc1(x))))
+
+
+def create_mlp(kind: str, dim: int, hidden: int, neuron: Callable[..., nn.Module], *, grid: Optional[int] = None,
+               bias: bool = True) -> nn.Module:
+    """The MLP of a block by name; "emsp" needs the token grid side (`grid`)."""
+    if kind == "spiking":
+        return SpikingMLP(dim, hidden, neuron, bias)
+    if kind == "emsp":
+        if grid is None:
+            raise ValueError("mlp 'emsp' needs the token grid side (grid=...), for its depthwise conv")
+        return EMSP(dim, hidden, grid, neuron, bias)
+    raise ValueError(f"unknown mlp {kind!r}; valid mlps: {', '.join(MLPS)}")
