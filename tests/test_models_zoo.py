@@ -82,7 +82,7 @@ def test_cifar100_heads_match_published():
 def test_zoo_contains_the_published_families():
     names = set(list_models())
     assert {"sdt_2_512", "sdt_8_384", "sdt_8_512", "sdt_8_768", "a2os2a_2_512", "a2os2a_8_512", "a2os2a_10_512",
-            "qkformer_4_384", "qkformer_10_384", "qkformer_10_512", "qkformer_10_768"} <= names
+            "qkformer_4_384", "qkformer_10_384", "qkformer_10_512", "qkformer_10_768", "spiking_lm"} <= names
     assert model_info("a2os2a_10_512")["published"]["source"] == "Guo et al., CVPR 2025"
     assert model_info("a2os2a_10_512")["published"]["top1"] == 78.66
     for n in ("a2os2a_2_512", "a2os2a_8_512", "a2os2a_10_512"):
@@ -188,7 +188,7 @@ def shapes(model):
     return {n: tuple(p.shape) for n, p in model.named_parameters()}
 
 
-@pytest.mark.parametrize("builder", ["spikformer_tiny", "sdt_tiny", "qkformer_tiny"])
+@pytest.mark.parametrize("builder", ["spikformer_tiny", "sdt_tiny", "qkformer_tiny", "spiking_lm_tiny"])
 def test_twin_has_the_same_layout_except_documented_parameters(builder):
     opts = {} if builder == "spiking_lm_tiny" else dict(TINY, num_classes=5)
     spiking = create_model(builder, neuron="plif", **opts)
