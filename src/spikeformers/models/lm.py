@@ -195,7 +195,7 @@ class SpikingLM(nn.Module):
 
     def _check_ids(self, ids: Tensor, dims: int) -> None:
         what = "[B, N]" if dims == 2 else "[B]"
-        if not isinstance(ids, Tensor) or ids.dim() != dims or ids.is_floating_point() or ids.is_complex():
+        if not isinstance(ids, Tensor) or ids.dim() != dims or ids.dtype not in (torch.int64, torch.int32):
             shape = tuple(ids.shape) if isinstance(ids, Tensor) else type(ids).__name__
             raise ValueError(f"{getattr(self, 'model_name', 'SpikingLM')} expects integer token ids {what}, got {shape}")
         if dims == 2 and not 1 <= ids.shape[1] <= self.cfg.block_size:
