@@ -1,4 +1,4 @@
-"""Spiking MLPs on tokens [T, B, N, D].
+"""Spiking MLPs on tokens [T, B, N, D]; `create_mlp` picks a spike-residual MLP by name ("spiking" | "emsp").
 
 - SpikingMLP (Spikformer, QKFormer): SN(BN(Linear D->hD)) then SN(BN(Linear hD->D)); output spikes,
   added to a spike residual.
@@ -7,13 +7,16 @@
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
 from torch import Tensor, nn
 
+from .emsp import EMSP
 from .time import LinearBN
 
-__all__ = ["SpikingMLP", "MembraneMLP"]
+__all__ = ["SpikingMLP", "MembraneMLP", "create_mlp", "MLPS"]
+
+MLPS = ("spiking", "emsp")
 
 
 class SpikingMLP(nn.Module):
@@ -45,3 +48,15 @@ class MembraneMLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc2(self.neuron2(self.fc1(self.neuron1(x))))
+
+
+def create_mlp(kind: str, dim: int, hidden: int, neuron: Callable[..., nn.Module], *, grid: Optional[int] = None,
+               bias: bool = True) -> nn.Module:
+    """The MLP of a block by name; "emsp" needs the token grid side (`grid`)."""
+    if kind == "spiking":
+        return SpikingMLP(dim, hidden, neuron, bias)
+    if kind == "emsp":
+        if grid is None:
+            raise ValueError("mlp 'emsp' needs the token grid side (grid=...), for its depthwise conv")
+        return EMSP(dim, hidden, grid, neuron, bias)
+    raise ValueError(f"unknown mlp {kind!r}; valid mlps: {', '.join(MLPS)}")
