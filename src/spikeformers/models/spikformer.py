@@ -23,7 +23,7 @@ from ..layers import SPS, ClassifierHead, check_pooling, create_mlp
 from ..neurons.registry import neuron_factory
 from .registry import register_model
 
-__all__ = ["SpikformerConfig", "Spikformer", "SpikformerBlock", "check_image_input"]
+__all__ = ["SpikformerConfig", "Spikformer", "SpikformerBlock", "check_image_input", "apply_twin", "build_config"]
 
 
 @dataclass
@@ -55,13 +55,23 @@ def check_image_input(model_name: str, x: Tensor, in_chans: int, img_size: int) 
 
 
 def apply_twin(cfg) -> None:
-    """Turn a spiking config into its ANN twin in place: same layout, ReLU, softmax attention, T = 1."""
+    """Turn a spiking config into its ANN twin in place: same layout, ReLU, softmax attention, T = 1.
+
+    Every config field named `attention` or `*_attention` (QKFormer's `token_attention`) becomes
+    "softmax", and its `*_opts` are cleared. Parameter names and shapes then equal the spiking model's
+    except: neuron parameters (PLIF `w`, learnable ternary amplitudes) and SDSA's unused talking-heads
+    conv exist only in the spiking model; in QKFormer's Q-K stages the twin adds the V projection
+    (`attn.v`) that softmax needs and Q-K attention lacks (tests/test_models_zoo.py checks this list).
+    """
     if cfg.twin is None:
         return
     if cfg.twin != "ann":
         raise ValueError(f"unknown twin {cfg.twin!r}; valid twins: ann")
     cfg.neuron, cfg.neuron_opts = "relu", {}
-    cfg.attention, cfg.attention_opts = "softmax", {}
+    for f in fields(cfg):
+        if f.name == "attention" or f.name.endswith("_attention"):
+            setattr(cfg, f.name, "softmax")
+            setattr(cfg, f.name + "_opts", {})
     cfg.T, cfg.encoder = 1, "direct"
 
 
