@@ -1,0 +1,459 @@
+"""Operation counting with forward hooks: what ran, on which values, at what cost in MACs and ACs.
+
+    counts = count_ops(model, x)                 # one no-grad forward in eval mode, hooks only
+    counts.total_ac, counts.total_mac            # per image
+    counts.recount(multi_spike_max=17)           # same measurements, other counting rules
+
+Per layer the hooks record the MAC-equivalent operation count of what ran (conv k^2 H_out W_out C_in
+C_out per image and step, linear in*out per token, each attention product in the order that ran,
+element-wise products, softmax) and statistics of every input operand (`TensorStats`: measured
+domain, firing rate, value mass). The rules (`CountingRules`) then split the operations:
+
+- an operand in {0, a} or {-a, 0, a} (binary or ternary spikes) makes the operation event-driven:
+  AC = ops x rate, MAC = 0. With several spiking operands (Q K^T, K^T V, masks) the sparsest one
+  drives the events (for two binary operands this is Spikingformer's min(fr_K, fr_V));
+- with `multi_spike_max=k`, non-negative integers up to k count as value-weighted events (a value n
+  costs n ACs), Spikingformer's `Nspks_max`;
+- anything else (the analog first layer, Spikformer's integer residual sums, real K paths) is MAC;
+- `first_layer_times_T=False` counts the analog first layer once instead of T times (the papers'
+  formula); None decides from the data: once iff its input is identical at every time step.
+
+Neurons are recorded too (state updates per element and step, spikes emitted) for the memory-aware
+model; the 45 nm compute model, like the papers, charges only synaptic operations.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Type
+
+import torch
+from torch import Tensor, nn
+
+from ..attention.base import AttentionProduct, Hadamard, SoftmaxProduct
+from ..neurons.base import Neuron
+from .stats import SPIKE_DOMAINS, TensorStats, tensor_stats
+
+__all__ = ["LayerCount", "OpCounts", "CountingRules", "count_ops", "register_counter", "SYNAPTIC_KINDS"]
+
+#: kinds whose operations are synaptic (AC or MAC by the rules); "softmax" is always MAC
+SYNAPTIC_KINDS = ("conv", "linear", "matmul", "hadamard")
+# geometry entries that are totals per image (scaled with the counts); the rest are shapes
+_ADDITIVE = ("rows", "images", "elements", "out_numel", "scores")
+
+
+@dataclass(frozen=True)
+class CountingRules:
+    """The choices papers differ on (REFERENCES.md section 8.1 and 12.8)."""
+
+    multi_spike_max: int = 1  # 1: strict binary; k > 1: non-negative integers <= k are k events at most
+    first_layer_times_T: Optional[bool] = None  # None: measured (once iff the input repeats over T)
+
+    def __post_init__(self):
+        if not isinstance(self.multi_spike_max, int) or self.multi_spike_max < 1:
+            raise ValueError(f"multi_spike_max must be an integer >= 1, got {self.multi_spike_max!r}")
+        if self.first_layer_times_T not in (None, True, False):
+            raise ValueError(f"first_layer_times_T must be True, False or None, got {self.first_layer_times_T!r}")
+
+
+@dataclass
+class LayerCount:
+    """One counted operation (a module, or one product inside an attention module), per image.
+
+    ops: dense MAC-equivalent operations over every time step. operands: measured inputs by label.
+    output: what a neuron emitted. steps: how many times it ran per image (T; 1 for a first layer
+    counted once). geometry: shapes the memory-aware model needs (see `energy.lemaire`).
+    ac / mac / event / analog_first are set by the counting rules.
+    """
+
+    name: str
+    kind: str
+    ops: float
+    operands: Dict[str, TensorStats]
+    geometry: Dict[str, Any]
+    steps: float
+    output: Optional[TensorStats] = None
+    ac: float = 0.0
+    mac: float = 0.0
+    event: Optional[str] = None
+    analog_first: bool = False
+
+    def scaled(self, f: float, steps: bool = True) -> "LayerCount":
+        """Every count times f (and the steps too unless `steps=False`: per-image normalisation)."""
+        geo = {k: (v * f if k in _ADDITIVE else v) for k, v in self.geometry.items()}
+        return replace(self, ops=self.ops * f, operands={k: s.scaled(f) for k, s in self.operands.items()},
+                       output=self.output.scaled(f) if self.output is not None else None, geometry=geo,
+                       steps=self.steps * f if steps else self.steps, ac=self.ac * f, mac=self.mac * f)
+
+    @property
+    def domain(self) -> str:
+        """Input domain(s) as text: 'binary', or 'binary x integer' for a product of two operands."""
+        return " x ".join(s.domain for s in self.operands.values()) or "-"
+
+    @property
+    def rate(self) -> Optional[float]:
+        """Firing rate of the event operand, else of the single operand (None if several and dense)."""
+        if self.event is not None:
+            return self.operands[self.event].rate
+        if len(self.operands) == 1:
+            s = next(iter(self.operands.values()))
+            return s.rate if s.known else None
+        return None
+
+    def to_dict(self) -> Dict[str, Any]:
+        d = {"name": self.name, "kind": self.kind, "ops": self.ops, "ac": self.ac, "mac": self.mac,
+             "event_operand": self.event, "analog_first": self.analog_first, "steps": self.steps,
+             "input_domain": self.domain, "rate": self.rate,
+             "operands": {k: s.to_dict() for k, s in self.operands.items()}, "geometry": dict(self.geometry)}
+        if self.output is not None:
+            d["output"] = self.output.to_dict()
+        return d
+
+
+def _spiking(s: TensorStats, k: int) -> bool:
+    return s.known and (s.domain in SPIKE_DOMAINS or (k > 1 and s.is_multi_spike(k)))
+
+
+def apply_rules(layer: LayerCount, rules: CountingRules) -> LayerCount:
+    """AC/MAC of one layer under the rules (the first-layer scaling is done by `OpCounts`)."""
+    layer = replace(layer, ac=0.0, mac=0.0, event=None)
+    if layer.kind in SYNAPTIC_KINDS:
+        spiking = [(s.events_per_element, label) for label, s in layer.operands.items()
+                   if _spiking(s, rules.multi_spike_max)]
+        if spiking:
+            epe, label = min(spiking)
+            layer.event, layer.ac = label, layer.ops * epe
+        else:
+            layer.mac = layer.ops
+    elif layer.kind == "softmax":
+        layer.mac = layer.ops
+    return layer
+
+
+@dataclass
+class OpCounts:
+    """Per-image counts of one model on one batch, with the rules applied (`layers`)."""
+
+    layers: List[LayerCount]
+    raw: List[LayerCount]  # as measured (every time step), before the rules
+    T: int
+    batch_size: int
+    rules: CountingRules
+    first_input_repeated: Optional[bool] = None  # the analog first layer saw the same input at every step
+    model_name: Optional[str] = None
+
+    @classmethod
+    def build(cls, raw: List[LayerCount], T: int, batch_size: int, rules: CountingRules,
+              first_input_repeated: Optional[bool] = None, model_name: Optional[str] = None) -> "OpCounts":
+        layers = [apply_rules(l, rules) for l in raw]
+        first = next((i for i, l in enumerate(layers) if l.kind in ("conv", "linear")), None)
+        if first is not None and layers[first].event is None and layers[first].operands:
+            times_T = rules.first_layer_times_T
+            if times_T is None:
+                times_T = not first_input_repeated
+            layer = layers[first] if times_T or T == 1 else layers[first].scaled(1.0 / T)
+            layer.analog_first = True
+            layers[first] = layer
+        return cls(layers, raw, T, batch_size, rules, first_input_repeated, model_name)
+
+    def recount(self, **rules: Any) -> "OpCounts":
+        """The same measurements under other rules (multi_spike_max, first_layer_times_T)."""
+        return OpCounts.build(self.raw, self.T, self.batch_size, replace(self.rules, **rules),
+                              self.first_input_repeated, self.model_name)
+
+    def with_rates(self, rates: Mapping[str, float]) -> "OpCounts":
+        """Counts with given firing rates instead of measured ones (binary spikes at that rate).
+
+        Keys: "LAYER:OPERAND" (e.g. "blocks.0.attn.product.kv:k"), or "LAYER" for a layer with one
+        operand and for a neuron's output. Works on shape-only (meta) counts: no forward needed.
+        """
+        used, raw = set(), []
+        for l in self.raw:
+            ops = dict(l.operands)
+            for label, s in l.operands.items():
+                for key in (f"{l.name}:{label}",) + ((l.name,) if len(ops) == 1 else ()):
+                    if key in rates:
+                        ops[label] = TensorStats.spikes(s.numel, _check_rate(key, rates[key]))
+                        used.add(key)
+            out = l.output
+            if l.kind == "neuron" and l.name in rates:
+                out = TensorStats.spikes(l.output.numel, _check_rate(l.name, rates[l.name]))
+                used.add(l.name)
+            raw.append(replace(l, operands=ops, output=out))
+        unknown = sorted(set(rates) - used)
+        if unknown:
+            raise ValueError(f"with_rates: no layer operand named {', '.join(map(repr, unknown))}; "
+                             f"valid keys look like {self.rate_keys()[:3]}")
+        return OpCounts.build(raw, self.T, self.batch_size, self.rules, self.first_input_repeated, self.model_name)
+
+    def rate_keys(self) -> List[str]:
+        keys = []
+        for l in self.raw:
+            keys += [l.name] if len(l.operands) == 1 or l.kind == "neuron" else [f"{l.name}:{k}" for k in l.operands]
+        return keys
+
+    # --- totals (per image) ----------------------------------------------------------------------
+    def layer(self, name: str) -> LayerCount:
+        for l in self.layers:
+            if l.name == name:
+                return l
+        raise KeyError(f"no counted layer {name!r}; layers: {', '.join(l.name for l in self.layers)}")
+
+    @property
+    def synaptic(self) -> List[LayerCount]:
+        return [l for l in self.layers if l.kind != "neuron"]
+
+    @property
+    def neurons(self) -> List[LayerCount]:
+        return [l for l in self.layers if l.kind == "neuron"]
+
+    @property
+    def total_ops(self) -> float:
+        return sum(l.ops for l in self.synaptic)
+
+    @property
+    def total_ac(self) -> float:
+        return sum(l.ac for l in self.layers)
+
+    @property
+    def total_mac(self) -> float:
+        return sum(l.mac for l in self.layers)
+
+    @property
+    def neuron_updates(self) -> float:
+        return sum(l.geometry["elements"] for l in self.neurons)
+
+    @property
+    def spiking(self) -> bool:
+        """True if any synaptic operation was event-driven."""
+        return any(l.event is not None for l in self.layers)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"model": self.model_name, "T": self.T, "batch_size": self.batch_size,
+                "rules": {"multi_spike_max": self.rules.multi_spike_max,
+                          "first_layer_times_T": self.rules.first_layer_times_T},
+                "first_input_repeated": self.first_input_repeated,
+                "totals": {"ops": self.total_ops, "ac": self.total_ac, "mac": self.total_mac,
+                           "neuron_updates": self.neuron_updates},
+                "layers": [l.to_dict() for l in self.layers]}
+
+
+def _check_rate(key: str, r: float) -> float:
+    r = float(r)
+    if not 0.0 <= r <= 1.0:
+        raise ValueError(f"with_rates: rate of {key!r} must be in [0, 1], got {r}")
+    return r
+
+
+# --- hooks ------------------------------------------------------------------------------------------
+Handler = Callable[["_Collector", str, nn.Module, Tuple[Any, ...], Any], None]
+_HANDLERS: List[Tuple[Tuple[Type[nn.Module], ...], Handler]] = []
+
+
+def register_counter(*types: Type[nn.Module]) -> Callable[[Handler], Handler]:
+    """Decorator: count modules of these types with `handler(collector, name, module, inputs, output)`.
+
+    Later registrations take precedence, so a new attention module can bring its own counter.
+    """
+
+    def deco(fn: Handler) -> Handler:
+        _HANDLERS.insert(0, (types, fn))
+        return fn
+
+    return deco
+
+
+def _handler_for(m: nn.Module) -> Optional[Handler]:
+    for types, fn in _HANDLERS:
+        if isinstance(m, types):
+            return fn
+    return None
+
+
+class _Collector:
+    """Accumulates raw counts over calls, keyed by name in first-call order."""
+
+    def __init__(self):
+        self.entries: Dict[str, LayerCount] = {}
+        self.first_neuron_shape: Optional[Tuple[int, ...]] = None
+        self.first_synaptic_input: Optional[Tensor] = None
+        self._recent: List[Tuple[tuple, Tensor, TensorStats]] = []  # Q, K and V projections share x
+
+    def stats(self, t: Tensor) -> TensorStats:
+        if t.device.type == "meta":
+            return tensor_stats(t)
+        key = (t.data_ptr(), tuple(t.shape), tuple(t.stride()), t.dtype, t.device, t._version)
+        for k, _, s in self._recent:
+            if k == key:
+                return s
+        s = tensor_stats(t)
+        self._recent = [(key, t, s)] + self._recent[:3]  # the reference keeps the memory from reuse
+        return s
+
+    def add(self, name: str, kind: str, ops: float, operands: Dict[str, Tensor | TensorStats],
+            geometry: Dict[str, Any], output: Optional[Tensor] = None) -> None:
+        stats = {k: (v if isinstance(v, TensorStats) else self.stats(v)) for k, v in operands.items()}
+        out = self.stats(output) if output is not None else None
+        old = self.entries.get(name)
+        if old is None:
+            self.entries[name] = LayerCount(name, kind, float(ops), stats, dict(geometry), 0.0, out)
+            return
+        old.ops += float(ops)
+        old.operands = {k: old.operands[k].merge(s) for k, s in stats.items()}
+        if out is not None:
+            old.output = old.output.merge(out) if old.output is not None else out
+        for k in _ADDITIVE:
+            if k in geometry:
+                old.geometry[k] = old.geometry.get(k, 0) + geometry[k]
+
+    def note_synaptic_input(self, x: Tensor) -> None:
+        if self.first_synaptic_input is None and not any(e.kind in ("conv", "linear") for e in self.entries.values()):
+            self.first_synaptic_input = x.detach().clone() if x.device.type != "meta" else x
+
+
+@register_counter(nn.Linear)
+def _count_linear(c: _Collector, name: str, m: nn.Linear, inputs, out) -> None:
+    x = inputs[0]
+    rows = x.numel() // m.in_features
+    c.note_synaptic_input(x)
+    c.add(name, "linear", rows * m.in_features * m.out_features, {"x": x},
+          dict(rows=rows, in_features=m.in_features, out_features=m.out_features, bias=m.bias is not None,
+               weight_numel=m.weight.numel()))
+
+
+@register_counter(nn.Conv1d, nn.Conv2d, nn.Conv3d)
+def _count_conv(c: _Collector, name: str, m: nn.Module, inputs, out: Tensor) -> None:
+    x = inputs[0]
+    nd = len(m.kernel_size)
+    images = x.shape[0] if x.dim() == nd + 2 else 1
+    k = math.prod(m.kernel_size)
+    c.note_synaptic_input(x)
+    c.add(name, "conv", out.numel() * (m.in_channels // m.groups) * k, {"x": x},
+          dict(images=images, c_in=m.in_channels, c_out=m.out_channels, kernel=tuple(m.kernel_size),
+               stride=tuple(m.stride), in_shape=tuple(x.shape[-nd:]), out_shape=tuple(out.shape[-nd:]),
+               groups=m.groups, bias=m.bias is not None, weight_numel=m.weight.numel()))
+
+
+def _matmul(c: _Collector, name: str, a_label: str, a: Tensor, b_label: str, b: Tensor, out_shape) -> None:
+    """Count a @ b ([..., M, K] @ [..., K, N], broadcasting over the leading dims)."""
+    M, K, N = a.shape[-2], a.shape[-1], b.shape[-1]
+    batches = math.prod(out_shape[:-2])
+    c.add(name, "matmul", batches * M * K * N, {a_label: a, b_label: b},
+          dict(rows=batches * M, m=M, k=K, n=N, out_numel=batches * M * N))
+
+
+@register_counter(AttentionProduct)
+def _count_attention_product(c: _Collector, name: str, m: AttentionProduct, inputs, out: Tensor) -> None:
+    q, k, v = inputs[:3]
+    kt = k.transpose(-2, -1)
+    # The scale folds into the next neuron's threshold (V_th / s), so it costs nothing here.
+    if m.order_for(q.shape) == "q_kv":
+        kv = kt @ v  # [.., d, d]
+        _matmul(c, f"{name}.kv", "k", kt, "v", v, kv.shape)
+        _matmul(c, f"{name}.q_kv", "q", q, "kv", kv, out.shape)
+    else:
+        qk = q @ kt  # [.., N, N]
+        _matmul(c, f"{name}.qk", "q", q, "k", kt, qk.shape)
+        _matmul(c, f"{name}.qk_v", "qk", qk, "v", v, out.shape)
+
+
+@register_counter(SoftmaxProduct)
+def _count_softmax_product(c: _Collector, name: str, m: SoftmaxProduct, inputs, out: Tensor) -> None:
+    q, k, v = inputs[:3]
+    Nq, Nk, d = q.shape[-2], k.shape[-2], q.shape[-1]
+    lead = math.prod(q.shape[:-2])
+    causal = bool(getattr(m, "causal", False))
+    # causal: query i sees keys 0..i (Nq == Nk), N(N+1)/2 scores per head instead of N^2
+    scores = lead * (Nq * (Nq + 1) // 2 if causal else Nq * Nk)
+    s = (q @ k.transpose(-2, -1)) / math.sqrt(d)
+    if causal:
+        s = s.masked_fill(torch.ones(Nq, Nk, dtype=torch.bool, device=s.device).triu(1), float("-inf"))
+    p = torch.softmax(s, dim=-1)
+    c.add(f"{name}.qk", "matmul", scores * d, {"q": q, "k": k.transpose(-2, -1)},
+          dict(rows=lead * Nq, m=Nq, k=d, n=Nk, out_numel=scores))
+    # 1/sqrt(d) scale, exp, normalisation: 3 MAC-equivalents per score (SDT's table: scale T^2, softmax 2 T^2)
+    c.add(f"{name}.softmax", "softmax", 3 * scores, {"scores": s.masked_fill(~torch.isfinite(s), 0) if causal else s},
+          dict(scores=scores, m=Nq, n=Nk))
+    c.add(f"{name}.av", "matmul", scores * v.shape[-1], {"attn": p, "v": v},
+          dict(rows=lead * Nq, m=Nq, k=Nk, n=v.shape[-1], out_numel=out.numel()))
+
+
+@register_counter(Hadamard)
+def _count_hadamard(c: _Collector, name: str, m: Hadamard, inputs, out: Tensor) -> None:
+    a, b = inputs[:2]
+    c.add(name, "hadamard", out.numel(), {"a": a, "b": b}, dict(out_numel=out.numel()))
+
+
+def neuron_leaks(m: nn.Module) -> bool:
+    """Does the membrane decay each step (a multiply: LIF, PLIF, ternary with decay > 0; not IF)?"""
+    if hasattr(m, "tau"):
+        return True
+    decay = getattr(m, "decay", None)
+    if callable(decay):
+        return True
+    return isinstance(decay, (int, float)) and decay not in (0, 0.0, 1, 1.0)
+
+
+@register_counter(Neuron)
+def _count_neuron(c: _Collector, name: str, m: Neuron, inputs, out: Tensor) -> None:
+    x = inputs[0]
+    if c.first_neuron_shape is None:
+        c.first_neuron_shape = tuple(x.shape)
+    if m.domain == "real":  # a ReLU/identity activation: no state, nothing to count
+        return
+    c.add(name, "neuron", 0.0, {}, dict(elements=x.numel(), leaky=neuron_leaks(m)), output=out)
+    e = c.entries[name]
+    e.steps = x.shape[0]  # neurons run over their own time axis
+
+
+def _repeated_over_T(x: Optional[Tensor], T: int) -> Optional[bool]:
+    """Is x ([T*B, ...]) the same tensor at every one of T steps (direct encoding)?"""
+    if x is None or x.device.type == "meta":
+        return None
+    if T <= 1:
+        return True
+    if x.shape[0] % T:
+        return False
+    xt = x.reshape(T, -1)
+    return bool((xt == xt[:1]).all())
+
+
+@torch.no_grad()
+def count_ops(model: nn.Module, x: Any, *, multi_spike_max: int = 1, first_layer_times_T: Optional[bool] = None,
+              T: Optional[int] = None, batch_size: Optional[int] = None) -> OpCounts:
+    """Run `model(x)` once (eval mode, no grad) with counting hooks; return per-image counts.
+
+    T and the batch size are read from the first neuron's input `[T, B, ...]` (override with `T`,
+    `batch_size`); without neurons T = 1 and the batch is `x.shape[0]`. `x` may live on the meta
+    device: then only shapes are counted (every domain "unknown", counted as MAC) and `with_rates`
+    can supply firing rates.
+    """
+    rules = CountingRules(multi_spike_max, first_layer_times_T)
+    col = _Collector()
+    handles = []
+    for name, m in model.named_modules():
+        fn = _handler_for(m)
+        if fn is not None:
+            handles.append(m.register_forward_hook(lambda mod, inp, out, _n=name, _f=fn: _f(col, _n, mod, inp, out)))
+    was_training = model.training
+    model.eval()
+    try:
+        model(x)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    shape = col.first_neuron_shape
+    T = int(T if T is not None else (shape[0] if shape else 1))
+    B = int(batch_size if batch_size is not None else (shape[1] if shape and len(shape) > 1 else _leading(x)))
+    raw = []
+    for e in col.entries.values():
+        if e.kind != "neuron":
+            e.steps = T
+        raw.append(e.scaled(1.0 / B, steps=False))
+    return OpCounts.build(raw, T, B, rules, _repeated_over_T(col.first_synaptic_input, T),
+                          getattr(model, "model_name", type(model).__name__))
+
+
+def _leading(x: Any) -> int:
+    return int(x.shape[0]) if hasattr(x, "shape") and len(x.shape) else 1
