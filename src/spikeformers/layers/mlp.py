@@ -1,4 +1,10 @@
-"""Spiking MLP: SN(BN(Linear D->hD)) then SN(BN(Linear hD->D)) (Spikformer)."""
+"""Spiking MLPs on tokens [T, B, N, D].
+
+- SpikingMLP (Spikformer, QKFormer): SN(BN(Linear D->hD)) then SN(BN(Linear hD->D)); output spikes,
+  added to a spike residual.
+- MembraneMLP (Spike-driven Transformer): SN -> BN(Linear D->hD) -> SN -> BN(Linear hD->D); the neuron
+  comes first, so both Linears see binary spikes and the real output is added to the membrane residual.
+"""
 from __future__ import annotations
 
 from typing import Callable
@@ -7,7 +13,7 @@ from torch import Tensor, nn
 
 from .time import LinearBN
 
-__all__ = ["SpikingMLP"]
+__all__ = ["SpikingMLP", "MembraneMLP"]
 
 
 class SpikingMLP(nn.Module):
@@ -22,3 +28,20 @@ class SpikingMLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.neuron2(self.fc2(self.neuron1(self.fc1(x))))
+
+
+class MembraneMLP(nn.Module):
+    """[T, B, N, D] (membrane potentials) -> [T, B, N, D] (real, to add to the membrane residual).
+
+    Same parameters as `SpikingMLP` (fc1, fc2 with bias and BN); only the neurons move in front.
+    """
+
+    def __init__(self, dim: int, hidden: int, neuron: Callable[..., nn.Module], bias: bool = True):
+        super().__init__()
+        self.neuron1 = neuron()
+        self.fc1 = LinearBN(dim, hidden, bias)
+        self.neuron2 = neuron()
+        self.fc2 = LinearBN(hidden, dim, bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(self.neuron2(self.fc1(self.neuron1(x))))

@@ -22,7 +22,7 @@ from ..layers import SPS, ClassifierHead, SpikingMLP, check_pooling
 from ..neurons.registry import neuron_factory
 from .registry import register_model
 
-__all__ = ["SpikformerConfig", "Spikformer", "SpikformerBlock", "check_image_input"]
+__all__ = ["SpikformerConfig", "Spikformer", "SpikformerBlock", "check_image_input", "apply_twin", "build_config"]
 
 
 @dataclass
@@ -53,13 +53,20 @@ def check_image_input(model_name: str, x: Tensor, in_chans: int, img_size: int) 
 
 
 def apply_twin(cfg) -> None:
-    """Turn a spiking config into its ANN twin in place: same layout, ReLU, softmax attention, T = 1."""
+    """Turn a spiking config into its ANN twin in place: same layout, ReLU, softmax attention, T = 1.
+
+    Every config field named `attention` or `*_attention` (QKFormer's `token_attention`) becomes
+    "softmax", and its `*_opts` are cleared.
+    """
     if cfg.twin is None:
         return
     if cfg.twin != "ann":
         raise ValueError(f"unknown twin {cfg.twin!r}; valid twins: ann")
     cfg.neuron, cfg.neuron_opts = "relu", {}
-    cfg.attention, cfg.attention_opts = "softmax", {}
+    for f in fields(cfg):
+        if f.name == "attention" or f.name.endswith("_attention"):
+            setattr(cfg, f.name, "softmax")
+            setattr(cfg, f.name + "_opts", {})
     cfg.T, cfg.encoder = 1, "direct"
 
 
