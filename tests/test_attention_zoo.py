@@ -116,6 +116,13 @@ def test_causal_linear_product_equals_masked_quadratic_form():
     ref = ((q @ k.transpose(-2, -1)) * mask) @ v * 0.125
     torch.testing.assert_close(prod(q, k, v), ref, rtol=1e-12, atol=1e-12)
     assert prod.order_for(q.shape) == "causal_q_kv"
+    # the hand-written backward (running states recomputed) against autograd of the masked form
+    qkv = [t.clone().requires_grad_(True) for t in (q, k, v)]
+    torch.autograd.gradcheck(lambda *a: prod(*a), qkv)
+    grads = torch.autograd.grad((prod(*qkv) * ref).sum(), qkv)
+    ref_grads = torch.autograd.grad(((((qkv[0] @ qkv[1].transpose(-2, -1)) * mask) @ qkv[2] * 0.125) * ref).sum(), qkv)
+    for a, b in zip(grads, ref_grads):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", CAUSAL)
@@ -197,3 +204,140 @@ def test_qk_hand_computed(name):
         assert out == [[1, 1, 0], [0, 0, 0]]
     else:  # column sums [1, 0, 0] -> channel mask [1, 0, 0]
         assert out == [[1, 0, 0], [1, 0, 0]]
+
+
+def test_semm_layout_and_defaults():
+    attn = create_attention("semm", 32, 2)
+    assert attn.num_experts == 4 and attn.expert_dim == 8  # d_e = D / E (STEP: 96 at D = 384)
+    x = tokens(T=2, B=3, N=5, D=32)
+    q, k, v, r = attn.project(x)
+    assert q.shape == (2, 3, 4, 5, 8) and k.shape == (2, 3, 1, 5, 8)
+    assert v.shape == (2, 3, 1, 5, 32) and r.shape == (2, 3, 4, 5, 1)
+    D, E, de = 32, 4, 8  # Q_i, K, V (bias, BN), router (bias, BN), proj
+    expected = E * (D * de + 3 * de) + (D * de + 3 * de) + (D * D + 3 * D) + (D * E + 3 * E) + (D * D + 3 * D)
+    assert sum(p.numel() for p in attn.parameters()) == expected
+    assert create_attention("semm", 32, 2, num_experts=2, expert_dim=5).q.linear.out_features == 10
+    with pytest.raises(ValueError, match="num_experts"):
+        create_attention("semm", 32, 2, num_experts=0)
+
+
+def test_semm_router_spike_gates_its_expert_token_by_token():
+    torch.manual_seed(0)
+    attn = create_attention("semm", 32, 2, num_experts=3, scale=1.0, attn_threshold=0.5)  # experts that fire often
+    x = tokens(T=2, B=2, N=6, D=32)
+    captured = {}
+    attn.mix.register_forward_hook(lambda m, inp, out: captured.update(gated=inp[0], y=out))
+
+    def run(router_spikes):  # replace the router neuron's output [T, B, N, E]
+        handle = attn.router_neuron.register_forward_hook(lambda m, inp, out: router_spikes)
+        with torch.no_grad():
+            attn(x)
+        handle.remove()
+        return captured["gated"], captured["y"]  # [T, B, E, N, D], [T, B, 1, N, D]
+
+    on = torch.ones(2, 2, 6, 3)  # every expert at every token
+    gated_on, y_on = run(on)
+    per = gated_on.abs().sum((0, 1, 4))  # [E, N]: how much each expert gives at each token
+    expert, token = divmod(int(per.argmax()), 6)
+    assert per[expert, token] > 0 and (per > 0).sum() > 1
+    off = on.clone()
+    off[:, :, token, expert] = 0
+    gated_off, y_off = run(off)
+    assert torch.equal(gated_off[:, :, expert, token], torch.zeros_like(gated_off[:, :, expert, token]))
+    expected = y_on.clone()
+    expected[:, :, 0, token] -= gated_on[:, :, expert, token]
+    assert torch.equal(y_off, expected)  # only that expert, only at that token
+
+
+def test_nonzero_softmax_excludes_zero_scores_and_empty_rows():
+    from spikeformers.attention import NonzeroSoftmaxProduct
+
+    prod = NonzeroSoftmaxProduct(scale=1.0)
+    q = torch.tensor([[1.0, 0.0], [0.0, 0.0]], dtype=torch.float64)  # row 2 has no non-zero score
+    k = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 0.0]], dtype=torch.float64)  # scores row 1: [2, 0, 1]
+    v = torch.tensor([[1.0], [10.0], [100.0]], dtype=torch.float64)
+    out = prod(q, k, v)
+    w = torch.softmax(torch.tensor([2.0, 1.0], dtype=torch.float64), 0)  # over the non-zero entries only
+    torch.testing.assert_close(out[0, 0], w[0] * 1 + w[1] * 100)
+    assert out[1, 0] == 0
+    qg = q.clone().requires_grad_(True)
+    prod(qg, k, v).sum().backward()
+    assert torch.isfinite(qg.grad).all()
+
+
+def test_adaptive_thresholds_steer_rates_into_the_band_deterministically():
+    def trained(seed):
+        torch.manual_seed(seed)
+        attn = create_attention("adaptive", 16, 2, target_rate=(0.05, 0.15), rate_step=0.1)
+        x = tokens(T=4, B=4, N=12, scale=4.0)
+        for _ in range(60):
+            attn(x)
+        return attn, x
+
+    attn, x = trained(0)
+    spikes = attn.q_neuron.neuron(attn.q(x) / attn.q_neuron.scale)
+    assert attn.q_neuron.rates_in_target(spikes).float().mean() >= 0.9
+    assert 0.04 <= spikes.mean() <= 0.16
+    again, _ = trained(0)
+    assert torch.equal(again.q_neuron.scale, attn.q_neuron.scale)  # deterministic
+    frozen = attn.q_neuron.scale.clone()
+    attn.eval()
+    attn(x)
+    assert torch.equal(attn.q_neuron.scale, frozen)  # eval mode does not adapt
+    assert attn(x).shape == x.shape and torch.equal(attn(x)[0], attn(x)[0])
+
+
+def test_adaptive_output_is_the_same_at_every_step_before_the_output_neuron():
+    attn = create_attention("adaptive", 16, 2, out_neuron=False)
+    y = attn(tokens(T=3, N=7))
+    assert torch.equal(y[0], y[1]) and torch.equal(y[1], y[2])
+
+
+MODEL_OPTS = dict(dim=32, depth=1, num_heads=2, img_size=16, num_classes=5)
+
+
+@pytest.mark.parametrize("model", ["spikformer_tiny", "spikformer_4_384"])
+@pytest.mark.parametrize("name", ALL)
+def test_every_attention_inside_the_spikformer_zoo(model, name):
+    torch.manual_seed(0)
+    m = spikeformers.create_model(model, attention=name, attention_opts=FULL_OPTS.get(name, {}),
+                                  mlp="emsp" if name == "semm" else "spiking", **MODEL_OPTS)
+    in_chans = m.cfg.in_chans
+    x = torch.rand(2, in_chans, 16, 16)
+    y = m(x)
+    assert y.shape == (2, 5)
+    y.sum().backward()
+    unused = unused_parameter_names(m)
+    assert unused == ({"blocks.0.attn.talking_heads.weight"} if name == "sdsa" else set())
+    for pname, p in m.named_parameters():
+        if pname not in unused:
+            assert p.grad is not None and torch.isfinite(p.grad).all(), (model, name, pname)
+
+
+def test_semm_models_build_at_published_sizes_on_meta():
+    D, E, de, C = 384, 4, 96, 10  # spikformer_semm_4_384, counted from the layer shapes
+    sps = 3 * 48 * 9 + 48 * 96 * 9 + 96 * 192 * 9 + 192 * 384 * 9 + 384 * 384 * 9 + 2 * (48 + 96 + 192 + 384 + 384)
+    emsa = (D * E * de + 3 * E * de) + (D * de + 3 * de) + 2 * (D * D + 3 * D) + (D * E + 3 * E)
+    emsp = (D * 4 * D + 12 * D) + (2 * D * 9 + 4 * D) + (2 * D * D + 3 * D)
+    assert spikeformers.count_parameters("spikformer_semm_4_384") == sps + 4 * (emsa + emsp) + D * C + C
+    for name, grid, depth in (("spikformer_semm_4_384", 8, 4), ("spikformer_semm_8_512", 14, 8)):
+        with torch.device("meta"):
+            m = spikeformers.create_model(name)
+        assert m.cfg.attention == "semm" and m.cfg.mlp == "emsp" and len(m.blocks) == depth
+        assert m.blocks[0].mlp.grid == grid == m.patch_embed.grid
+        pub = spikeformers.model_info(name)["published"]
+        assert pub["source"] == "Zhou et al., NeurIPS 2024 (via STEP zoo)"
+    assert spikeformers.model_info("spikformer_semm_4_384")["published"]["top1"] == 95.78
+    assert spikeformers.model_info("spikformer_semm_8_512")["published"]["top1"] == 75.93
+
+
+def test_mlp_option_is_validated():
+    with pytest.raises(ValueError, match="unknown mlp 'moe'; valid mlps: spiking, emsp"):
+        spikeformers.create_model("spikformer_tiny", mlp="moe")
+    from spikeformers.layers import EMSP
+    from spikeformers.neurons import neuron_factory
+
+    emsp = EMSP(16, 64, 3, neuron_factory("lif"))
+    assert emsp(tokens(N=9)).shape == (2, 2, 9, 16)
+    with pytest.raises(ValueError, match="3x3 = 9 tokens"):
+        emsp(tokens(N=8))

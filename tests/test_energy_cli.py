@@ -69,3 +69,12 @@ def test_train_summary_and_energy_on_the_run(tmp_path, capsys):
     check_files(run)
     assert main(["energy", str(run), "--data", "fashion_mnist"]) == 2
     assert main(["energy", str(run), "depth=2"]) == 2
+
+
+def test_energy_on_a_language_model(tmp_path, capsys):
+    rc = main(["energy", "spiking_lm_tiny", "--batch", "2", "--seq-len", "8", "--out", str(tmp_path)])
+    text = capsys.readouterr().out
+    assert rc == 0 and "on 2 random-token sequences" in text and "Energy per sequence" in text
+    assert "blocks.0.attn.q.linear (x1, not xT)" in text  # the Q/K/V projections read the repeated embedding
+    check_files(tmp_path)
+    assert main(["energy", "spiking_lm_tiny", "--data", "digits"]) == 2

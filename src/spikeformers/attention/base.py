@@ -77,12 +77,40 @@ class AttentionProduct(nn.Module):
         return f"scale={self.scale}, order={self.order!r}"
 
 
+def _running_kv(k: Tensor, v: Tensor) -> Tensor:
+    """S_n = sum_{i<=n} k_i^T v_i: [.., N, d] x [.., N, d_v] -> [.., N, d, d_v]"""
+    return (k.unsqueeze(-1) * v.unsqueeze(-2)).cumsum(-3)
+
+
+class _CausalLinear(torch.autograd.Function):
+    """y_n = q_n S_n. Saves only q, k, v and recomputes the running states in backward, so a layer
+    keeps O(N d) activations for backward instead of O(N d d_v)."""
+
+    @staticmethod
+    def forward(ctx, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        ctx.save_for_backward(q, k, v)
+        return (q.unsqueeze(-2) @ _running_kv(k, v)).squeeze(-2)  # [.., N, 1, d] @ [.., N, d, d_v]
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g: Tensor):
+        q, k, v = ctx.saved_tensors
+        g = g.to(torch.promote_types(q.dtype, v.dtype))
+        grad_q = (_running_kv(k, v) @ g.unsqueeze(-1)).squeeze(-1)  # dy_n/dq_n: S_n g_n
+        # R_i = sum_{n>=i} q_n^T g_n (a reverse running sum): dL/dk_i = R_i v_i, dL/dv_i = R_i^T k_i
+        r = (q.unsqueeze(-1) * g.unsqueeze(-2)).flip(-3).cumsum(-3).flip(-3)  # [.., N, d, d_v]
+        grad_k = (r @ v.unsqueeze(-1).to(r.dtype)).squeeze(-1)
+        grad_v = (r.transpose(-2, -1) @ k.unsqueeze(-1).to(r.dtype)).squeeze(-1)
+        return (grad_q.sum_to_size(q.shape).to(q.dtype), grad_k.sum_to_size(k.shape).to(k.dtype),
+                grad_v.sum_to_size(v.shape).to(v.dtype))
+
+
 class CausalLinearProduct(nn.Module):
     """Causal scale * Q K^T V without softmax, in linear time: y_n = scale * q_n (sum_{i<=n} k_i^T v_i).
 
     Equals (Q K^T * tril) V but never forms an N x N tensor: the outer products k_i^T v_i [d, d_v] are
-    summed cumulatively over tokens (O(N d d_v) operations and memory per head). `order_for` returns
-    "causal_q_kv" for every shape.
+    summed cumulatively over tokens (O(N d d_v) operations per head; the running states are recomputed
+    in backward rather than stored). `order_for` returns "causal_q_kv" for every shape.
     """
 
     def __init__(self, scale: float = 1.0):
@@ -93,8 +121,7 @@ class CausalLinearProduct(nn.Module):
         return "causal_q_kv"
 
     def forward(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        kv = (k.unsqueeze(-1) * v.unsqueeze(-2)).cumsum(-3)  # [.., N, d, d_v]: running sum of k_i^T v_i
-        y = (q.unsqueeze(-2) @ kv).squeeze(-2)  # [.., N, 1, d] @ [.., N, d, d_v] -> [.., N, d_v]
+        y = _CausalLinear.apply(q, k, v)
         return y * self.scale if self.scale != 1.0 else y
 
     def extra_repr(self) -> str:

@@ -28,7 +28,8 @@ def add_energy_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="dataset for a model name (default: noise of the model's input shape)")
     p.add_argument("--model-energy", choices=MODEL_ENERGIES, default="horowitz45",
                    help="energy model of the per-layer column (both totals are always printed)")
-    p.add_argument("--batch", type=int, default=32, help="images counted (default 32)")
+    p.add_argument("--batch", type=int, default=32, help="images (sequences) counted (default 32)")
+    p.add_argument("--seq-len", type=int, default=64, help="tokens per sequence of a language model's noise input")
     p.add_argument("--preset", choices=list(PRESETS), default="fp32", help="45 nm energies per MAC/AC")
     p.add_argument("--first-layer-times-T", dest="first_layer_times_T", action="store_true", default=None,
                    help="charge the analog first layer at every time step")
@@ -82,23 +83,28 @@ def _load(ns) -> Tuple[Any, Any, Dict[str, Any], str]:
         info = {"model": cfg.model.name, "data": cfg.data.name, "run_dir": ns.target, "weights": "trained"}
         return model, _first_batch(dataset, ns.batch, device), info, ns.target
     from ..data import create_dataset
-    from ..models import create_model
+    from ..models import create_model, model_info
 
     kw = _parse_overrides(ns.overrides)
+    if ns.data and model_info(ns.target).get("family") == "lm":
+        raise ValueError(f"{ns.target} reads token ids; --data {ns.data!r} holds images")
     torch.manual_seed(ns.seed)
     dataset = None
     if ns.data:
         dataset = create_dataset(ns.data)
         kw = {"img_size": dataset.img_size, "in_chans": dataset.in_chans, "num_classes": dataset.num_classes, **kw}
     model = create_model(ns.target, **kw).to(device)
-    if dataset is not None:
+    c, gen = model.cfg, torch.Generator(device=device).manual_seed(ns.seed)
+    if hasattr(c, "vocab_size"):  # a language model reads token ids
+        n = min(ns.seq_len, c.block_size)
+        x = torch.randint(0, c.vocab_size, (ns.batch, n), device=device, generator=gen)
+    elif dataset is not None:
         x = _first_batch(dataset, ns.batch, device)
     else:
-        c = model.cfg
-        x = torch.rand(ns.batch, c.in_chans, c.img_size, c.img_size, device=device,
-                       generator=torch.Generator(device=device).manual_seed(ns.seed))
-    data = ns.data or "noise"
-    info = {"model": ns.target, "options": kw, "data": data, "weights": "untrained", "seed": ns.seed}
+        x = torch.rand(ns.batch, c.in_chans, c.img_size, c.img_size, device=device, generator=gen)
+    data = ns.data or ("random-token" if hasattr(c, "vocab_size") else "noise")
+    info = {"model": ns.target, "options": kw, "data": data, "weights": "untrained", "seed": ns.seed,
+            "unit": "sequence" if hasattr(c, "vocab_size") else "image"}
     return model, x, info, os.path.join("runs", f"energy_{ns.target}_{data}")
 
 
@@ -114,8 +120,9 @@ def run_energy_command(ns) -> int:
     c = rep.counts
     rules = (f"{'strict binary' if c.rules.multi_spike_max == 1 else f'multi-spike <= {c.rules.multi_spike_max}'}, "
              f"first layer {_first_layer_rule(c)}")
+    unit = info.get("unit", "image")
     print(f"{info['model']} ({count_parameters(model) / 1e6:.3f} M parameters, {info['weights']} weights) on "
-          f"{len(x)} {info['data']} images; T={c.T}; {rules}. Per image:")
+          f"{len(x)} {info['data']} {unit}s; T={c.T}; {rules}. Per {unit}:")
     print(rep.table())
     h = rep.headline()
     print(f"dense ops {format_count(c.total_ops)}, {format_count(c.total_ac)} AC + {format_count(c.total_mac)} MAC, "

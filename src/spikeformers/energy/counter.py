@@ -16,7 +16,13 @@ domain, firing rate, value mass). The rules (`CountingRules`) then split the ope
   costs n ACs), Spikingformer's `Nspks_max`;
 - anything else (the analog first layer, Spikformer's integer residual sums, real K paths) is MAC;
 - `first_layer_times_T=False` counts the analog first layer once instead of T times (the papers'
-  formula); None decides from the data: once iff its input is identical at every time step.
+  formula); None decides from the data: once iff its input is identical at every time step. "First
+  layer" means every synaptic layer fed by the model's encoded input (one conv in Spikformer; the Q, K
+  and V projections of the first block in the language model);
+- sums (`AxisSum`) and Shiftmax are additions and shifts: ACs (x rate when their input is spikes);
+  softmax and real scalings are MACs.
+
+Module handlers live in `energy.handlers`; `register_counter` adds one for a new module type.
 
 Neurons are recorded too (state updates per element and step, spikes emitted) for the memory-aware
 model; the 45 nm compute model, like the papers, charges only synaptic operations.
@@ -36,8 +42,11 @@ from .stats import SPIKE_DOMAINS, TensorStats, tensor_stats
 
 __all__ = ["LayerCount", "OpCounts", "CountingRules", "count_ops", "register_counter", "SYNAPTIC_KINDS"]
 
-#: kinds whose operations are synaptic (AC or MAC by the rules); "softmax" is always MAC
+#: kinds whose operations are synaptic (AC if an operand is spikes, else MAC)
 SYNAPTIC_KINDS = ("conv", "linear", "matmul", "hadamard")
+#: kinds made of additions and shifts (AC; x rate on spikes) and of real multiplies (MAC)
+ADD_KINDS = ("sum", "shiftmax")
+MAC_KINDS = ("softmax", "scale")
 # geometry entries that are totals per image (scaled with the counts); the rest are shapes
 _ADDITIVE = ("rows", "images", "elements", "out_numel", "scores")
 
@@ -117,16 +126,14 @@ def _spiking(s: TensorStats, k: int) -> bool:
 def apply_rules(layer: LayerCount, rules: CountingRules) -> LayerCount:
     """AC/MAC of one layer under the rules (the first-layer scaling is done by `OpCounts`)."""
     layer = replace(layer, ac=0.0, mac=0.0, event=None)
-    if layer.kind in SYNAPTIC_KINDS:
-        spiking = [(s.events_per_element, label) for label, s in layer.operands.items()
-                   if _spiking(s, rules.multi_spike_max)]
-        if spiking:
-            epe, label = min(spiking)
-            layer.event, layer.ac = label, layer.ops * epe
-        else:
-            layer.mac = layer.ops
-    elif layer.kind == "softmax":
+    spiking = [(s.events_per_element, label) for label, s in layer.operands.items() if _spiking(s, rules.multi_spike_max)]
+    if layer.kind in SYNAPTIC_KINDS + ("sum",) and spiking:
+        epe, label = min(spiking)  # event-driven on the sparsest spiking operand
+        layer.event, layer.ac = label, layer.ops * epe
+    elif layer.kind in SYNAPTIC_KINDS + MAC_KINDS:
         layer.mac = layer.ops
+    elif layer.kind in ADD_KINDS:
+        layer.ac = layer.ops
     return layer
 
 
@@ -146,14 +153,13 @@ class OpCounts:
     def build(cls, raw: List[LayerCount], T: int, batch_size: int, rules: CountingRules,
               first_input_repeated: Optional[bool] = None, model_name: Optional[str] = None) -> "OpCounts":
         layers = [apply_rules(l, rules) for l in raw]
-        first = next((i for i, l in enumerate(layers) if l.kind in ("conv", "linear")), None)
-        if first is not None and layers[first].event is None and layers[first].operands:
-            times_T = rules.first_layer_times_T
-            if times_T is None:
-                times_T = not first_input_repeated
-            layer = layers[first] if times_T or T == 1 else layers[first].scaled(1.0 / T)
-            layer.analog_first = True
-            layers[first] = layer
+        times_T = rules.first_layer_times_T
+        if times_T is None:
+            times_T = not first_input_repeated
+        for i, l in enumerate(layers):
+            if l.geometry.get("first_input") and l.event is None:  # fed by the analog model input
+                layers[i] = l if times_T or T == 1 else l.scaled(1.0 / T)
+                layers[i].analog_first = True
         return cls(layers, raw, T, batch_size, rules, first_input_repeated, model_name)
 
     def recount(self, **rules: Any) -> "OpCounts":
@@ -247,27 +253,28 @@ def _check_rate(key: str, r: float) -> float:
 
 # --- hooks ------------------------------------------------------------------------------------------
 Handler = Callable[["_Collector", str, nn.Module, Tuple[Any, ...], Any], None]
-_HANDLERS: List[Tuple[Tuple[Type[nn.Module], ...], Handler]] = []
+_HANDLERS: List[Tuple[Tuple[Type[nn.Module], ...], Handler, bool]] = []
 
 
-def register_counter(*types: Type[nn.Module]) -> Callable[[Handler], Handler]:
+def register_counter(*types: Type[nn.Module], covers_children: bool = False) -> Callable[[Handler], Handler]:
     """Decorator: count modules of these types with `handler(collector, name, module, inputs, output)`.
 
-    Later registrations take precedence, so a new attention module can bring its own counter.
+    covers_children: the handler accounts for everything inside the module (its submodules get no
+    hooks). Later registrations take precedence, so a new attention module can bring its own counter.
     """
 
     def deco(fn: Handler) -> Handler:
-        _HANDLERS.insert(0, (types, fn))
+        _HANDLERS.insert(0, (types, fn, covers_children))
         return fn
 
     return deco
 
 
-def _handler_for(m: nn.Module) -> Optional[Handler]:
-    for types, fn in _HANDLERS:
+def _handler_for(m: nn.Module) -> Tuple[Optional[Handler], bool]:
+    for types, fn, covers in _HANDLERS:
         if isinstance(m, types):
-            return fn
-    return None
+            return fn, covers
+    return None, False
 
 
 class _Collector:
@@ -278,6 +285,8 @@ class _Collector:
         self.first_neuron_shape: Optional[Tuple[int, ...]] = None
         self.first_synaptic_input: Optional[Tensor] = None
         self._recent: List[Tuple[tuple, Tensor, TensorStats]] = []  # Q, K and V projections share x
+        self._first_key: Optional[tuple] = None
+        self._first_ref: Optional[Tensor] = None
 
     def stats(self, t: Tensor) -> TensorStats:
         if t.device.type == "meta":
@@ -306,104 +315,14 @@ class _Collector:
             if k in geometry:
                 old.geometry[k] = old.geometry.get(k, 0) + geometry[k]
 
-    def note_synaptic_input(self, x: Tensor) -> None:
-        if self.first_synaptic_input is None and not any(e.kind in ("conv", "linear") for e in self.entries.values()):
+    def is_first_input(self, x: Tensor) -> bool:
+        """Is x the input of the first synaptic layer (the encoded model input)? Remembers the first."""
+        key = (x.data_ptr(), tuple(x.shape), tuple(x.stride()), x.device)
+        if self._first_key is None:
+            self._first_key, self._first_ref = key, x  # the reference keeps the address from reuse
             self.first_synaptic_input = x.detach().clone() if x.device.type != "meta" else x
-
-
-@register_counter(nn.Linear)
-def _count_linear(c: _Collector, name: str, m: nn.Linear, inputs, out) -> None:
-    x = inputs[0]
-    rows = x.numel() // m.in_features
-    c.note_synaptic_input(x)
-    c.add(name, "linear", rows * m.in_features * m.out_features, {"x": x},
-          dict(rows=rows, in_features=m.in_features, out_features=m.out_features, bias=m.bias is not None,
-               weight_numel=m.weight.numel()))
-
-
-@register_counter(nn.Conv1d, nn.Conv2d, nn.Conv3d)
-def _count_conv(c: _Collector, name: str, m: nn.Module, inputs, out: Tensor) -> None:
-    x = inputs[0]
-    nd = len(m.kernel_size)
-    images = x.shape[0] if x.dim() == nd + 2 else 1
-    k = math.prod(m.kernel_size)
-    c.note_synaptic_input(x)
-    c.add(name, "conv", out.numel() * (m.in_channels // m.groups) * k, {"x": x},
-          dict(images=images, c_in=m.in_channels, c_out=m.out_channels, kernel=tuple(m.kernel_size),
-               stride=tuple(m.stride), in_shape=tuple(x.shape[-nd:]), out_shape=tuple(out.shape[-nd:]),
-               groups=m.groups, bias=m.bias is not None, weight_numel=m.weight.numel()))
-
-
-def _matmul(c: _Collector, name: str, a_label: str, a: Tensor, b_label: str, b: Tensor, out_shape) -> None:
-    """Count a @ b ([..., M, K] @ [..., K, N], broadcasting over the leading dims)."""
-    M, K, N = a.shape[-2], a.shape[-1], b.shape[-1]
-    batches = math.prod(out_shape[:-2])
-    c.add(name, "matmul", batches * M * K * N, {a_label: a, b_label: b},
-          dict(rows=batches * M, m=M, k=K, n=N, out_numel=batches * M * N))
-
-
-@register_counter(AttentionProduct)
-def _count_attention_product(c: _Collector, name: str, m: AttentionProduct, inputs, out: Tensor) -> None:
-    q, k, v = inputs[:3]
-    kt = k.transpose(-2, -1)
-    # The scale folds into the next neuron's threshold (V_th / s), so it costs nothing here.
-    if m.order_for(q.shape) == "q_kv":
-        kv = kt @ v  # [.., d, d]
-        _matmul(c, f"{name}.kv", "k", kt, "v", v, kv.shape)
-        _matmul(c, f"{name}.q_kv", "q", q, "kv", kv, out.shape)
-    else:
-        qk = q @ kt  # [.., N, N]
-        _matmul(c, f"{name}.qk", "q", q, "k", kt, qk.shape)
-        _matmul(c, f"{name}.qk_v", "qk", qk, "v", v, out.shape)
-
-
-@register_counter(SoftmaxProduct)
-def _count_softmax_product(c: _Collector, name: str, m: SoftmaxProduct, inputs, out: Tensor) -> None:
-    q, k, v = inputs[:3]
-    Nq, Nk, d = q.shape[-2], k.shape[-2], q.shape[-1]
-    lead = math.prod(q.shape[:-2])
-    causal = bool(getattr(m, "causal", False))
-    # causal: query i sees keys 0..i (Nq == Nk), N(N+1)/2 scores per head instead of N^2
-    scores = lead * (Nq * (Nq + 1) // 2 if causal else Nq * Nk)
-    s = (q @ k.transpose(-2, -1)) / math.sqrt(d)
-    if causal:
-        s = s.masked_fill(torch.ones(Nq, Nk, dtype=torch.bool, device=s.device).triu(1), float("-inf"))
-    p = torch.softmax(s, dim=-1)
-    c.add(f"{name}.qk", "matmul", scores * d, {"q": q, "k": k.transpose(-2, -1)},
-          dict(rows=lead * Nq, m=Nq, k=d, n=Nk, out_numel=scores))
-    # 1/sqrt(d) scale, exp, normalisation: 3 MAC-equivalents per score (SDT's table: scale T^2, softmax 2 T^2)
-    c.add(f"{name}.softmax", "softmax", 3 * scores, {"scores": s.masked_fill(~torch.isfinite(s), 0) if causal else s},
-          dict(scores=scores, m=Nq, n=Nk))
-    c.add(f"{name}.av", "matmul", scores * v.shape[-1], {"attn": p, "v": v},
-          dict(rows=lead * Nq, m=Nq, k=Nk, n=v.shape[-1], out_numel=out.numel()))
-
-
-@register_counter(Hadamard)
-def _count_hadamard(c: _Collector, name: str, m: Hadamard, inputs, out: Tensor) -> None:
-    a, b = inputs[:2]
-    c.add(name, "hadamard", out.numel(), {"a": a, "b": b}, dict(out_numel=out.numel()))
-
-
-def neuron_leaks(m: nn.Module) -> bool:
-    """Does the membrane decay each step (a multiply: LIF, PLIF, ternary with decay > 0; not IF)?"""
-    if hasattr(m, "tau"):
-        return True
-    decay = getattr(m, "decay", None)
-    if callable(decay):
-        return True
-    return isinstance(decay, (int, float)) and decay not in (0, 0.0, 1, 1.0)
-
-
-@register_counter(Neuron)
-def _count_neuron(c: _Collector, name: str, m: Neuron, inputs, out: Tensor) -> None:
-    x = inputs[0]
-    if c.first_neuron_shape is None:
-        c.first_neuron_shape = tuple(x.shape)
-    if m.domain == "real":  # a ReLU/identity activation: no state, nothing to count
-        return
-    c.add(name, "neuron", 0.0, {}, dict(elements=x.numel(), leaky=neuron_leaks(m)), output=out)
-    e = c.entries[name]
-    e.steps = x.shape[0]  # neurons run over their own time axis
+            return True
+        return key == self._first_key and x.device.type != "meta" or x is self._first_ref
 
 
 def _repeated_over_T(x: Optional[Tensor], T: int) -> Optional[bool]:
@@ -430,11 +349,17 @@ def count_ops(model: nn.Module, x: Any, *, multi_spike_max: int = 1, first_layer
     """
     rules = CountingRules(multi_spike_max, first_layer_times_T)
     col = _Collector()
-    handles = []
+    from . import handlers  # noqa: F401  (registers the counters of the library's modules)
+
+    handles, covered = [], []
     for name, m in model.named_modules():
-        fn = _handler_for(m)
+        if any(name.startswith(c + ".") for c in covered):
+            continue
+        fn, covers = _handler_for(m)
         if fn is not None:
             handles.append(m.register_forward_hook(lambda mod, inp, out, _n=name, _f=fn: _f(col, _n, mod, inp, out)))
+            if covers:
+                covered.append(name)
     was_training = model.training
     model.eval()
     try:
@@ -449,10 +374,22 @@ def count_ops(model: nn.Module, x: Any, *, multi_spike_max: int = 1, first_layer
     raw = []
     for e in col.entries.values():
         if e.kind != "neuron":
-            e.steps = T
+            e.steps = _steps(e.geometry.pop("lead", None), T, B)
         raw.append(e.scaled(1.0 / B, steps=False))
     return OpCounts.build(raw, T, B, rules, _repeated_over_T(col.first_synaptic_input, T),
                           getattr(model, "model_name", type(model).__name__))
+
+
+def _steps(lead: Optional[Tuple[int, ...]], T: int, B: int) -> int:
+    """Time steps a stateless layer ran for, from its input's leading dims: [T*B, ...] (folded) or
+    [T, B, ...] -> T; [B, ...] or [1, B, ...] (after a mean over T, e.g. a language-model head) -> 1."""
+    if not lead or T == 1:
+        return T
+    if lead[0] == T * B or lead[:2] == (T, B):
+        return T
+    if lead[0] == B or lead[:2] == (1, B):
+        return 1
+    return T
 
 
 def _leading(x: Any) -> int:

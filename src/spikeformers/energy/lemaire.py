@@ -33,9 +33,10 @@ the spikes a neuron emits; "per step" memories hold one time step of one image:
                        (1.4, reset); potentials read and written T*N each (9, 14: per-step part);
                        spikes written theta_out to the FIFO (13)
 Activation x activation products (attention matmuls, masks) follow the FC equations with the second
-operand in the role of the weights (read from activation memory); softmax costs its 3 MAC-equivalents
-per score plus one read and one write of each score. Non-spiking activations (ReLU) are free: their
-layer's output write covers them.
+operand in the role of the weights (read from activation memory). Sums (AxisSum) add each input (each
+event, for spikes) into an accumulator. Softmax, Shiftmax and score scalings cost their operations
+(MACs; adds for Shiftmax) plus one read and one write of each score. Non-spiking activations (ReLU)
+are free: their layer's output write covers them.
 """
 from __future__ import annotations
 
@@ -238,13 +239,30 @@ def _product(ctx: _Ctx, l: LayerCount) -> Dict[str, float]:
     }
 
 
-def _softmax(ctx: _Ctx, l: LayerCount) -> Dict[str, float]:
+def _elementwise(ctx: _Ctx, l: LayerCount) -> Dict[str, float]:
+    """softmax / scale (MACs) and shiftmax (adds and shifts) over the scores, each read and written once."""
     c = ctx.c
     n = l.geometry["scores"]
     words = _per_step(n, l)
-    return {"ops": l.ops * c.e_mac(c.state_bits, c.state_bits), "addr": 0.0,
-            "mem_in": n * c.e_ram(words, c.state_bits), "mem_weights": 0.0, "mem_bias": 0.0, "mem_pot": 0.0,
-            "mem_out": n * c.e_ram(words, c.state_bits)}
+    e_op = c.e_add(c.state_bits) if l.kind == "shiftmax" else c.e_mac(c.state_bits, c.state_bits)
+    return {"ops": l.ops * e_op, "addr": 0.0, "mem_in": n * c.e_ram(words, c.state_bits), "mem_weights": 0.0,
+            "mem_bias": 0.0, "mem_pot": 0.0, "mem_out": n * c.e_ram(words, c.state_bits)}
+
+
+def _sum(ctx: _Ctx, l: LayerCount) -> Dict[str, float]:
+    """Additions into accumulators: every input element (or event) read and added once."""
+    c = ctx.c
+    s = l.operands["x"]
+    out_numel = l.geometry["out_numel"]
+    acc = c.e_ram(_per_step(out_numel, l), c.state_bits)
+    if l.event is not None:
+        theta = _events(s)
+        return {"ops": theta * c.e_add(c.state_bits), "addr": theta * c.e_add(c.state_bits),  # 2.4, 17.2 (fan-out 1)
+                "mem_in": theta * c.e_ram(c.fifo_size, s.bits), "mem_weights": 0.0, "mem_bias": 0.0,
+                "mem_pot": 2 * theta * acc, "mem_out": 0.0}  # 5; accumulator read + write (10, 15)
+    bits = ctx.bits(l, "x")
+    return {"ops": l.ops * c.e_add(c.state_bits), "addr": 0.0, "mem_in": s.numel * c.e_ram(_per_step(s.numel, l), bits),
+            "mem_weights": 0.0, "mem_bias": 0.0, "mem_pot": 0.0, "mem_out": out_numel * acc}
 
 
 def _neuron(ctx: _Ctx, l: LayerCount) -> Dict[str, float]:
@@ -261,8 +279,8 @@ def _neuron(ctx: _Ctx, l: LayerCount) -> Dict[str, float]:
     }
 
 
-_KINDS = {"linear": _linear, "conv": _conv, "matmul": _product, "hadamard": _product, "softmax": _softmax,
-          "neuron": _neuron}
+_KINDS = {"linear": _linear, "conv": _conv, "matmul": _product, "hadamard": _product, "sum": _sum,
+          "softmax": _elementwise, "shiftmax": _elementwise, "scale": _elementwise, "neuron": _neuron}
 
 
 def lemaire(counts: OpCounts, costs: Optional[LemaireCosts] = None, *, formal: bool = False) -> Energy:

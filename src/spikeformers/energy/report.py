@@ -92,7 +92,7 @@ class EnergyReport:
     def text(self, h: Optional[Dict[str, Any]] = None) -> str:
         h = h or self.headline()
         c = self.counts
-        s = (f"Energy per image (T={c.T}, 45 nm {self.preset}): SNN {format_energy(h['snn_horowitz45_uJ'] * 1e6)} "
+        s = (f"Energy per {self.info.get('unit', 'image')} (T={c.T}, 45 nm {self.preset}): SNN {format_energy(h['snn_horowitz45_uJ'] * 1e6)} "
              f"({format_count(c.total_mac)} MAC + {format_count(c.total_ac)} AC)")
         if "ann_twin_uJ" in h:
             s += (f" vs dense ANN twin {format_energy(h['ann_twin_uJ'] * 1e6)} ({format_count(h['ann_twin_mac'])} MAC): "
@@ -167,6 +167,8 @@ def _ratio(a: float, b: float) -> Optional[float]:
 def _times(r: Optional[float]) -> str:
     if r is None:
         return "ratio undefined (zero SNN energy)"
+    if abs(r - 1) < 0.005:
+        return "about the same"
     return f"{r:.3g}x less" if r >= 1 else f"{1 / r:.3g}x more"
 
 

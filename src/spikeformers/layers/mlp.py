@@ -4,16 +4,20 @@
   added to a spike residual.
 - MembraneMLP (Spike-driven Transformer): SN -> BN(Linear D->hD) -> SN -> BN(Linear hD->D); the neuron
   comes first, so both Linears see binary spikes and the real output is added to the membrane residual.
+`create_mlp` picks a block's MLP by name ("spiking" | "emsp").
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
 from torch import Tensor, nn
 
+from .emsp import EMSP
 from .time import LinearBN
 
-__all__ = ["SpikingMLP", "MembraneMLP"]
+__all__ = ["SpikingMLP", "MembraneMLP", "create_mlp", "MLPS"]
+
+MLPS = ("spiking", "emsp")
 
 
 class SpikingMLP(nn.Module):
@@ -45,3 +49,15 @@ class MembraneMLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc2(self.neuron2(self.fc1(self.neuron1(x))))
+
+
+def create_mlp(kind: str, dim: int, hidden: int, neuron: Callable[..., nn.Module], *, grid: Optional[int] = None,
+               bias: bool = True) -> nn.Module:
+    """The MLP of a block by name; "emsp" needs the token grid side (`grid`)."""
+    if kind == "spiking":
+        return SpikingMLP(dim, hidden, neuron, bias)
+    if kind == "emsp":
+        if grid is None:
+            raise ValueError("mlp 'emsp' needs the token grid side (grid=...), for its depthwise conv")
+        return EMSP(dim, hidden, grid, neuron, bias)
+    raise ValueError(f"unknown mlp {kind!r}; valid mlps: {', '.join(MLPS)}")

@@ -1,6 +1,7 @@
 """Spiking neurons (multi-step, time-first, stateless per call) and surrogate gradients."""
 from .adaptive import ASNNode, expand_to_spikes, integer_fire
 from .base import DOMAINS, Neuron, SpikingNeuron
+from .homeostasis import Homeostatic
 from .lif import IFNode, LIFNode, PLIFNode
 from .multilevel import BipolarNode, IdentityNode, ReLUNode, TernaryNode
 from .registry import NEURONS, create_neuron, list_neurons, neuron_factory, register_neuron
@@ -9,7 +10,7 @@ from .surrogate import (ATan, Rectangle, Sigmoid, StraightThrough, Surrogate, Tr
 
 __all__ = [
     "DOMAINS", "Neuron", "SpikingNeuron", "IFNode", "LIFNode", "PLIFNode", "TernaryNode", "BipolarNode", "ReLUNode",
-    "IdentityNode", "ASNNode", "expand_to_spikes", "integer_fire", "NEURONS", "create_neuron", "list_neurons", "neuron_factory", "register_neuron",
+    "IdentityNode", "ASNNode", "expand_to_spikes", "integer_fire", "Homeostatic", "NEURONS", "create_neuron", "list_neurons", "neuron_factory", "register_neuron",
     "Surrogate", "Sigmoid", "ATan", "Triangle", "Rectangle", "StraightThrough", "create_surrogate",
     "list_surrogates", "heaviside",
 ]
