@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from spikeformers import count_parameters, create_model, list_attentions
-from spikeformers.attention import ATTENTIONS
+from spikeformers.attention import ATTENTIONS, unused_parameter_names
 
 CAUSAL = [n for n in list_attentions() if getattr(ATTENTIONS.get(n), "supports_causal", False)]
 VOCAB, N = 64, 12
@@ -81,6 +81,20 @@ def test_decoding_state_per_attention(attention, twin, shape):
         assert (s is None) if shape is None else (s.shape == shape)
 
 
+def test_replay_fallback_decodes_any_causal_attention(monkeypatch):
+    """Attentions with neither a `step` method nor a registered stepper replay their cached inputs."""
+    from spikeformers.models import lm
+
+    monkeypatch.setattr(lm, "_STEPPERS", {})
+    model, x = tiny("sdsa"), ids(n=6)
+    state, steps = None, []
+    for n in range(6):
+        logits, state = model.step(x[:, n], state)
+        steps.append(logits)
+    assert state.layers[0].shape == (2, 2, 6, 32)  # the layer's inputs [T, B, n, D]
+    torch.testing.assert_close(torch.stack(steps, 1), model(x), rtol=1e-9, atol=1e-9)
+
+
 def test_generate_is_reproducible_and_greedy_matches_argmax():
     model, prompt = tiny(), ids(n=4)
     a = model.generate(prompt, 6, temperature=0.8, top_k=5, generator=torch.Generator().manual_seed(0))
@@ -101,20 +115,24 @@ def test_create_model_with_vocab_and_block_size_and_twin_layout():
     assert {n: p.shape for n, p in twin.named_parameters()} == {n: p.shape for n, p in spiking.items()}
 
 
-def test_lm_forward_backward_every_parameter_gets_a_finite_gradient():
-    model = create_model("spiking_lm_tiny").train()
+@pytest.mark.parametrize("attention", CAUSAL)
+def test_lm_forward_backward_every_parameter_gets_a_finite_gradient(attention):
+    torch.manual_seed(0)
+    model = create_model("spiking_lm_tiny", attention=attention).train()
     with torch.no_grad():
         model.tok_emb.weight.mul_(3)
     x = ids()
     loss = torch.nn.functional.cross_entropy(model(x[:, :-1]).flatten(0, 1), x[:, 1:].flatten())
     loss.backward()
+    unused = unused_parameter_names(model)
     for name, p in model.named_parameters():
-        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+        assert name in unused or (p.grad is not None and torch.isfinite(p.grad).all()), name
 
 
 def test_input_errors_are_one_line_value_errors():
     model = create_model("spiking_lm_tiny")
     for bad, match in [(torch.rand(2, 5), "integer token ids"), (torch.zeros(2, 3, 4, dtype=torch.long), "integer token ids"),
+                       (torch.zeros(2, 5, dtype=torch.bool), "integer token ids"),
                        (torch.zeros(1, 33, dtype=torch.long), "outside 1..block_size 32")]:
         with pytest.raises(ValueError, match=match) as e:
             model(bad)

@@ -64,8 +64,7 @@ def test_exact_parameter_counts(name, overrides, count):
     assert count_parameters(name, **overrides) == count
 
 
-# models with a published parameter count (SEMM's accuracy comes from the STEP zoo, without one)
-PUBLISHED = [n for n in list_models() if (model_info(n).get("published") or {}).get("params_m") is not None]
+PUBLISHED = [n for n in list_models() if (model_info(n).get("published") or {}).get("params_m")]
 
 
 @pytest.mark.parametrize("name", PUBLISHED)

@@ -79,8 +79,6 @@ def cmd_eval(ns) -> int:
 def cmd_models(ns) -> int:
     """One row per registered model: built on the meta device (no memory, instant), so the parameter
     count is the layout's own, next to the paper's."""
-    from dataclasses import fields
-
     from .models import count_parameters, create_model, list_models, model_info
 
     names = list_models(ns.pattern)
@@ -92,17 +90,24 @@ def cmd_models(ns) -> int:
         pub = meta.get("published") or {}
         with _meta_device():
             m = create_model(n)
-        cfg = getattr(m, "cfg", None)
-        # every attention field in declaration order: QKFormer shows "qk_token+ssa" (stages 1-2 + stage 3)
-        attn = "+".join(getattr(cfg, f.name) for f in fields(cfg) if f.name == "attention" or f.name.endswith("_attention")) \
-            if cfg is not None else "-"
+        attn = _attentions(getattr(m, "cfg", None))
         acc = f"{pub['top1']:.2f}% {pub['dataset']}" if pub else meta.get("note", "-")
         if pub.get("note"):
             acc += f" ({pub['note']})"
         paper = f"{pub['params_m']:.2f}" if pub.get("params_m") else "-"
-        rows.append((n, meta.get("family", "-"), f"{count_parameters(m) / 1e6:.3f}", paper, attn or "-", acc, pub.get("source", "")))
+        params = f"{count_parameters(m) / 1e6:.3f}"
+        rows.append((n, meta.get("family", "-"), params, paper, attn or "-", acc, pub.get("source", "")))
     print(_table(rows))
     return 0
+
+
+def _attentions(cfg) -> str:
+    """Every attention field of a config in declaration order: QKFormer shows "qk_token+ssa" (stages 1-2 + 3)."""
+    from dataclasses import fields, is_dataclass
+
+    if not is_dataclass(cfg):
+        return "-"
+    return "+".join(getattr(cfg, f.name) for f in fields(cfg) if f.name == "attention" or f.name.endswith("_attention"))
 
 
 def _meta_device():

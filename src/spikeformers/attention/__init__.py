@@ -14,6 +14,6 @@ from .ssa import SSA
 __all__ = [
     "ATTENTIONS", "AttentionProduct", "AxisSum", "CausalLinearProduct", "Hadamard", "SoftmaxProduct", "SpikingAttention",
     "create_attention", "list_attentions", "merge_heads", "register_attention", "split_heads", "unused_parameter_names",
-    "SSA", "A2OS2A", "SoftmaxAttention", "SDSA", "QKTokenAttention", "QKChannelAttention", "BipolarAttention", "SEMM", "AdaptiveAttention", "NonzeroSoftmaxProduct",
-    "Shiftmax", "ShiftmaxProduct", "shiftmax",
+    "SSA", "A2OS2A", "SoftmaxAttention", "SDSA", "QKTokenAttention", "QKChannelAttention", "BipolarAttention", "SEMM",
+    "AdaptiveAttention", "NonzeroSoftmaxProduct", "Shiftmax", "ShiftmaxProduct", "shiftmax",
 ]

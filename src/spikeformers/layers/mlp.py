@@ -1,10 +1,9 @@
-"""Spiking MLPs on tokens [T, B, N, D].
+"""Spiking MLPs on tokens [T, B, N, D]; `create_mlp` picks a spike-residual MLP by name ("spiking" | "emsp").
 
 - SpikingMLP (Spikformer, QKFormer): SN(BN(Linear D->hD)) then SN(BN(Linear hD->D)); output spikes,
   added to a spike residual.
 - MembraneMLP (Spike-driven Transformer): SN -> BN(Linear D->hD) -> SN -> BN(Linear hD->D); the neuron
   comes first, so both Linears see binary spikes and the real output is added to the membrane residual.
-`create_mlp` picks a block's MLP by name ("spiking" | "emsp").
 """
 from __future__ import annotations
 

@@ -40,7 +40,8 @@ class SPEDS(nn.Module):
     def __init__(self, chans: Sequence[int], pools: str, shortcut_at: int, neuron: Callable[..., nn.Module]):
         super().__init__()
         if len(pools) != len(chans) - 1 or not 0 <= shortcut_at < len(chans) - 1:
-            raise ValueError(f"SPEDS: {len(chans) - 1} stages need as many pool flags (got {pools!r}) and a shortcut point before the last")
+            raise ValueError(f"SPEDS: {len(chans) - 1} stages need as many pool flags (got {pools!r}) "
+                             f"and a shortcut point before the last (got {shortcut_at})")
         self.shortcut_at = shortcut_at
         self.stages = nn.ModuleList(ConvBN(chans[i], chans[i + 1]) for i in range(len(pools)))
         self.pools = nn.ModuleList(nn.MaxPool2d(3, 2, 1) if f == "1" else nn.Identity() for f in pools)

@@ -14,8 +14,10 @@ Generation passes state explicitly: `logits, state = model.step(ids_t, state)`. 
 the running sum of K^T V for softmax-free linear attention (`ssa`, `a2os2a`), the running sum of K * V
 (`sdsa`) or of Q (`qk_channel`), nothing for `qk_token` (per-token masks), a KV cache for `softmax`,
 and for any other causal attention a cache of the layer's inputs that the attention replays (correct
-for every causal attention, O(n) per token). An attention's own `step(x, state)` method wins. In eval mode `step` reproduces `forward` exactly (tested); in
-training mode BatchNorm statistics are shared across positions, as in every BN transformer.
+for every causal attention, O(n) per token). An attention's own `step(x, state)` method wins.
+In eval mode `step` reproduces `forward` exactly (tested). In training mode the BatchNorm statistics
+inside the attention and MLP projections are taken over all positions of the batch, so training is
+causal only up to that shared mean and variance (as in every BN transformer).
 """
 from __future__ import annotations
 
@@ -195,7 +197,7 @@ class SpikingLM(nn.Module):
 
     def _check_ids(self, ids: Tensor, dims: int) -> None:
         what = "[B, N]" if dims == 2 else "[B]"
-        if not isinstance(ids, Tensor) or ids.dim() != dims or ids.is_floating_point() or ids.is_complex():
+        if not isinstance(ids, Tensor) or ids.dim() != dims or ids.dtype not in (torch.int64, torch.int32):
             shape = tuple(ids.shape) if isinstance(ids, Tensor) else type(ids).__name__
             raise ValueError(f"{getattr(self, 'model_name', 'SpikingLM')} expects integer token ids {what}, got {shape}")
         if dims == 2 and not 1 <= ids.shape[1] <= self.cfg.block_size:

@@ -104,7 +104,8 @@ def _sdt(defaults: Dict[str, Any], overrides: Dict[str, Any]) -> SpikeDrivenTran
     return SpikeDrivenTransformer(build_config(SDTConfig, defaults, overrides, "SpikeDrivenTransformer"))
 
 
-def _published(dataset: str, top1: float, params_m: float, source: str = "Yao et al., NeurIPS 2023", **extra: Any) -> Dict[str, Any]:
+def _published(dataset: str, top1: float, params_m: float, source: str = "Yao et al., NeurIPS 2023",
+               **extra: Any) -> Dict[str, Any]:
     return dict(dataset=dataset, top1=top1, params_m=params_m, source=source, **extra)
 
 

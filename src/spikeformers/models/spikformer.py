@@ -58,7 +58,10 @@ def apply_twin(cfg) -> None:
     """Turn a spiking config into its ANN twin in place: same layout, ReLU, softmax attention, T = 1.
 
     Every config field named `attention` or `*_attention` (QKFormer's `token_attention`) becomes
-    "softmax", and its `*_opts` are cleared.
+    "softmax", and its `*_opts` are cleared. Parameter names and shapes then equal the spiking model's
+    except: neuron parameters (PLIF `w`, learnable ternary amplitudes) and SDSA's unused talking-heads
+    conv exist only in the spiking model; in QKFormer's Q-K stages the twin adds the V projection
+    (`attn.v`) that softmax needs and Q-K attention lacks (tests/test_models_zoo.py checks this list).
     """
     if cfg.twin is None:
         return

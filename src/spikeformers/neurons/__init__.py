@@ -10,7 +10,8 @@ from .surrogate import (ATan, Rectangle, Sigmoid, StraightThrough, Surrogate, Tr
 
 __all__ = [
     "DOMAINS", "Neuron", "SpikingNeuron", "IFNode", "LIFNode", "PLIFNode", "TernaryNode", "BipolarNode", "ReLUNode",
-    "IdentityNode", "ASNNode", "expand_to_spikes", "integer_fire", "Homeostatic", "NEURONS", "create_neuron", "list_neurons", "neuron_factory", "register_neuron",
+    "IdentityNode", "ASNNode", "expand_to_spikes", "integer_fire", "Homeostatic", "NEURONS", "create_neuron",
+    "list_neurons", "neuron_factory", "register_neuron",
     "Surrogate", "Sigmoid", "ATan", "Triangle", "Rectangle", "StraightThrough", "create_surrogate",
     "list_surrogates", "heaviside",
 ]
