@@ -54,7 +54,7 @@ def test_energy_errors(tmp_path, capsys):
 
 
 def test_train_summary_and_energy_on_the_run(tmp_path, capsys):
-    rc = main(["train", "-q", "epochs=1", "run.max_steps=2", f"run.out_dir={tmp_path}", "name=r", "model.dim=32", "data.batch_size=128"])
+    rc = main(["train", "-q", "epochs=1", "run.max_steps=2", f"run.out_dir={tmp_path}", "name=r", "model.dim=32", "data.batch_size=16"])
     assert rc == 0
     printed = capsys.readouterr().out
     run = tmp_path / "r"

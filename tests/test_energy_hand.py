@@ -112,6 +112,10 @@ def test_lemaire_by_hand():
         assert e.layers[name] == pytest.approx(want, rel=1e-12), name
     assert e.total == pytest.approx(sum(sum(d.values()) for d in (fc1, sn, fc2)), rel=1e-12)
     assert e.total == pytest.approx(735.89, abs=0.01)
+    # charging the first layer at both steps doubles exactly its terms (its memories hold one step either way)
+    e2 = lemaire(count_ops(TwoLayer(), X, first_layer_times_T=True), LemaireCosts())
+    assert e2.layers["fc1"] == pytest.approx({k: 2 * v for k, v in fc1.items()}, rel=1e-12)
+    assert e2.layers["sn"] == e.layers["sn"] and e2.layers["fc2"] == e.layers["fc2"]
 
 
 def test_qann_and_dense_twin_by_hand():

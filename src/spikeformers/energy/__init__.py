@@ -8,6 +8,7 @@
 
 Rules, flags and why published numbers differ: docs/energy.md.
 """
+from . import handlers  # registers the counters of the library's modules
 from .counter import CountingRules, LayerCount, OpCounts, count_ops, register_counter
 from .horowitz import PRESETS, Energy, Horowitz45, dense_energy, horowitz45
 from .lemaire import LemaireCosts, lemaire, qann_bits
@@ -16,7 +17,7 @@ from .stats import TensorStats, tensor_stats
 from .twin import ann_energy, build_ann_twin, count_twin, qann_energy
 
 __all__ = [
-    "count_ops", "OpCounts", "LayerCount", "CountingRules", "register_counter", "TensorStats", "tensor_stats",
+    "handlers", "count_ops", "OpCounts", "LayerCount", "CountingRules", "register_counter", "TensorStats", "tensor_stats",
     "horowitz45", "dense_energy", "Horowitz45", "PRESETS", "Energy", "lemaire", "LemaireCosts", "qann_bits",
     "build_ann_twin", "count_twin", "ann_energy", "qann_energy", "energy_report", "EnergyReport", "MODEL_ENERGIES",
 ]

@@ -22,22 +22,18 @@ domain, firing rate, value mass). The rules (`CountingRules`) then split the ope
 - sums (`AxisSum`) and Shiftmax are additions and shifts: ACs (x rate when their input is spikes);
   softmax and real scalings are MACs.
 
-Module handlers live in `energy.handlers`; `register_counter` adds one for a new module type.
-
 Neurons are recorded too (state updates per element and step, spikes emitted) for the memory-aware
-model; the 45 nm compute model, like the papers, charges only synaptic operations.
+model; the 45 nm compute model, like the papers, charges only synaptic operations. Module handlers
+live in `energy.handlers`; `register_counter` adds one for a new module type.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Type
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Type
 
 import torch
 from torch import Tensor, nn
 
-from ..attention.base import AttentionProduct, Hadamard, SoftmaxProduct
-from ..neurons.base import Neuron
 from .stats import SPIKE_DOMAINS, TensorStats, tensor_stats
 
 __all__ = ["LayerCount", "OpCounts", "CountingRules", "count_ops", "register_counter", "SYNAPTIC_KINDS"]
@@ -349,8 +345,6 @@ def count_ops(model: nn.Module, x: Any, *, multi_spike_max: int = 1, first_layer
     """
     rules = CountingRules(multi_spike_max, first_layer_times_T)
     col = _Collector()
-    from . import handlers  # noqa: F401  (registers the counters of the library's modules)
-
     handles, covered = [], []
     for name, m in model.named_modules():
         if any(name.startswith(c + ".") for c in covered):
