@@ -26,7 +26,7 @@ def test_energy_on_a_model_name(tmp_path, capsys):
     if not os.path.isdir(FASHION):
         pytest.skip("Debian's dataset-fashion-mnist is not installed")
     out = tmp_path / "e"
-    rc = main(["energy", "spikformer_tiny", "depth=1", "--data", "fashion_mnist", "--batch", "4", "--out", str(out),
+    rc = main(["energy", "spikformer_tiny", "depth=1", "dim=32", "--data", "fashion_mnist", "--batch", "4", "--out", str(out),
                "--model-energy", "lemaire", "--preset", "int8"])
     text = capsys.readouterr().out
     assert rc == 0

@@ -108,7 +108,7 @@ class TensorStats:
 
 @torch.no_grad()
 def tensor_stats(x: Tensor) -> TensorStats:
-    """Statistics of one tensor (one host synchronisation)."""
+    """Statistics of one tensor: four passes over a tensor of spikes, six otherwise."""
     n = x.numel()
     if x.device.type == "meta":
         return TensorStats(numel=n, known=False)
@@ -117,19 +117,14 @@ def tensor_stats(x: Tensor) -> TensorStats:
     x = x.detach()
     if not x.is_floating_point():
         x = x.double()
-    a = x.abs()
-    vmin, vmax = torch.aminmax(x)
-    amp_max = a.max()
-    nnz = torch.count_nonzero(x)
-    parts = torch.stack([
-        nnz.to(a.dtype), a.sum(), vmin, vmax, amp_max,
-        ((a == amp_max) | (a == 0)).all().to(a.dtype),  # a single non-zero magnitude
-        (torch.frac(x) == 0).all().to(a.dtype),
-    ]).double().cpu().tolist()
-    nnz, abs_sum, vmin, vmax, amp_max, single, integral = parts
-    # amp_min is only needed to tell one magnitude from several: the minimum itself when single,
-    # anything below amp_max otherwise (merging keeps the distinction)
-    amp_min = amp_max if single else 0.0
+    vmin, vmax = (float(v) for v in torch.aminmax(x))
+    amp_max = max(abs(vmin), abs(vmax))
+    a = x if vmin >= 0 else x.abs()
+    nnz, abs_sum, at_max = (float(v) for v in torch.stack([
+        torch.count_nonzero(x).to(a.dtype), a.sum(), (a == amp_max).sum().to(a.dtype)]).double().cpu())
+    single = nnz > 0 and at_max == nnz  # every non-zero value has the magnitude amp_max
+    integral = True if single and float(amp_max).is_integer() else bool((torch.frac(x) == 0).all())
+    # amp_min only tells one magnitude from several: amp_max when single, 0 otherwise (merging keeps this)
     return TensorStats(numel=n, nnz=nnz, abs_sum=abs_sum, vmin=vmin, vmax=vmax,
-                       amp_min=amp_min if nnz else math.inf, amp_max=amp_max if nnz else 0.0,
-                       integral=bool(integral))
+                       amp_min=(amp_max if single else 0.0) if nnz else math.inf, amp_max=amp_max if nnz else 0.0,
+                       integral=integral)
