@@ -340,8 +340,8 @@ def count_ops(model: nn.Module, x: Any, *, multi_spike_max: int = 1, first_layer
 
     T and the batch size are read from the first neuron's input `[T, B, ...]` (override with `T`,
     `batch_size`); without neurons T = 1 and the batch is `x.shape[0]`. `x` may live on the meta
-    device: then only shapes are counted (every domain "unknown", counted as MAC) and `with_rates`
-    can supply firing rates.
+    device: then only shapes are counted (every domain "unknown", counted as MAC; the first layer is
+    charged at every step unless `first_layer_times_T=False`) and `with_rates` can supply firing rates.
     """
     rules = CountingRules(multi_spike_max, first_layer_times_T)
     col = _Collector()
