@@ -18,9 +18,9 @@ $(BIN)/.installed: pyproject.toml
 
 # Test extras: pytest; SpikingJelly 2.0 (the equivalence tests' reference; installed without its
 # torchvision/torchaudio requirements, which the neuron modules do not need) with loguru; Triton,
-# whose interpreter runs the fused kernels on the CPU in the tests.
+# whose interpreter runs the fused kernels on the CPU in the tests; pytest-xdist for two workers.
 $(BIN)/.installed-test: $(BIN)/.installed
-	$(BIN)/pip install -q --disable-pip-version-check pytest loguru "triton==3.6.0"
+	$(BIN)/pip install -q --disable-pip-version-check pytest pytest-xdist loguru "triton==3.6.0"
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps "spikingjelly==2.0.0"
 	touch $@
 
@@ -30,8 +30,9 @@ setup-test: $(BIN)/.installed-test
 train: setup
 	$(BIN)/spikeformers train $(ARGS)
 
+# Two workers: the suite is many small single-threaded tests (see tests/conftest.py).
 test: setup-test
-	$(BIN)/pytest -q $(ARGS)
+	$(BIN)/pytest -q -n 2 $(ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -11,15 +11,6 @@ from spikeformers.attention import (CausalLinearProduct, SpikingAttention, creat
                                     unused_parameter_names)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors gain nothing from intra-op threads, and OpenMP stalls when the cores are shared."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 ALL = list_attentions()
 CAUSAL = [n for n in ALL if create_attention(n, 16, 2).supports_causal]
 # options that make every part of a variant exist (SDSA's unused talking-heads conv included)

@@ -68,7 +68,8 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path, capsys):
 @pytest.mark.skipif(not os.path.isdir("/usr/share/datasets/fashion-mnist"), reason="dataset-fashion-mnist not installed")
 def test_spikformer_a2os2a_on_real_fashion_mnist(tmp_path, capsys):
     args = ["train", "model=spikformer_4_384", "attention=a2os2a", "data=fashion_mnist", "run.max_steps=2",
-            "model.dim=48", "model.depth=1", "data.eval_batch_size=1000", "epochs=1", f"run.out_dir={tmp_path}",
+            "model.dim=16", "model.depth=1", "model.num_heads=2", "model.pooling=1111", "data.eval_batch_size=2000",
+            "epochs=1", f"run.out_dir={tmp_path}",
             "name=fm", "-q"]
     assert main(args) == 0
     s = json.load(open(tmp_path / "fm" / "summary.json"))

@@ -63,8 +63,10 @@ def test_dotted_overrides_and_coercion():
 
 
 def test_model_extra_keys_go_to_options():
-    cfg = load_config(None, ["model.depth=2", "model.mlp_ratio=4.0", "model.options.qkv_bias=true"])
-    assert cfg.model.options == {"depth": 2, "mlp_ratio": 4.0, "qkv_bias": True}
+    # command-line text is kept as text: create_model reads it by the model's field types
+    cfg = load_config(None, ["model.depth=2", "model.pooling=0011", "model.options.qkv_bias=true",
+                             "model.neuron_opts={tau: 3.0}"])
+    assert cfg.model.options == {"depth": "2", "pooling": "0011", "qkv_bias": "true", "neuron_opts": {"tau": 3.0}}
     with pytest.raises(ConfigError, match="duplicates model.T"):
         load_config(None, ["model.options.T=4"])
 

@@ -9,15 +9,6 @@ CAUSAL = [n for n in list_attentions() if getattr(ATTENTIONS.get(n), "supports_c
 VOCAB, N = 64, 12
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a loaded 2-core machine lose a lot to them."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def tiny(attention="ssa", **kw):
     torch.manual_seed(0)
     model = create_model("spiking_lm_tiny", attention=attention, **kw).double().eval()

@@ -75,8 +75,9 @@ def test_bad_input_errors_are_one_line():
         create_model("spikformer_tiny", depht=3)
     with pytest.raises(ValueError, match="unknown neuron"):
         create_model("spikformer_tiny", neuron="lifx")
-    with pytest.raises(ValueError, match="cannot be halved"):
-        create_model("spikformer_4_384", img_size=30)
+    with pytest.raises(ValueError, match="pooling must be a string of 4"):
+        create_model("spikformer_4_384", pooling="01")
+    assert create_model("spikformer_tiny", img_size=28, pooling="1111").patch_embed.grid == 2  # 28-14-7-4-2
 
 
 def test_import_does_not_initialise_cuda():
@@ -86,3 +87,12 @@ def test_import_does_not_initialise_cuda():
     code = "import spikeformers, torch; spikeformers.create_model('spikformer_tiny'); print(torch.cuda.is_initialized())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("False")
+
+
+def test_command_line_text_is_read_by_field_type():
+    m = create_model("spikformer_tiny", pooling="0011", dim="32", mlp_ratio="2", neuron_opts="{tau: 3.0}")
+    assert (m.cfg.pooling, m.cfg.dim, m.cfg.mlp_ratio, m.cfg.neuron_opts) == ("0011", 32, 2.0, {"tau": 3.0})
+    with pytest.raises(ValueError, match="'pooling' must be a string, got 11 \\(quote it in YAML\\)"):
+        create_model("spikformer_tiny", pooling=11)
+    with pytest.raises(ValueError, match="'dim' must be int, got 2.5"):
+        create_model("spikformer_tiny", dim=2.5)

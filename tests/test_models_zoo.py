@@ -14,15 +14,6 @@ from spikeformers.neurons import neuron_factory
 LIF = neuron_factory("lif")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a loaded 2-core machine lose a lot to them."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # --- layers ---------------------------------------------------------------------------------------
 def test_ms_sps_outputs_membrane_tokens_with_sps_parameters():
     torch.manual_seed(0)

@@ -28,9 +28,7 @@ def check_pooling(pooling: str, img_size: int, stages: int = 4) -> int:
     side = img_size
     for flag in pooling:
         if flag == "1":
-            if side % 2:
-                raise ValueError(f"img_size {img_size} cannot be halved {pooling.count('1')} times (pooling {pooling!r})")
-            side //= 2
+            side = (side + 1) // 2  # MaxPool2d(3, 2, padding 1): ceil(side / 2), odd sides included
     return side
 
 

@@ -12,9 +12,11 @@ bias-free Q/K/V, pooling "1111" (224 -> 14x14 tokens) and 1000 classes. `mlp="em
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+import typing
+from dataclasses import dataclass, field, fields
 from typing import Any, Dict, Optional
 
+import yaml
 from torch import Tensor, nn
 
 from ..attention.base import create_attention
@@ -117,13 +119,41 @@ class Spikformer(nn.Module):
 
 
 def build_config(cls, defaults: Dict[str, Any], overrides: Dict[str, Any], family: str):
-    """A family config from a variant's sizes and the user's overrides; unknown keys are errors."""
-    valid = {f.name for f in fields(cls)}
-    bad = sorted(set(overrides) - valid)
+    """A family config from a variant's sizes and the user's overrides; unknown keys are errors.
+
+    Command-line values arrive as text and are read by the field's declared type, so that
+    `model.pooling=0011` stays the string "0011" while `model.dim=256` becomes an int.
+    """
+    hints = typing.get_type_hints(cls)
+    bad = sorted(set(overrides) - set(hints))
     if bad:
-        raise ValueError(f"{family} got unknown option(s) {', '.join(map(repr, bad))}; valid options: {', '.join(sorted(valid))}")
-    merged = {**defaults, **{k: v for k, v in overrides.items() if v is not None}}
+        raise ValueError(f"{family} got unknown option(s) {', '.join(map(repr, bad))}; valid options: {', '.join(sorted(hints))}")
+    merged = dict(defaults)
+    for k, v in overrides.items():
+        if v is not None:
+            merged[k] = _typed(family, k, v, hints[k])
     return cls(**merged)
+
+
+def _typed(family: str, key: str, value: Any, tp: Any) -> Any:
+    """`value` as the field type `tp` (str, int, float, bool, dict, or Optional of one)."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    base = args[0] if typing.get_origin(tp) is typing.Union and len(args) == 1 else tp
+    base = typing.get_origin(base) or base
+    if base is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{family} option {key!r} must be a string, got {value!r} (quote it in YAML)")
+        return value
+    if isinstance(value, str):
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ValueError(f"{family} option {key!r}: cannot read {value!r}") from None
+    ok = {bool: isinstance(value, bool), int: isinstance(value, int) and not isinstance(value, bool),
+          float: isinstance(value, (int, float)) and not isinstance(value, bool), dict: isinstance(value, dict)}
+    if base in ok and not ok[base]:
+        raise ValueError(f"{family} option {key!r} must be {base.__name__}, got {value!r}")
+    return float(value) if base is float else value
 
 
 _CIFAR = dict(img_size=32, in_chans=3, num_classes=10, pooling="0011", qkv_bias=True)

@@ -91,6 +91,7 @@ class RunSection:
     ema: Optional[float] = None  # EMA decay of the weights, e.g. 0.999 (None: no EMA)
     compile: bool = False  # torch.compile the model
     max_steps: Optional[int] = None  # stop after this many steps (for tests and smoke runs)
+    threads: Optional[int] = None  # CPU intra-op threads (None: torch's default); 1 avoids OpenMP stalls on busy machines
     max_minutes: Optional[float] = None  # stop (resumably) after the first epoch that ends past this
 
 
@@ -144,6 +145,7 @@ _CHECKS = {
     ("run", "ema"): (lambda v: 0 <= v < 1, "in [0, 1) or null"),
     ("run", "max_steps"): (lambda v: v >= 1, ">= 1 or null"),
     ("run", "max_minutes"): (lambda v: v > 0, "> 0 or null"),
+    ("run", "threads"): (lambda v: v >= 1, ">= 1 or null"),
 }
 _NO_RAW = object()
 
@@ -216,6 +218,8 @@ def _set(cfg: TrainConfig, key: str, value: Any, raw: Any = _NO_RAW) -> None:
         opt = sub if fname == "options" else fname
         if opt in hints:
             raise ConfigError(f"model.options.{opt} duplicates model.{opt}; set model.{opt} instead")
+        if isinstance(raw, str) and not isinstance(value, (dict, list)):
+            value = raw  # command-line text: create_model reads it by the field's type ("0011" stays a string)
         cfg.model.options[opt] = value  # checked later by create_model
         return
     if fname not in hints or sub:

@@ -154,9 +154,14 @@ class Trainer:
         self.dist = Distributed.from_env(cfg.run.device)
         self.device = self.dist.device if self.dist.world_size > 1 else resolve_device(cfg.run.device)
         self.amp = amp_dtype(cfg.run.amp, self.device)
+        if cfg.run.threads:
+            torch.set_num_threads(cfg.run.threads)
         torch.manual_seed(cfg.run.seed)
         self.dataset = create_dataset(cfg.data.name, root=cfg.data.root).to(self.device)
         self.model = build_model(cfg, self.dataset).to(self.device)
+        model_cfg = getattr(self.model, "cfg", None)
+        if model_cfg is not None:  # command-line options arrive as text: save them typed
+            cfg.model.options = {k: getattr(model_cfg, k, v) for k, v in cfg.model.options.items()}
         if self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
         self.n_params = count_parameters(self.model)
