@@ -39,17 +39,17 @@ EOF
 } 2>&1 | tee "$OUT/env.txt"
 
 stamp "1/3 GPU tests (pytest -m gpu)"
-timeout 170 "$PY" -m pytest -m gpu -p no:cacheprovider tests/ -x --durations=5 > "$OUT/gpu_tests.log" 2>&1
+timeout 150 "$PY" -m pytest -m gpu -p no:cacheprovider tests/ -x --durations=5 > "$OUT/gpu_tests.log" 2>&1
 echo "exit $?" >> "$OUT/gpu_tests.log"
 tail -12 "$OUT/gpu_tests.log"
 
 stamp "2/3 neuron benchmark"
-timeout 200 "$PY" benchmarks/neuron_kernel.py --sj-backends auto torch --compile-T 4 --min-ms 60 \
+timeout 170 "$PY" benchmarks/neuron_kernel.py --sj-backends auto torch --compile-T 4 --min-ms 60 \
   --out "$OUT/neuron.json" > "$OUT/neuron.log" 2>&1
 echo "exit $?" >> "$OUT/neuron.log"
 
 stamp "3/3 model benchmark"
-timeout 200 "$PY" benchmarks/model_train.py --batches 64 128 --steps 25 --check-steps 20 \
+timeout 190 "$PY" benchmarks/model_train.py --batches 64 128 --compile-batches 128 --steps 25 --check-steps 20 \
   --out "$OUT/model.json" > "$OUT/model.log" 2>&1
 echo "exit $?" >> "$OUT/model.log"
 

@@ -29,6 +29,15 @@ gpu = [pytest.mark.gpu, pytest.mark.skipif(not (torch.cuda.is_available() and tr
                                            reason="needs CUDA and triton")]
 
 
+LAYOUTS = {
+    None: lambda x: x,
+    "channels_last": lambda x: x.flatten(0, 1).contiguous(memory_format=torch.channels_last).unflatten(0, (x.shape[0], -1)),
+    "transposed": lambda x: x.transpose(-1, -2),  # dense, time outermost
+    "time_inner": lambda x: x.movedim(0, -1).contiguous().movedim(-1, 0),  # dense, but time fastest in memory
+    "expanded": lambda x: x[:, :1].expand(x.shape),  # not dense
+}
+
+
 def make_pair(name, **opts):
     """(reference neuron, kernel neuron) with the same options and parameters."""
     ref = create_neuron(name, backend="torch", **opts)
@@ -44,17 +53,13 @@ def check(name, opts, T, cols, dtype=torch.float32, device="cpu", scale=1.5, see
     gen = torch.Generator().manual_seed(seed)
     ref, ker = (m.to(device) for m in make_pair(name, **opts))
     x = (torch.randn(T, *cols, generator=gen) * scale + 0.4).to(device=device, dtype=dtype)
-    if layout == "channels_last":  # [T, B, C, H, W] with each step channels_last
-        x = x.flatten(0, 1).contiguous(memory_format=torch.channels_last).unflatten(0, (T, -1))
-    elif layout == "transposed":
-        x = x.transpose(-1, -2)
     x_ref = x.detach().clone().requires_grad_()
     x_ker = x.detach().clone().requires_grad_()
     fwd = torch.compile(ker, backend="aot_eager", fullgraph=True) if compile_op else ker
-    y_ref, y_ker = ref(x_ref), fwd(x_ker)
-    assert y_ker.dtype == dtype and y_ker.shape == x.shape
-    if layout == "channels_last":
-        assert y_ker.flatten(0, 1).is_contiguous(memory_format=torch.channels_last)
+    y_ref, y_ker = ref(LAYOUTS[layout](x_ref)), fwd(LAYOUTS[layout](x_ker))
+    assert y_ker.dtype == dtype and y_ker.shape == y_ref.shape
+    if layout is not None:  # the output is laid out as torch.empty_like(input) (what torch.compile expects)
+        assert y_ker.stride() == torch.empty_like(LAYOUTS[layout](x_ker)).stride()
     assert torch.equal(y_ref, y_ker), f"spikes differ in {(y_ref != y_ker).sum().item()} of {y_ref.numel()}"
     g = torch.randn(y_ref.shape, generator=gen).to(device=device, dtype=dtype)
     (y_ref.float() * g.float()).sum().backward()
@@ -69,7 +74,7 @@ def check(name, opts, T, cols, dtype=torch.float32, device="cpu", scale=1.5, see
 
 # ------------------------------------------------------------------------------ interpreter cases
 def interp_cases():
-    """A covering set: every neuron x surrogate, with detach/reset/T/dtype/decay_input cycled so each
+    """A covering set: every LIF-family neuron x surrogate, with detach/reset/T/dtype/decay_input cycled so each
     neuron sees both values of each option; T = 11 crosses a chunk boundary (chunk 8, checkpoint)."""
     cases = []
     Ts = (1, 4, 8, 11)
@@ -92,6 +97,10 @@ def interp_cases():
         ("ternary", dict(detach_reset=False, decay=0.4, v_threshold=1.3, amplitude=0.7, learnable_amplitude=True), 8, torch.float32),
         ("ternary", dict(detach_reset=False, amplitude=0.75, learnable_amplitude=True), 11, torch.bfloat16),
         ("ternary", dict(decay=0.0), 1, torch.float32),
+        ("asn", dict(), 11, torch.float32),
+        ("asn", dict(channels=50, detach_reset=False, surrogate="atan", delta_theta=0.3), 11, torch.float32),
+        ("asn", dict(v_reset=None, detach_reset=False, learnable=False, surrogate="triangle", alpha=0.8), 8, torch.float32),
+        ("asn", dict(channels=50, v_reset=None, tau_a=6.0), 4, torch.bfloat16),
     ]
     return cases
 
@@ -129,15 +138,16 @@ def test_interp_kernel_equals_reference(small_blocks, name, opts, T, dtype):
 
 
 @in_interpreter
-@pytest.mark.parametrize("layout", ["channels_last", "transposed"])
+@pytest.mark.parametrize("layout", ["channels_last", "transposed", "time_inner", "expanded"])
 def test_interp_layouts(small_blocks, layout):
     cols = (2, 3, 5, 4) if layout == "channels_last" else (3, 40)
-    check("lif", dict(detach_reset=False), 5, cols, layout=layout)
+    check("lif", dict(detach_reset=False), 5, cols, layout=layout, scale=3.0)
 
 
 @in_interpreter
 @pytest.mark.parametrize("name,opts", [("plif", dict(v_reset=None, detach_reset=False)),
-                                       ("ternary", dict(learnable_amplitude=True, detach_reset=False))])
+                                       ("ternary", dict(learnable_amplitude=True, detach_reset=False)),
+                                       ("asn", dict(channels=40, detach_reset=False))])
 def test_interp_custom_op_under_compile(small_blocks, name, opts):
     """The custom-op path (what torch.compile sees): one graph, same numbers."""
     torch._dynamo.reset()
@@ -201,6 +211,12 @@ def gpu_cases():
     cases += [("lif", {}, 1, torch.float32), ("plif", dict(detach_reset=False), 1, torch.bfloat16)]
     for T, dtype in ((4, torch.float32), (16, torch.bfloat16), (1, torch.float32), (8, torch.bfloat16)):
         cases.append(("ternary", dict(detach_reset=T > 4, learnable_amplitude=True, amplitude=0.75), T, dtype))
+    for i, (surrogate, alpha) in enumerate(SURROGATES.items()):  # asn: cols[-1] is 89 for per-channel cases
+        opts = dict(surrogate=surrogate, detach_reset=bool(i % 2), v_reset=None if i % 3 == 1 else 0.0,
+                    channels=89 if i % 2 else None)
+        if alpha is not None:
+            opts["alpha"] = alpha
+        cases.append(("asn", opts, (4, 8, 16)[i % 3], torch.bfloat16 if i % 2 else torch.float32))
     return cases
 
 
@@ -210,12 +226,14 @@ def gpu_cases():
 def test_gpu_kernel_equals_reference(name, opts, T, dtype):
     gen = torch.Generator().manual_seed(T * 7919 + len(str(opts)))
     cols = tuple(int(v) for v in torch.randint(1, 90, (3,), generator=gen))  # ragged sizes: 1 .. ~700k columns
+    if opts.get("channels"):
+        cols = cols[:-1] + (opts["channels"],)
     check(name, opts, T, cols, dtype=dtype, device="cuda", seed=T)
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not (torch.cuda.is_available() and triton_available()), reason="needs CUDA and triton")
-@pytest.mark.parametrize("layout", ["channels_last", "transposed"])
+@pytest.mark.parametrize("layout", ["channels_last", "transposed", "time_inner", "expanded"])
 def test_gpu_layouts(layout):
     cols = (8, 16, 12, 12) if layout == "channels_last" else (64, 300)
     check("lif", {}, 4, cols, layout=layout, device="cuda")

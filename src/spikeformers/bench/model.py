@@ -55,6 +55,8 @@ DEFAULT = ["ours-fp32", "ours-bf16", "ours-bf16-nchw", "ours-bf16-compile", "sj-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batches", type=int, nargs="+", default=[64, 128])
     p.add_argument("--settings", nargs="+", default=DEFAULT, choices=list(SETTINGS))
+    p.add_argument("--compile-batches", type=int, nargs="*", default=None,
+                   help="batches at which the *-compile settings run (default: all; each compiles anew, ~1 min)")
     p.add_argument("--steps", type=int, default=30, help="timed steps per setting")
     p.add_argument("--warmup", type=int, default=5, help="untimed steps first (compilation happens here)")
     p.add_argument("--check-steps", type=int, default=20, help="steps of the same-loss check (0: skip)")
@@ -252,7 +254,8 @@ def run(args) -> int:
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     torch.backends.cudnn.benchmark = True
-    rows = [throughput(name, B, args) for B in args.batches for name in args.settings]
+    rows = [throughput(name, B, args) for B in args.batches for name in args.settings
+            if not (SETTINGS[name].get("compile") and args.compile_batches is not None and B not in args.compile_batches)]
     check = loss_check(args.check_steps, args.check_batch, args.lr) if args.check_steps else None
     summary = summarize(rows, check)
     write_record(args.out, {"suite": "model", "provenance": provenance(), "args": vars(args), "rows": rows,

@@ -91,13 +91,19 @@ def _contenders(names: List[str], sj_backends: List[str], dtype: torch.dtype, T:
     if "torch" in names:
         out.append(dict(name="torch", make=lambda: create_neuron("lif", backend="torch").to(common.DEVICE)))
     if "compile" in names and (compile_T is None or T in compile_T):
-        out.append(dict(name="compile", make=_compiled_reference))
+        out.append(dict(name="compile", make=lambda: _compiled_reference(T, dtype)))
     return out
 
 
-def _compiled_reference():
-    torch._dynamo.reset()  # one compiled shape at a time: no recompile limit to hit
-    return torch.compile(create_neuron("lif", backend="torch").to(common.DEVICE), dynamic=False)
+_COMPILED: Dict[Any, Any] = {}
+
+
+def _compiled_reference(T: int, dtype: torch.dtype):
+    """torch.compile of the reference loop, one compilation per (T, dtype) reused across sizes
+    (dynamic in N; the loop over T is unrolled, so T is a guard)."""
+    if (T, dtype) not in _COMPILED:
+        _COMPILED[(T, dtype)] = torch.compile(create_neuron("lif", backend="torch").to(common.DEVICE), dynamic=True)
+    return _COMPILED[(T, dtype)]
 
 
 def _sj_precision_node(ab, dtype):

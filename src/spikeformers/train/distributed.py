@@ -54,12 +54,16 @@ class Distributed:
         return cls(rank, world, local, device)
 
     def wrap(self, model: nn.Module) -> nn.Module:
-        """DDP around `model`. Models with modules that declare `unused_parameters` (parameters a forward
-        may skip, e.g. an attention variant's unused projection) get `find_unused_parameters=True`."""
+        """DDP around `model`. A model whose modules declare `unused_parameters` (kept for checkpoint
+        parity, skipped by forward) that still require grad gets `find_unused_parameters=True`; frozen
+        ones (SDT's talking heads) need nothing, DDP ignores them."""
         if self.world_size == 1:
             return model
+        from ..attention.base import unused_parameter_names
+
         ids = [self.local_rank] if self.device.type == "cuda" else None
-        unused = any(getattr(m, "unused_parameters", None) for m in model.modules())
+        params = dict(model.named_parameters())
+        unused = any(params[n].requires_grad for n in unused_parameter_names(model) if n in params)
         return nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=unused,
                                                    gradient_as_bucket_view=True)
 

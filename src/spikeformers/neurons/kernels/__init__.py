@@ -62,7 +62,8 @@ def dispatch(neuron, x: Tensor) -> Optional[Tensor]:
     if out is None and strict:
         _refuse(neuron, f"no kernel covers this neuron (type {type(neuron).__name__}, surrogate "
                         f"{type(getattr(neuron, 'surrogate', None)).__name__}, dtype {x.dtype}); kernels exist for "
-                        "IFNode, LIFNode, PLIFNode and TernaryNode with the built-in surrogates, in fp32/bf16/fp16")
+                        "IFNode, LIFNode, PLIFNode, TernaryNode and ASNNode (spike mode) with the built-in surrogates, "
+                        "in fp32/bf16/fp16")
     return out
 
 
@@ -76,7 +77,7 @@ def kernel_status() -> str:
         version = metadata.version("triton")
     except metadata.PackageNotFoundError:
         return "reference PyTorch neurons only (triton is not installed)"
-    covered = "if, lif, plif, ternary (fp32/bf16/fp16, fused over T, forward and backward)"
+    covered = "if, lif, plif, ternary, asn (fp32/bf16/fp16, fused over T, forward and backward)"
     if not torch.cuda.is_available():
         return f"triton {version}: {covered}; inactive here (no CUDA device): reference PyTorch neurons on the CPU"
     return f"triton {version}: {covered}; active on CUDA for backend='auto'|'triton'"

@@ -1,8 +1,8 @@
 """Launchers, autograd functions and `torch.library` custom ops around the Triton neuron kernels.
 
-Two entry points share the same launchers:
+ASN's live in ops_asn.py. Two entry points share the same launchers:
 - eager: `torch.autograd.Function`s (`LIFFunction`, `TernaryFunction`), the cheapest call path;
-- `torch.compile`: custom ops `spikeformers::lif_fwd/lif_bwd/ternary_fwd/ternary_bwd` with fake
+- `torch.compile`: custom ops `spikeformers::lif_fwd/lif_bwd/ternary_fwd/ternary_bwd/asn_fwd/asn_bwd` with fake
   (meta) implementations and `register_autograd`, so a compiled model keeps the kernels and has no
   graph break. `run(neuron, x)` picks the second while Dynamo traces.
 
@@ -17,6 +17,7 @@ import torch
 import triton
 from torch import Tensor
 
+from ..adaptive import ASNNode
 from ..lif import IFNode, LIFNode, PLIFNode
 from ..multilevel import TernaryNode
 from ..surrogate import ATan, Rectangle, Sigmoid, StraightThrough, Triangle
@@ -32,7 +33,7 @@ __all__ = ["CONFIG", "SUPPORTED", "run", "lif_forward", "lif_backward", "ternary
 CONFIG = {"block": 1024, "block_bwd": 512, "num_warps": 4, "chunk": 8}
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 SURROGATE_IDS = {Sigmoid: 0, ATan: 1, Triangle: 2, Rectangle: 3, StraightThrough: 4}
-SUPPORTED = (IFNode, LIFNode, PLIFNode, TernaryNode)
+SUPPORTED = (IFNode, LIFNode, PLIFNode, TernaryNode, ASNNode)
 
 
 def _layout(x: Tensor, backward: bool = False) -> Tuple[int, int, int, int, Tuple[int]]:
@@ -54,33 +55,62 @@ def _like(x: Tensor, g: Tensor) -> Tensor:
     return g if g.stride() == x.stride() else torch.empty_like(x).copy_(g)
 
 
+def _dense(x: Tensor, dims) -> Tuple[bool, int]:
+    """(do `dims` of x tile memory without gaps or overlap?, their element count)."""
+    expected = 1
+    for stride, size in sorted((x.stride(d), x.shape[d]) for d in dims if x.shape[d] > 1):
+        if stride != expected:
+            return False, expected
+        expected *= size
+    return True, expected
+
+
+def walkable(x: Tensor, contiguous: bool = False) -> Tensor:
+    """x itself if the kernels can walk it as [T, N] at flat offsets t * N + i (dense, time outermost:
+    contiguous, or channels_last within each step), else a contiguous copy."""
+    if contiguous or x.is_contiguous():
+        return x.contiguous()
+    dense, n = _dense(x, range(1, x.dim()))
+    return x if dense and (x.shape[0] == 1 or x.stride(0) == n) else x.contiguous()
+
+
+def out_like(x: Tensor, out: Tensor) -> Tensor:
+    """`out`, computed in `walkable(x)`'s layout, in the layout `torch.empty_like(x)` gives (x's own
+    when x is dense, else contiguous): what the fake implementations promise torch.compile."""
+    if out.stride() == x.stride() or not _dense(x, range(x.dim()))[0]:
+        return out
+    return torch.empty_like(x).copy_(out)
+
+
 # ------------------------------------------------------------------------------------------------ LIF
 def lif_forward(x: Tensor, k_tensor: Optional[Tensor], k: float, v_th: float, v_reset: float, kind: int,
                 soft: bool, save: bool) -> Tuple[Tensor, Tensor]:
     """Spikes `[T, ...]` (x's dtype and layout) and the fp32 chunk checkpoints `[n_chunks - 1, N]`."""
     T, N, C, n_chunks, grid = _layout(x)
-    y = torch.empty_like(x)
+    xk = walkable(x)
+    y = torch.empty_like(xk)
     ck = x.new_empty((n_chunks - 1 if save else 0, N), dtype=torch.float32)
     if x.numel():
-        lif_fwd_kernel[grid](x, y, ck if ck.numel() else y, y if k_tensor is None else k_tensor, N, T, n_chunks,
+        lif_fwd_kernel[grid](xk, y, ck if ck.numel() else y, y if k_tensor is None else k_tensor, N, T, n_chunks,
                              ck.shape[0], float(k), float(v_th), float(v_reset), KIND=kind, K_PTR=k_tensor is not None,
                              SOFT=soft, C=C, **_launch_opts())
-    return y, ck
+    return out_like(x, y), ck
 
 
 def lif_backward(gy: Tensor, x: Tensor, k_tensor: Optional[Tensor], ck: Tensor, k: float, v_th: float, v_reset: float,
                  alpha: float, kind: int, soft: bool, detach: bool, surrogate: int, need_gk: bool) -> Tuple[Tensor, Tensor]:
     """(dL/dx in x's dtype and layout, dL/dk as a 0-dim fp32 tensor (zero unless need_gk))."""
     T, N, C, n_chunks, grid = _layout(x, backward=True)
-    gy = _like(x, gy)
-    gx = torch.empty_like(x)
+    xk = walkable(x)
+    gy = _like(xk, gy)
+    gx = torch.empty_like(xk)
     partial = x.new_zeros(grid[0] if need_gk else 1, dtype=torch.float32)
     if x.numel():
-        lif_bwd_kernel[grid](x, gy, gx, ck if ck.numel() else gx, gx if k_tensor is None else k_tensor, partial, N, T,
+        lif_bwd_kernel[grid](xk, gy, gx, ck if ck.numel() else gx, gx if k_tensor is None else k_tensor, partial, N, T,
                              n_chunks, float(k), float(v_th), float(v_reset), float(alpha), 0.5 / float(alpha),
                              KIND=kind, K_PTR=k_tensor is not None, SOFT=soft, DETACH=detach, SURR=surrogate,
                              NEED_GK=need_gk, C=C, **_launch_opts(backward=True))
-    return gx, partial.sum()
+    return out_like(x, gx), partial.sum()
 
 
 class LIFFunction(torch.autograd.Function):
@@ -149,24 +179,26 @@ _lif_fwd_op.register_autograd(_lif_op_backward, setup_context=_lif_setup)
 # -------------------------------------------------------------------------------------------- ternary
 def ternary_forward(x: Tensor, amp: Tensor, decay: float, v_th: float, save: bool) -> Tuple[Tensor, Tensor]:
     T, N, C, n_chunks, grid = _layout(x)
-    y = torch.empty_like(x)
+    xk = walkable(x)
+    y = torch.empty_like(xk)
     ck = x.new_empty((n_chunks - 1 if save else 0, N), dtype=torch.float32)
     if x.numel():
-        ternary_fwd_kernel[grid](x, y, ck if ck.numel() else y, amp, N, T, n_chunks, ck.shape[0], float(decay),
+        ternary_fwd_kernel[grid](xk, y, ck if ck.numel() else y, amp, N, T, n_chunks, ck.shape[0], float(decay),
                                  float(v_th), C=C, **_launch_opts())
-    return y, ck
+    return out_like(x, y), ck
 
 
 def ternary_backward(gy: Tensor, x: Tensor, amp: Tensor, ck: Tensor, decay: float, v_th: float, detach: bool,
                      need_ga: bool) -> Tuple[Tensor, Tensor]:
     T, N, C, n_chunks, grid = _layout(x, backward=True)
-    gy = _like(x, gy)
-    gx = torch.empty_like(x)
+    xk = walkable(x)
+    gy = _like(xk, gy)
+    gx = torch.empty_like(xk)
     partial = x.new_zeros(grid[0] if need_ga else 1, dtype=torch.float32)
     if x.numel():
-        ternary_bwd_kernel[grid](x, gy, gx, ck if ck.numel() else gx, amp, partial, N, T, n_chunks, float(decay),
+        ternary_bwd_kernel[grid](xk, gy, gx, ck if ck.numel() else gx, amp, partial, N, T, n_chunks, float(decay),
                                  float(v_th), DETACH=detach, NEED_GA=need_ga, C=C, **_launch_opts(backward=True))
-    return gx, partial.sum()
+    return out_like(x, gx), partial.sum()
 
 
 class TernaryFunction(torch.autograd.Function):
@@ -230,23 +262,6 @@ _ternary_fwd_op.register_autograd(_ternary_op_backward, setup_context=_ternary_s
 
 
 # ------------------------------------------------------------------------------------------- dispatch
-def _dense_time_major(x: Tensor) -> Tensor:
-    """x itself if its memory is dense with time outermost (contiguous, or channels_last per step),
-    else a contiguous copy: the kernels read `[T, N]` at flat offsets `t * N + i`."""
-    if x.is_contiguous():
-        return x
-    T = x.shape[0]
-    dims = sorted((s, n) for s, n in zip(x.stride()[1:], x.shape[1:]) if n > 1)
-    expected = 1
-    for s, n in dims:
-        if s != expected:
-            return x.contiguous()
-        expected *= n
-    if T > 1 and x.stride(0) != expected:
-        return x.contiguous()
-    return x
-
-
 def _lif_params(neuron) -> Optional[tuple]:
     sid = SURROGATE_IDS.get(type(neuron.surrogate))
     if sid is None:
@@ -266,8 +281,14 @@ def run(neuron, x: Tensor) -> Optional[Tensor]:
     cls = type(neuron)
     if cls not in SUPPORTED or x.dtype not in DTYPES:
         return None
-    x = _dense_time_major(x)
     compiling = torch.compiler.is_compiling()
+    if cls is ASNNode:
+        sid = SURROGATE_IDS.get(type(neuron.surrogate))
+        if neuron.mode != "spike" or sid is None:
+            return None
+        from .ops_asn import run_asn
+
+        return run_asn(neuron, x, sid)
     if cls is TernaryNode:
         amp = neuron.amplitude
         params = (neuron.decay, neuron.v_threshold, neuron.detach_reset)
@@ -286,8 +307,4 @@ def run(neuron, x: Tensor) -> Optional[Tensor]:
         return LIFFunction.apply(x, k_tensor, params)
     k, v_th, v_reset, alpha, kind, soft, detach, surrogate = params
     return lif_forward(x, k_tensor, k, v_th, v_reset, kind, soft, False)[0]
-
-
-def describe() -> str:
-    return f"triton {triton.__version__}: {', '.join(c.__name__ for c in SUPPORTED)} ({', '.join(str(d).replace('torch.', '') for d in DTYPES)})"
 
