@@ -97,6 +97,7 @@ def interp_cases():
         ("ternary", dict(detach_reset=False, decay=0.4, v_threshold=1.3, amplitude=0.7, learnable_amplitude=True), 8, torch.float32),
         ("ternary", dict(detach_reset=False, amplitude=0.75, learnable_amplitude=True), 11, torch.bfloat16),
         ("ternary", dict(decay=0.0), 1, torch.float32),
+        ("ternary", dict(learnable_amplitude=True, amplitude=0.75), 4, torch.bfloat16),
         ("asn", dict(), 11, torch.float32),
         ("asn", dict(channels=50, detach_reset=False, surrogate="atan", delta_theta=0.3), 11, torch.float32),
         ("asn", dict(v_reset=None, detach_reset=False, learnable=False, surrogate="triangle", alpha=0.8), 8, torch.float32),

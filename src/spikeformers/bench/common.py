@@ -135,7 +135,8 @@ def provenance() -> Dict[str, Any]:
     return out
 
 
-def write_record(path: Optional[str], record: Dict[str, Any]) -> None:
+def write_record(path: Optional[str], record: Dict[str, Any], quiet: bool = False) -> None:
+    """Write `record` as JSON, atomically (rewritten as rows arrive, so a killed run keeps its rows)."""
     if not path:
         return
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -143,7 +144,8 @@ def write_record(path: Optional[str], record: Dict[str, Any]) -> None:
     with open(tmp, "w") as f:
         json.dump(record, f, indent=1, default=str)
     os.replace(tmp, path)
-    print(f"wrote {path}")
+    if not quiet:
+        print(f"wrote {path}")
 
 
 def fmt(v: Any, digits: int = 3) -> str:

@@ -9,6 +9,7 @@ warm-up; compile time excluded), peak `torch.cuda.max_memory_allocated` over tho
 
 Settings (`--settings`; SpikingJelly's are tried in each of its modes so its fastest one is the peer):
   ours-fp32, ours-bf16 (autocast), ours-bf16-nchw (no channels_last), ours-bf16-compile (torch.compile),
+  ours-bf16-compile-cg (torch.compile with CUDA graphs: mode="reduce-overhead"),
   ours-bf16-reference (our PyTorch neurons instead of the kernels),
   sj-fp32, sj-bf16 (plain autocast: its neurons fall back to PyTorch for bf16 state),
   sj-bf16-prec (its precision API: bf16 neuron state, Triton neurons), sj-fp32-torch (its PyTorch neurons)
@@ -43,6 +44,7 @@ SETTINGS: Dict[str, Dict[str, Any]] = {
     "ours-bf16": dict(impl="ours", amp=BF16),
     "ours-bf16-nchw": dict(impl="ours", amp=BF16, channels_last=False),
     "ours-bf16-compile": dict(impl="ours", amp=BF16, compile=True),
+    "ours-bf16-compile-cg": dict(impl="ours", amp=BF16, compile=True, compile_mode="reduce-overhead"),
     "ours-bf16-reference": dict(impl="ours", amp=BF16, neuron_backend="torch"),
     "sj-fp32": dict(impl="sj", amp=None),
     "sj-bf16": dict(impl="sj", amp=BF16),
@@ -90,7 +92,7 @@ def _trainer(setting: Dict[str, Any], lr: float, model=None):
         model = (model if model is not None else _ours(setting.get("neuron_backend", "auto"))).to(common.DEVICE)
         if setting.get("channels_last", True):
             model = model.to(memory_format=torch.channels_last)
-        fwd = torch.compile(model) if setting.get("compile") else model
+        fwd = torch.compile(model, mode=setting.get("compile_mode")) if setting.get("compile") else model
         ctx: Callable = (lambda: torch.autocast(common.DEVICE.type, dtype=amp)) if amp else nullcontext
         logits = fwd
     else:
@@ -254,13 +256,18 @@ def run(args) -> int:
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     torch.backends.cudnn.benchmark = True
-    rows = [throughput(name, B, args) for B in args.batches for name in args.settings
-            if not (SETTINGS[name].get("compile") and args.compile_batches is not None and B not in args.compile_batches)]
-    check = loss_check(args.check_steps, args.check_batch, args.lr) if args.check_steps else None
-    summary = summarize(rows, check)
-    write_record(args.out, {"suite": "model", "provenance": provenance(), "args": vars(args), "rows": rows,
-                            "loss_check": check, "summary": summary})
-    print(summary)
+    rows: List[Dict[str, Any]] = []
+    record = {"suite": "model", "provenance": provenance(), "args": vars(args), "rows": rows, "complete": False}
+    for B in args.batches:
+        for name in args.settings:
+            if SETTINGS[name].get("compile") and args.compile_batches is not None and B not in args.compile_batches:
+                continue
+            rows.append(throughput(name, B, args))
+            write_record(args.out, record, quiet=True)  # partial results survive a time limit
+    record["loss_check"] = loss_check(args.check_steps, args.check_batch, args.lr) if args.check_steps else None
+    record.update(complete=True, summary=summarize(rows, record["loss_check"]))
+    write_record(args.out, record)
+    print(record["summary"])
     return 0
 
 

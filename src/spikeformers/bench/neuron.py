@@ -147,7 +147,7 @@ def measure(T: int, size: float, dtype_name: str, args, copy_gbs: float) -> List
             if c["name"] == "ours":
                 rec["moved_bytes"] = ours_bytes
                 rec["moved_gb_per_s"] = ours_bytes / (rec["ms"] * 1e-3) / 1e9
-            if not args.no_graphs and c["name"] != "compile":
+            if not args.no_graphs and c["name"] not in ("compile", "torch"):
                 rec["graph_ms"] = graph_time_ms(fn)
         except Exception as e:  # a peer's backend can be missing on this machine: record, go on
             rec["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
@@ -203,14 +203,16 @@ def run(args) -> int:
     copy_gbs = copy_bandwidth()
     print(f"device-to-device copy: {copy_gbs:.0f} GB/s (read + write)")
     rows: List[Dict[str, Any]] = []
+    record = {"suite": "neuron", "provenance": provenance(), "copy_gb_per_s": copy_gbs, "args": vars(args),
+              "rows": rows, "complete": False}
     for dtype_name in args.dtypes:
         for size in args.sizes:
             for T in args.T:
                 rows += measure(T, size, dtype_name, args, copy_gbs)
-    summary = summarize(rows, copy_gbs)
-    write_record(args.out, {"suite": "neuron", "provenance": provenance(), "copy_gb_per_s": copy_gbs,
-                            "args": vars(args), "rows": rows, "summary": summary})
-    print(summary)
+                write_record(args.out, record, quiet=True)  # partial results survive a time limit
+    record.update(complete=True, summary=summarize(rows, copy_gbs))
+    write_record(args.out, record)
+    print(record["summary"])
     return 0
 
 

@@ -50,6 +50,11 @@ def _launch_opts(backward: bool = False):
                 enable_fp_fusion=False)
 
 
+def _dummy(x: Tensor) -> Tensor:
+    """A 1-element fp32 stand-in for a pointer argument the kernel never dereferences."""
+    return x.new_empty(1, dtype=torch.float32)
+
+
 def _like(x: Tensor, g: Tensor) -> Tensor:
     """`g` in `x`'s memory layout (the kernels index both with the same flat offsets)."""
     return g if g.stride() == x.stride() else torch.empty_like(x).copy_(g)
@@ -91,7 +96,7 @@ def lif_forward(x: Tensor, k_tensor: Optional[Tensor], k: float, v_th: float, v_
     y = torch.empty_like(xk)
     ck = x.new_empty((n_chunks - 1 if save else 0, N), dtype=torch.float32)
     if x.numel():
-        lif_fwd_kernel[grid](xk, y, ck if ck.numel() else y, y if k_tensor is None else k_tensor, N, T, n_chunks,
+        lif_fwd_kernel[grid](xk, y, ck if ck.numel() else _dummy(x), y if k_tensor is None else k_tensor, N, T, n_chunks,
                              ck.shape[0], float(k), float(v_th), float(v_reset), KIND=kind, K_PTR=k_tensor is not None,
                              SOFT=soft, C=C, **_launch_opts())
     return out_like(x, y), ck
@@ -106,7 +111,7 @@ def lif_backward(gy: Tensor, x: Tensor, k_tensor: Optional[Tensor], ck: Tensor, 
     gx = torch.empty_like(xk)
     partial = x.new_zeros(grid[0] if need_gk else 1, dtype=torch.float32)
     if x.numel():
-        lif_bwd_kernel[grid](xk, gy, gx, ck if ck.numel() else gx, gx if k_tensor is None else k_tensor, partial, N, T,
+        lif_bwd_kernel[grid](xk, gy, gx, ck if ck.numel() else partial, gx if k_tensor is None else k_tensor, partial, N, T,
                              n_chunks, float(k), float(v_th), float(v_reset), float(alpha), 0.5 / float(alpha),
                              KIND=kind, K_PTR=k_tensor is not None, SOFT=soft, DETACH=detach, SURR=surrogate,
                              NEED_GK=need_gk, C=C, **_launch_opts(backward=True))
@@ -183,7 +188,7 @@ def ternary_forward(x: Tensor, amp: Tensor, decay: float, v_th: float, save: boo
     y = torch.empty_like(xk)
     ck = x.new_empty((n_chunks - 1 if save else 0, N), dtype=torch.float32)
     if x.numel():
-        ternary_fwd_kernel[grid](xk, y, ck if ck.numel() else y, amp, N, T, n_chunks, ck.shape[0], float(decay),
+        ternary_fwd_kernel[grid](xk, y, ck if ck.numel() else _dummy(x), amp, N, T, n_chunks, ck.shape[0], float(decay),
                                  float(v_th), C=C, **_launch_opts())
     return out_like(x, y), ck
 
@@ -196,7 +201,7 @@ def ternary_backward(gy: Tensor, x: Tensor, amp: Tensor, ck: Tensor, decay: floa
     gx = torch.empty_like(xk)
     partial = x.new_zeros(grid[0] if need_ga else 1, dtype=torch.float32)
     if x.numel():
-        ternary_bwd_kernel[grid](xk, gy, gx, ck if ck.numel() else gx, amp, partial, N, T, n_chunks, float(decay),
+        ternary_bwd_kernel[grid](xk, gy, gx, ck if ck.numel() else partial, amp, partial, N, T, n_chunks, float(decay),
                                  float(v_th), DETACH=detach, NEED_GA=need_ga, C=C, **_launch_opts(backward=True))
     return out_like(x, gx), partial.sum()
 

@@ -95,8 +95,8 @@ def asn_bwd_kernel(x_ptr, gy_ptr, gx_ptr, ck_ptr, km_ptr, ka_ptr, gkm_ptr, gka_p
     while cc < n_chunks:
         c = n_chunks - 1 - cc
         load = mask & (c > 0)
-        v = tl.load(ck_ptr + 2 * (c - 1) * N + offs, mask=load, other=0.0)
-        theta = tl.load(ck_ptr + (2 * c - 1) * N + offs, mask=load, other=0.0)
+        v = tl.load(ck_ptr + 2 * (c - 1) * N + offs, mask=load, other=0.0).to(tl.float32)
+        theta = tl.load(ck_ptr + (2 * c - 1) * N + offs, mask=load, other=0.0).to(tl.float32)
         v = tl.where(c > 0, v, tl.zeros([BLOCK], dtype=tl.float32) + rest)
         theta = tl.where(c > 0, theta, tl.zeros([BLOCK], dtype=tl.float32) + v_th)
         hs = ()

@@ -130,7 +130,7 @@ def lif_bwd_kernel(x_ptr, gy_ptr, gx_ptr, ck_ptr, k_ptr, gk_ptr, N, T, n_chunks,
     while cc < n_chunks:
         c = n_chunks - 1 - cc
         # the chunk's starting potential: a checkpoint, or the rest value for the first chunk
-        v0 = tl.load(ck_ptr + (c - 1) * N + offs, mask=mask & (c > 0), other=0.0)
+        v0 = tl.load(ck_ptr + (c - 1) * N + offs, mask=mask & (c > 0), other=0.0).to(tl.float32)
         v0 = tl.where(c > 0, v0, tl.zeros([BLOCK], dtype=tl.float32) + rest)
         v = v0
         hs = ()

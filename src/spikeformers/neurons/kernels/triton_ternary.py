@@ -59,8 +59,8 @@ def ternary_bwd_kernel(x_ptr, gy_ptr, gx_ptr, ck_ptr, amp_ptr, ga_ptr, N, T, n_c
     cc = pid.to(tl.int64) * 0
     while cc < n_chunks:
         c = n_chunks - 1 - cc
-        u = tl.load(ck_ptr + (c - 1) * N + offs, mask=mask & (c > 0), other=0.0)
-        u = tl.where(c > 0, u, 0.0)
+        u = tl.load(ck_ptr + (c - 1) * N + offs, mask=mask & (c > 0), other=0.0).to(tl.float32)
+        u = tl.where(c > 0, u, tl.zeros([BLOCK], dtype=tl.float32))
         us = ()
         for j in tl.static_range(C):  # recompute the chunk's pre-reset u
             t = c * C + j
