@@ -13,6 +13,7 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -45,9 +46,15 @@ def test_two_ranks_follow_one_rank_and_resume_on_one(tmp_path):
     env.pop("WORLD_SIZE", None)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            os.path.join(HERE, "_ddp_driver.py"), str(tmp_path / "two"), *TINY, "run.max_steps=10"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)  # its own process group: a timeout kills the ranks too
     one = train(load_config(None, TINY + [f"run.out_dir={tmp_path / 'one'}"]), progress=False)  # meanwhile
-    out, err = proc.communicate(timeout=600)
+    try:
+        out, err = proc.communicate(timeout=900)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"torchrun did not finish in 15 minutes:\n{out[-3000:]}\n{err[-5000:]}")
     assert proc.returncode == 0, out[-3000:] + err[-5000:]
     ref = _losses(one["run_dir"])
 

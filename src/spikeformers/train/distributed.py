@@ -28,9 +28,11 @@ def is_main_process() -> bool:
 
 
 class Distributed:
-    def __init__(self, rank: int = 0, world_size: int = 1, local_rank: int = 0, device: Optional[torch.device] = None):
+    def __init__(self, rank: int = 0, world_size: int = 1, local_rank: int = 0, device: Optional[torch.device] = None,
+                 owns_group: bool = False):
         self.rank, self.world_size, self.local_rank = rank, world_size, local_rank
         self.device = device
+        self.owns_group = owns_group  # created the process group, so `close` destroys it
 
     @property
     def is_main(self) -> bool:
@@ -48,10 +50,11 @@ class Distributed:
             device = torch.device("cuda", local)
         else:
             device = torch.device("cpu")
-        if not tdist.is_initialized():
+        owns = not tdist.is_initialized()  # a caller's group (several trainings in one job) is left to it
+        if owns:
             tdist.init_process_group("nccl" if use_cuda else "gloo", timeout=datetime.timedelta(minutes=10),
                                      **({"device_id": device} if use_cuda else {}))
-        return cls(rank, world, local, device)
+        return cls(rank, world, local, device, owns_group=owns)
 
     def wrap(self, model: nn.Module) -> nn.Module:
         """DDP around `model`. A model whose modules declare `unused_parameters` (kept for checkpoint
@@ -108,7 +111,8 @@ class Distributed:
     def close(self) -> None:
         if self.world_size > 1 and tdist.is_initialized():
             tdist.barrier()
-            tdist.destroy_process_group()
+            if self.owns_group:
+                tdist.destroy_process_group()
 
 
 class AllReduceBatchNorm(nn.modules.batchnorm._BatchNorm):
