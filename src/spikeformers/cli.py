@@ -46,7 +46,9 @@ def cmd_train(ns) -> int:
         summary = train(None, progress=not ns.quiet, resume=resume, overrides=tuple(overrides))
     else:
         summary = train(load_config(path, overrides), progress=not ns.quiet)
-    if summary.get("finished"):
+    from .train.distributed import is_main_process
+
+    if summary.get("finished") and is_main_process():  # under torchrun, one report, from rank 0
         print(format_summary(summary))
     return 0
 

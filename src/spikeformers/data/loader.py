@@ -67,7 +67,8 @@ class DeviceLoader:
         return self.x.device
 
     def set_shard(self, rank: int, world_size: int) -> None:
-        """Data parallelism: yield only every `world_size`-th sample (from `rank`) of each global batch."""
+        """Data parallelism: yield only every `world_size`-th sample (from `rank`) of each global batch,
+        augmented exactly as a single process would augment it."""
         if not 0 <= rank < world_size:
             raise ValueError(f"DeviceLoader: rank {rank} is not in [0, {world_size})")
         self.rank, self.world_size = rank, world_size
@@ -87,8 +88,12 @@ class DeviceLoader:
         n = len(self.y)
         order = torch.randperm(n, generator=gen, device=device) if self.shuffle else torch.arange(n, device=device)
         for b in range(len(self)):
-            idx = order[b * self.batch_size : (b + 1) * self.batch_size][self.rank :: self.world_size]
-            x = self.x[idx].float().div_(255.0)  # [B, C, H, W] in [0, 1]
-            if self.augment is not None:
-                x = self.augment(x, gen)
-            yield x, self.y[idx]
+            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
+            if self.augment is None:
+                idx = idx[self.rank :: self.world_size]
+                yield self.x[idx].float().div_(255.0), self.y[idx]  # [B, C, H, W] in [0, 1]
+                continue
+            # Augment the whole global batch, then keep this rank's share: the random draws are the ones
+            # a single process makes, so N ranks see exactly the data of one (for B x C x H x W floats).
+            x = self.augment(self.x[idx].float().div_(255.0), gen)
+            yield x[self.rank :: self.world_size].contiguous(), self.y[idx[self.rank :: self.world_size]]

@@ -155,11 +155,6 @@ class ASNNode(SpikingNeuron):
         theta = self.v_threshold + (1 - self.k_a().to(x.dtype)) * (theta - self.v_threshold) + self.delta_theta * s_r
         return s, (v, theta)
 
-    def _fused(self, x: Tensor) -> Optional[Tensor]:
-        if self.backend == "triton":
-            raise RuntimeError("ASNNode has no Triton kernel; use backend='torch' or 'auto'")
-        return None
-
     def extra_repr(self) -> str:
         if self.mode == "integer":
             return f"mode='integer', max_spikes={self.max_spikes}"

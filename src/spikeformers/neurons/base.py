@@ -19,6 +19,7 @@ __all__ = ["Neuron", "SpikingNeuron", "DOMAINS", "check_time_first"]
 # Output value domains that attention and energy counting read.
 DOMAINS = ("binary", "ternary", "integer", "real")
 BACKENDS = ("auto", "torch", "triton")
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
 def check_time_first(x: Tensor, who: str) -> None:
@@ -32,7 +33,9 @@ class Neuron(nn.Module):
     """Base of all activation units that see time as their own axis.
 
     Subclasses set `domain` and implement `step`. `forward` runs `step` over T unless a fused kernel
-    takes the whole sequence (see `_fused`).
+    takes the whole sequence (see `_fused`). fp16/bf16 inputs are computed in fp32 and the output cast
+    back to the input dtype, as the kernels do (a bf16 membrane potential would lose the input's
+    low bits after a few steps).
     """
 
     domain: str = "real"
@@ -49,6 +52,12 @@ class Neuron(nn.Module):
         out = self._fused(x)
         if out is not None:
             return out
+        if x.dtype in _LOW_PRECISION:
+            return self._reference(x.float()).to(x.dtype)
+        return self._reference(x)
+
+    def _reference(self, x: Tensor) -> Tensor:
+        """The plain PyTorch loop over time (the specification the kernels are tested against)."""
         state = None
         spikes = []
         for t in range(x.shape[0]):

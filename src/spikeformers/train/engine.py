@@ -104,6 +104,12 @@ def evaluate(model: nn.Module, loader: DeviceLoader, amp: Optional[torch.dtype],
     if mon:
         out["firing_rates"] = mon.rates()
         out["mean_firing_rate"] = mon.mean_rate()
+        if dist is not None and dist.world_size > 1:  # equal shards: the mean of the ranks' rates
+            names = list(out["firing_rates"])
+            r = dist.sum(torch.tensor([out["firing_rates"][k] for k in names] + [out["mean_firing_rate"]],
+                                      device=device, dtype=torch.float64)) / dist.world_size
+            out["firing_rates"] = dict(zip(names, r[:-1].tolist()))
+            out["mean_firing_rate"] = float(r[-1])
     return out
 
 
@@ -162,6 +168,8 @@ class Trainer:
         model_cfg = getattr(self.model, "cfg", None)
         if model_cfg is not None:  # command-line options arrive as text: save them typed
             cfg.model.options = {k: getattr(model_cfg, k, v) for k, v in cfg.model.options.items()}
+        if cfg.run.sync_bn:
+            self.model = self.dist.convert_sync_bn(self.model)
         if self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
         self.n_params = count_parameters(self.model)
@@ -185,7 +193,8 @@ class Trainer:
         self.warmup_steps = int(round(cfg.schedule.warmup_epochs * self.steps_per_epoch))
         self.epoch, self.step, self.elapsed = 0, 0, 0.0
         self.history: List[Dict[str, Any]] = []
-        self.run_dir = run_dir or _unique_dir(cfg.run.out_dir, cfg.run.name or default_run_name(cfg))
+        # rank 0 names the run directory (the others could race it into "name-2")
+        self.run_dir = run_dir or self.dist.broadcast(_unique_dir(cfg.run.out_dir, cfg.run.name or default_run_name(cfg)))
         self.ckpt_dir = os.path.join(self.run_dir, "checkpoint")
 
     # --- state -----------------------------------------------------------------------------------
@@ -270,7 +279,7 @@ class Trainer:
                 "images_per_s": int(n) / (time.time() - t0)}
 
     def _check_finite(self, bad: Tensor) -> None:
-        if bool(bad):
+        if self.dist.any(bad):  # every rank stops together (one rank alone would leave the others hanging)
             last = (f"the last good checkpoint is {self.ckpt_dir} (epoch {self.epoch})" if self.epoch
                     else "no checkpoint was written yet")
             raise TrainingDiverged(f"loss became NaN/inf in epoch {self.epoch + 1} (by step {self.step}); "

@@ -1,0 +1,10 @@
+"""`spikeformers bench model` as a script (see src/spikeformers/bench/model.py; --help lists the options)."""
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
+
+from spikeformers.bench.model import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main())

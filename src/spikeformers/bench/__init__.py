@@ -1,0 +1,32 @@
+"""Benchmark suites (GPU), each one command that prints a ratio table and writes a JSON record.
+
+    spikeformers bench neuron [--out neuron.json]   fused LIF kernel vs SpikingJelly 2.0 / PyTorch / torch.compile
+    spikeformers bench model  [--out model.json]    Spikformer-4-384 training step vs SpikingJelly's, same-loss check
+    spikeformers bench ddp    [--gpus 1 2]          data-parallel images/s at equal global batch (launches torchrun)
+
+`benchmarks/*.py` call the same code. Nothing here imports SpikingJelly or Triton until a suite runs.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+from typing import List, Sequence
+
+__all__ = ["SUITES", "add_bench_arguments", "run_suite"]
+
+SUITES = {
+    "neuron": "multi-step LIF forward+backward: ours vs SpikingJelly 2.0, a PyTorch loop and torch.compile",
+    "model": "Spikformer-4-384 training step vs SpikingJelly's spikformer_cifar10; same-loss check",
+    "ddp": "images/s on 1 vs N GPUs at equal global batch (torchrun + DDP)",
+}
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("suite", choices=sorted(SUITES), help="; ".join(f"{k}: {v}" for k, v in SUITES.items()))
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="the suite's own options (SUITE --help lists them)")
+
+
+def run_suite(name: str, args: Sequence[str]) -> int:
+    if name not in SUITES:
+        raise ValueError(f"unknown benchmark suite {name!r}; valid suites: {', '.join(sorted(SUITES))}")
+    return importlib.import_module(f".{name}", __name__).main(list(args))
