@@ -77,25 +77,37 @@ def cmd_eval(ns) -> int:
 
 
 def cmd_models(ns) -> int:
-    from .models import count_parameters, list_models, model_info
+    """One row per registered model: built on the meta device (no memory, instant), so the parameter
+    count is the layout's own, next to the paper's."""
+    from .models import count_parameters, create_model, list_models, model_info
 
     names = list_models(ns.pattern)
     if not names:
         raise ValueError(f"no model matches {ns.pattern!r}")
-    rows = [("model", "family", "params (M)", "attention", "published", "source")]
+    rows = [("model", "family", "params (M)", "paper (M)", "attention", "published", "source")]
     for n in names:
         meta = model_info(n)
         pub = meta.get("published") or {}
         with _meta_device():
-            from .models import create_model
-
             m = create_model(n)
-        attn = getattr(getattr(m, "cfg", None), "attention", "-")
-        params = count_parameters(m) / 1e6
+        attn = _attentions(getattr(m, "cfg", None))
         acc = f"{pub['top1']:.2f}% {pub['dataset']}" if pub else meta.get("note", "-")
-        rows.append((n, meta.get("family", "-"), f"{params:.3f}", str(attn), acc, pub.get("source", "")))
+        if pub.get("note"):
+            acc += f" ({pub['note']})"
+        paper = f"{pub['params_m']:.2f}" if pub.get("params_m") else "-"
+        params = f"{count_parameters(m) / 1e6:.3f}"
+        rows.append((n, meta.get("family", "-"), params, paper, attn or "-", acc, pub.get("source", "")))
     print(_table(rows))
     return 0
+
+
+def _attentions(cfg) -> str:
+    """Every attention field of a config in declaration order: QKFormer shows "qk_token+ssa" (stages 1-2 + 3)."""
+    from dataclasses import fields, is_dataclass
+
+    if not is_dataclass(cfg):
+        return "-"
+    return "+".join(getattr(cfg, f.name) for f in fields(cfg) if f.name == "attention" or f.name.endswith("_attention"))
 
 
 def _meta_device():

@@ -6,10 +6,13 @@
 
 Without softmax, (Q K^T) V == Q (K^T V): `AttentionProduct` computes the cheaper order for the shape
 (2 N^2 d vs 2 N d^2 multiply-accumulates per head) and `order_for` tells the energy counter which ran.
+`CausalLinearProduct` is its causal form (a running K^T V over tokens), `AxisSum` an explicit sum over
+one axis and `Hadamard` an element-wise product: every operation on attention operands runs inside a
+module, so an energy counter's forward hooks see each operand.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -20,8 +23,9 @@ from ..layers.time import LinearBN
 from ..neurons.registry import neuron_factory
 
 __all__ = [
-    "SpikingAttention", "AttentionProduct", "Hadamard", "SoftmaxProduct", "ATTENTIONS", "register_attention", "create_attention",
-    "list_attentions", "split_heads", "merge_heads",
+    "SpikingAttention", "AttentionProduct", "CausalLinearProduct", "AxisSum", "Hadamard", "SoftmaxProduct", "ATTENTIONS",
+    "register_attention", "create_attention", "list_attentions", "split_heads", "merge_heads", "unused_parameter_names",
+    "check_flag", "causal_or_free",
 ]
 
 ATTENTIONS = Registry("attention")
@@ -73,6 +77,72 @@ class AttentionProduct(nn.Module):
         return f"scale={self.scale}, order={self.order!r}"
 
 
+def _running_kv(k: Tensor, v: Tensor) -> Tensor:
+    """S_n = sum_{i<=n} k_i^T v_i: [.., N, d] x [.., N, d_v] -> [.., N, d, d_v]"""
+    return (k.unsqueeze(-1) * v.unsqueeze(-2)).cumsum(-3)
+
+
+class _CausalLinear(torch.autograd.Function):
+    """y_n = q_n S_n. Saves only q, k, v and recomputes the running states in backward, so a layer
+    keeps O(N d) activations for backward instead of O(N d d_v)."""
+
+    @staticmethod
+    def forward(ctx, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        ctx.save_for_backward(q, k, v)
+        return (q.unsqueeze(-2) @ _running_kv(k, v)).squeeze(-2)  # [.., N, 1, d] @ [.., N, d, d_v]
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g: Tensor):
+        q, k, v = ctx.saved_tensors
+        g = g.to(torch.promote_types(q.dtype, v.dtype))
+        grad_q = (_running_kv(k, v) @ g.unsqueeze(-1)).squeeze(-1)  # dy_n/dq_n: S_n g_n
+        # R_i = sum_{n>=i} q_n^T g_n (a reverse running sum): dL/dk_i = R_i v_i, dL/dv_i = R_i^T k_i
+        r = (q.unsqueeze(-1) * g.unsqueeze(-2)).flip(-3).cumsum(-3).flip(-3)  # [.., N, d, d_v]
+        grad_k = (r @ v.unsqueeze(-1).to(r.dtype)).squeeze(-1)
+        grad_v = (r.transpose(-2, -1) @ k.unsqueeze(-1).to(r.dtype)).squeeze(-1)
+        return (grad_q.sum_to_size(q.shape).to(q.dtype), grad_k.sum_to_size(k.shape).to(k.dtype),
+                grad_v.sum_to_size(v.shape).to(v.dtype))
+
+
+class CausalLinearProduct(nn.Module):
+    """Causal scale * Q K^T V without softmax, in linear time: y_n = scale * q_n (sum_{i<=n} k_i^T v_i).
+
+    Equals (Q K^T * tril) V but never forms an N x N tensor: the outer products k_i^T v_i [d, d_v] are
+    summed cumulatively over tokens (O(N d d_v) operations per head; the running states are recomputed
+    in backward rather than stored). `order_for` returns "causal_q_kv" for every shape.
+    """
+
+    def __init__(self, scale: float = 1.0):
+        super().__init__()
+        self.scale = float(scale)
+
+    def order_for(self, q_shape) -> str:
+        return "causal_q_kv"
+
+    def forward(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        y = _CausalLinear.apply(q, k, v)
+        return y * self.scale if self.scale != 1.0 else y
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale}"
+
+
+class AxisSum(nn.Module):
+    """Sum over one axis, kept as size 1 (`cumulative=True`: running sum, same shape), as a module so
+    the energy counter sees the additions (SDSA's column sum over tokens, QKFormer's sums, expert mixing)."""
+
+    def __init__(self, dim: int, cumulative: bool = False):
+        super().__init__()
+        self.dim, self.cumulative = int(dim), bool(cumulative)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.cumsum(self.dim) if self.cumulative else x.sum(self.dim, keepdim=True)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, cumulative={self.cumulative}"
+
+
 class Hadamard(nn.Module):
     """Element-wise product `a * b` (broadcasting) as a module, so the energy counter's hooks see both
     operands (spike masks in SDSA, Q-K attention, expert routing)."""
@@ -109,6 +179,10 @@ class SpikingAttention(nn.Module):
 
     #: value domain of q, k, v as returned by `project` (read by tests and the energy counter)
     domains: Dict[str, str] = {}
+    #: True where a `causal=True` option makes token n depend on tokens <= n only
+    supports_causal: bool = False
+    #: parameters (names relative to this module) kept for checkpoint parity but unused in forward
+    unused_parameters: Tuple[str, ...] = ()
 
     def __init__(self, dim: int, num_heads: int, *, neuron: str = "lif", neuron_opts: Optional[Dict[str, Any]] = None,
                  qkv_bias: bool = True, out_neuron: bool = True):
@@ -137,6 +211,32 @@ class SpikingAttention(nn.Module):
         self._check(x)
         y = merge_heads(self.attend(*self.project(x)))
         return self.proj_neuron(self.proj(y))
+
+
+def unused_parameter_names(model: nn.Module) -> Set[str]:
+    """Full names of the parameters that modules of `model` declare unused in forward (their
+    `unused_parameters` attribute), e.g. SDT's talking-heads conv: skip them in gradient checks."""
+    names: Set[str] = set()
+    for prefix, mod in model.named_modules():
+        for p in getattr(mod, "unused_parameters", ()):
+            names.add(f"{prefix}.{p}" if prefix else p)
+    return names
+
+
+def check_flag(who: str, name: str, value: Any) -> bool:
+    """Validate a boolean option (a string "False" silently meaning True is the bug this catches)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{who}: {name} must be True or False, got {value!r}")
+    return value
+
+
+def causal_or_free(scale: float, order: str, causal: bool, who: str) -> nn.Module:
+    """The softmax-free product: `AttentionProduct(scale, order)`, or its causal linear form."""
+    if causal:
+        if order != "auto":
+            raise ValueError(f"{who}: order {order!r} cannot be combined with causal=True (the causal form is 'causal_q_kv')")
+        return CausalLinearProduct(scale)
+    return AttentionProduct(scale, order)
 
 
 def create_attention(name: str, dim: int, num_heads: int, **opts: Any) -> SpikingAttention:

@@ -3,6 +3,7 @@
     Q, K, V = SN(BN(X W_Q)), SN(BN(X W_K)), SN(BN(X W_V))     binary {0, 1}
     SSA'    = SN_{V_th=0.5}(Q K^T V * s),  s = 0.125
     SSA     = SN(BN(Linear(SSA')))
+`causal=True` (language models): y_n = q_n sum_{i<=n} k_i^T v_i, linear in N (`CausalLinearProduct`).
 """
 from __future__ import annotations
 
@@ -11,23 +12,27 @@ from typing import Any, Dict, Optional, Tuple
 from torch import Tensor
 
 from ..layers.time import LinearBN
-from .base import AttentionProduct, SpikingAttention, register_attention, split_heads
+from .base import SpikingAttention, causal_or_free, check_flag, register_attention, split_heads
 
 __all__ = ["SSA"]
 
 
 @register_attention("ssa")
 class SSA(SpikingAttention):
-    """Args: scale (0.125; 0.25 for DVS), attn_threshold (0.5 in every official repo), order of the product."""
+    """Args: scale (0.125; 0.25 for DVS), attn_threshold (0.5 in every official repo), order of the product
+    ("auto" | "qk_v" | "q_kv"; must stay "auto" with causal), causal (token n sees tokens <= n only)."""
 
     domains = {"q": "binary", "k": "binary", "v": "binary"}
+    supports_causal = True
 
     def __init__(self, dim: int, num_heads: int, *, neuron: str = "lif", neuron_opts: Optional[Dict[str, Any]] = None,
-                 qkv_bias: bool = True, out_neuron: bool = True, scale: float = 0.125, attn_threshold: float = 0.5, order: str = "auto"):
+                 qkv_bias: bool = True, out_neuron: bool = True, scale: float = 0.125, attn_threshold: float = 0.5, order: str = "auto",
+                 causal: bool = False):
         super().__init__(dim, num_heads, neuron=neuron, neuron_opts=neuron_opts, qkv_bias=qkv_bias, out_neuron=out_neuron)
         self.q, self.k, self.v = (LinearBN(dim, dim, qkv_bias) for _ in range(3))
         self.q_neuron, self.k_neuron, self.v_neuron = (self.make_neuron() for _ in range(3))
-        self.product = AttentionProduct(scale, order)
+        self.causal = check_flag("SSA", "causal", causal)
+        self.product = causal_or_free(scale, order, causal, "SSA")
         self.attn_neuron = self.make_neuron(v_threshold=attn_threshold)
 
     def project(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:

@@ -1,9 +1,14 @@
-"""Spiking Patch Splitting (SPS, Spikformer) with relative position embedding.
+"""Spiking Patch Splitting (SPS, Spikformer) and its membrane-shortcut form (MS-SPS, Spike-driven Transformer).
 
 Four conv3x3-BN-neuron stages with D/8, D/4, D/2, D channels; `pooling` (e.g. "0011") says after which
 stages a 3x3/stride-2 max-pool halves the grid (CIFAR "0011": 32 -> 8, 64 tokens; ImageNet "1111":
 224 -> 14, 196 tokens). Then RPE = SN(BN(Conv3x3(x))) and X0 = x + RPE (a spike + spike sum, values
 in {0, 1, 2}).
+
+MS-SPS (Yao et al., NeurIPS 2023; BICLab/Spike-Driven-Transformer module/sps.py) has the same parameters
+but outputs membrane potentials: stages 1-3 are conv-BN-SN(-pool), stage 4 is conv-BN(-pool) with no
+neuron, giving x_feat; RPE = BN(Conv3x3(SN(x_feat))) and the output is x_feat + RPE (real), which the
+first block's neurons read.
 """
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from torch import Tensor, nn
 
 from .time import ConvBN, fold, unfold
 
-__all__ = ["SPS", "check_pooling"]
+__all__ = ["SPS", "MSSPS", "check_pooling"]
 
 
 def check_pooling(pooling: str, img_size: int, stages: int = 4) -> int:
@@ -49,4 +54,30 @@ class SPS(nn.Module):
         for conv, sn, pool in zip(self.stages, self.neurons, self.pools):
             x = unfold(pool(fold(sn(conv(x)))), T)
         x = x + self.rpe_neuron(self.rpe(x))  # [T, B, D, h, w]
+        return x.flatten(3).transpose(2, 3)  # [T, B, N, D]
+
+
+class MSSPS(nn.Module):
+    """[T, B, C, H, W] -> membrane tokens [T, B, N, D] (real). Parameter names as in `SPS`.
+
+    `neurons[0..2]` follow stages 1-3; `neurons[3]` turns x_feat into the spikes the RPE conv reads.
+    """
+
+    def __init__(self, in_chans: int, dim: int, img_size: int, pooling: str, neuron: Callable[..., nn.Module]):
+        super().__init__()
+        if dim % 8:
+            raise ValueError(f"MS-SPS needs dim divisible by 8, got {dim}")
+        self.grid = check_pooling(pooling, img_size)
+        chans = [in_chans, dim // 8, dim // 4, dim // 2, dim]
+        self.stages = nn.ModuleList(ConvBN(chans[i], chans[i + 1]) for i in range(4))
+        self.neurons = nn.ModuleList(neuron() for _ in range(4))
+        self.pools = nn.ModuleList(nn.MaxPool2d(3, 2, 1) if f == "1" else nn.Identity() for f in pooling)
+        self.rpe = ConvBN(dim, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        T = x.shape[0]
+        for i in range(3):
+            x = unfold(self.pools[i](fold(self.neurons[i](self.stages[i](x)))), T)
+        x_feat = unfold(self.pools[3](fold(self.stages[3](x))), T)  # membrane [T, B, D, h, w]
+        x = x_feat + self.rpe(self.neurons[3](x_feat))
         return x.flatten(3).transpose(2, 3)  # [T, B, N, D]

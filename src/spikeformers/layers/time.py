@@ -20,11 +20,12 @@ def unfold(x: Tensor, T: int) -> Tensor:
 
 
 class ConvBN(nn.Module):
-    """Conv2d (no bias by default) + BatchNorm2d on [T, B, C, H, W]."""
+    """Conv2d (no bias by default; `groups=in_chans` for depthwise) + BatchNorm2d on [T, B, C, H, W]."""
 
-    def __init__(self, in_chans: int, out_chans: int, kernel_size: int = 3, stride: int = 1, bias: bool = False):
+    def __init__(self, in_chans: int, out_chans: int, kernel_size: int = 3, stride: int = 1, bias: bool = False,
+                 groups: int = 1):
         super().__init__()
-        self.conv = nn.Conv2d(in_chans, out_chans, kernel_size, stride, kernel_size // 2, bias=bias)
+        self.conv = nn.Conv2d(in_chans, out_chans, kernel_size, stride, kernel_size // 2, bias=bias, groups=groups)
         self.bn = nn.BatchNorm2d(out_chans)
 
     def forward(self, x: Tensor) -> Tensor:

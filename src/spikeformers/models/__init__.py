@@ -1,9 +1,12 @@
 """Model families and the registry."""
-from . import spikformer  # noqa: F401  (registers the Spikformer variants)
-from . import sequence  # noqa: F401  (registers the sequence Spikformer variants)
+from . import lm, qkformer, sdt, sequence, spikformer  # noqa: F401  (registers the variants)
+from .lm import LMState, SpikingLM, SpikingLMConfig
+from .qkformer import QKFormer, QKFormerConfig
 from .registry import MODELS, count_parameters, create_model, list_models, model_info, register_model
+from .sdt import SDTConfig, SpikeDrivenTransformer
 from .sequence import SpikformerSeq, SpikformerSeqConfig
 from .spikformer import Spikformer, SpikformerConfig
 
 __all__ = ["MODELS", "count_parameters", "create_model", "list_models", "model_info", "register_model",
-           "Spikformer", "SpikformerConfig", "SpikformerSeq", "SpikformerSeqConfig"]
+           "Spikformer", "SpikformerConfig", "SpikeDrivenTransformer", "SDTConfig", "QKFormer", "QKFormerConfig",
+           "SpikingLM", "SpikingLMConfig", "LMState", "SpikformerSeq", "SpikformerSeqConfig"]

@@ -44,6 +44,7 @@ class SpikformerSeqConfig:
     qkv_bias: bool = True         # bias in the Q/K/V Linear
     attention: str = "ssa"        # attention registry name
     attention_opts: Dict[str, Any] = field(default_factory=dict)
+    mlp: str = "spiking"          # MLP registry name ("emsp" needs a 2-D token grid: not for sequences)
     neuron: str = "lif"           # neuron registry name, used everywhere a spiking neuron sits
     neuron_opts: Dict[str, Any] = field(default_factory=dict)
     encoder: str = "direct"       # how a static sequence becomes [T, B, L, F]

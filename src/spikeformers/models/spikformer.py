@@ -7,7 +7,8 @@
 
 Sizes follow the paper (REFERENCES.md section 11 reproduces the published parameter counts):
 CIFAR variants use Linear Q/K/V with bias and pooling "0011" (32 -> 8x8 tokens); ImageNet variants use
-bias-free Q/K/V, pooling "1111" (224 -> 14x14 tokens) and 1000 classes.
+bias-free Q/K/V, pooling "1111" (224 -> 14x14 tokens) and 1000 classes. `mlp="emsp"` with
+`attention="semm"` gives Spikformer + SEMM (Zhou et al., NeurIPS 2024), in STEP's reimplementation.
 """
 from __future__ import annotations
 
@@ -18,11 +19,11 @@ from torch import Tensor, nn
 
 from ..attention.base import create_attention
 from ..encoding import create_encoder
-from ..layers import SPS, ClassifierHead, SpikingMLP, check_pooling
+from ..layers import SPS, ClassifierHead, check_pooling, create_mlp
 from ..neurons.registry import neuron_factory
 from .registry import register_model
 
-__all__ = ["SpikformerConfig", "Spikformer", "SpikformerBlock", "check_image_input"]
+__all__ = ["SpikformerConfig", "Spikformer", "SpikformerBlock", "check_image_input", "apply_twin", "build_config"]
 
 
 @dataclass
@@ -39,6 +40,7 @@ class SpikformerConfig:
     qkv_bias: bool = True         # bias in the Q/K/V Linear (CIFAR code) or not (ImageNet code)
     attention: str = "ssa"        # attention registry name
     attention_opts: Dict[str, Any] = field(default_factory=dict)
+    mlp: str = "spiking"          # "spiking" (Spikformer) | "emsp" (SEMM's experts-mixture MLP, needs the token grid)
     neuron: str = "lif"           # neuron registry name, used everywhere a spiking neuron sits
     neuron_opts: Dict[str, Any] = field(default_factory=dict)
     encoder: str = "direct"       # how a static image becomes [T, B, C, H, W]
@@ -53,23 +55,35 @@ def check_image_input(model_name: str, x: Tensor, in_chans: int, img_size: int) 
 
 
 def apply_twin(cfg) -> None:
-    """Turn a spiking config into its ANN twin in place: same layout, ReLU, softmax attention, T = 1."""
+    """Turn a spiking config into its ANN twin in place: same layout, ReLU, softmax attention, T = 1.
+
+    Every config field named `attention` or `*_attention` (QKFormer's `token_attention`) becomes
+    "softmax", and its `*_opts` are cleared. Parameter names and shapes then equal the spiking model's
+    except: neuron parameters (PLIF `w`, learnable ternary amplitudes) and SDSA's unused talking-heads
+    conv exist only in the spiking model; in QKFormer's Q-K stages the twin adds the V projection
+    (`attn.v`) that softmax needs and Q-K attention lacks (tests/test_models_zoo.py checks this list).
+    """
     if cfg.twin is None:
         return
     if cfg.twin != "ann":
         raise ValueError(f"unknown twin {cfg.twin!r}; valid twins: ann")
     cfg.neuron, cfg.neuron_opts = "relu", {}
-    cfg.attention, cfg.attention_opts = "softmax", {}
+    for f in fields(cfg):
+        if f.name == "attention" or f.name.endswith("_attention"):
+            setattr(cfg, f.name, "softmax")
+            setattr(cfg, f.name + "_opts", {})
     cfg.T, cfg.encoder = 1, "direct"
 
 
 class SpikformerBlock(nn.Module):
-    def __init__(self, cfg: SpikformerConfig):
+    """`grid`: the token grid side (the patch embedding's), needed by mlp="emsp"."""
+
+    def __init__(self, cfg: SpikformerConfig, grid: Optional[int] = None):
         super().__init__()
         neuron = neuron_factory(cfg.neuron, **cfg.neuron_opts)
         self.attn = create_attention(cfg.attention, cfg.dim, cfg.num_heads, neuron=cfg.neuron,
                                      neuron_opts=cfg.neuron_opts, qkv_bias=cfg.qkv_bias, **cfg.attention_opts)
-        self.mlp = SpikingMLP(cfg.dim, int(cfg.dim * cfg.mlp_ratio), neuron)
+        self.mlp = create_mlp(cfg.mlp, cfg.dim, int(cfg.dim * cfg.mlp_ratio), neuron, grid=grid)
 
     def forward(self, x: Tensor) -> Tensor:
         x = x + self.attn(x)
@@ -88,7 +102,7 @@ class Spikformer(nn.Module):
         neuron = neuron_factory(cfg.neuron, **cfg.neuron_opts)
         self.encoder = create_encoder(cfg.encoder, cfg.T)
         self.patch_embed = SPS(cfg.in_chans, cfg.dim, cfg.img_size, cfg.pooling, neuron)
-        self.blocks = nn.ModuleList(SpikformerBlock(cfg) for _ in range(cfg.depth))
+        self.blocks = nn.ModuleList(SpikformerBlock(cfg, self.patch_embed.grid) for _ in range(cfg.depth))
         self.head = ClassifierHead(cfg.dim, cfg.num_classes)
 
     def forward(self, x: Tensor, per_step: bool = False) -> Tensor:
@@ -120,7 +134,7 @@ def _spikformer(defaults: Dict[str, Any], overrides: Dict[str, Any]) -> Spikform
     return Spikformer(build_config(SpikformerConfig, defaults, overrides, "Spikformer"))
 
 
-def _published(dataset: str, top1: float, params_m: float, source: str = "Zhou et al., ICLR 2023") -> Dict[str, Any]:
+def _published(dataset: str, top1: float, params_m: Optional[float], source: str = "Zhou et al., ICLR 2023") -> Dict[str, Any]:
     return dict(dataset=dataset, top1=top1, params_m=params_m, source=source)
 
 
@@ -158,3 +172,18 @@ def spikformer_8_512(**kw):
 @register_model(family="spikformer", published=_published("ImageNet", 74.81, 66.34))
 def spikformer_8_768(**kw):
     return _spikformer(dict(_IMAGENET, dim=768, depth=8, num_heads=12), kw)
+
+
+# Spikformer + SEMM (EMSA attention, EMSP MLP). Accuracies from the STEP zoo; no parameter count published.
+_SEMM = dict(attention="semm", mlp="emsp")
+_SEMM_SOURCE = "Zhou et al., NeurIPS 2024 (via STEP zoo)"
+
+
+@register_model(family="spikformer", published=_published("CIFAR-10", 95.78, None, _SEMM_SOURCE))
+def spikformer_semm_4_384(**kw):
+    return _spikformer(dict(_CIFAR, dim=384, depth=4, num_heads=12, **_SEMM), kw)
+
+
+@register_model(family="spikformer", published=_published("ImageNet", 75.93, None, _SEMM_SOURCE))
+def spikformer_semm_8_512(**kw):
+    return _spikformer(dict(_IMAGENET, dim=512, depth=8, num_heads=8, **_SEMM), kw)

@@ -1,4 +1,4 @@
-"""Neurons whose output is not a plain {0,1} spike: ternary spikes and non-spiking units.
+"""Neurons whose output is not a plain {0,1} spike: ternary and bipolar spikes, non-spiking units.
 
 Ternary neuron: the Ternary-Spike reference (Guo et al., AAAI 2024, yfguo91/Ternary-Spike), also
 the V path of A2OS2A (REFERENCES.md section 1):
@@ -8,6 +8,9 @@ the V path of A2OS2A (REFERENCES.md section 1):
     backward: straight-through with the gradient of clamp(u / V_th, -1, 1)
 An optional amplitude a multiplies s (learnable in the paper; it folds into the next layer's weights
 at inference, so the output domain stays ternary).
+
+Bipolar neuron (the signed Q/K spikes of Bipolar Self-attention, REFERENCES.md section 5): an LIF whose
+membrane fires +1 at H >= V_th and -1 at H <= -V_th, resetting on either.
 """
 from __future__ import annotations
 
@@ -18,8 +21,9 @@ import torch
 from torch import Tensor, nn
 
 from .base import BACKENDS, Neuron, _positive
+from .lif import LIFNode
 
-__all__ = ["TernaryNode", "ReLUNode", "IdentityNode"]
+__all__ = ["TernaryNode", "BipolarNode", "ReLUNode", "IdentityNode"]
 
 
 class _TernaryFire(torch.autograd.Function):
@@ -91,6 +95,39 @@ class TernaryNode(Neuron):
 
     def extra_repr(self) -> str:
         return f"v_threshold={self.v_threshold}, decay={self.decay}, backend={self.backend!r}"
+
+
+class BipolarNode(LIFNode):
+    """Bipolar LIF with signed spikes in {-1, 0, +1}; LIF charge (options as `LIFNode`).
+
+        S[t] = sign(H[t]) * Heaviside(|H[t]| - V_th)
+        V[t] = H[t] (1 - |S[t]|) + V_reset |S[t]|     (hard reset on either polarity)
+        V[t] = H[t] - S[t] V_th                       (soft reset, v_reset=None: towards zero)
+    Backward: dS/dH = surrogate'(|H| - V_th) on both sides (sign(H)^2 = 1), so a negative membrane
+    near -V_th learns as a positive one near +V_th does. No fused kernel (the reference loop runs).
+    """
+
+    domain = "ternary"
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        if self.v_reset is not None and self.v_reset <= -self.v_threshold:
+            raise ValueError(f"BipolarNode: v_reset must lie in (-v_threshold, v_threshold), got {self.v_reset}")
+
+    def fire(self, h: Tensor) -> Tensor:
+        return torch.sign(h).detach() * self.surrogate(h.abs() - self.v_threshold)
+
+    def reset(self, h: Tensor, s: Tensor) -> Tensor:
+        s = s.detach() if self.detach_reset else s
+        if self.v_reset is None:
+            return h - s * self.v_threshold
+        m = s.abs()
+        return h * (1 - m) + self.v_reset * m
+
+    def _fused(self, x: Tensor) -> Optional[Tensor]:
+        if self.backend == "triton":
+            raise RuntimeError("BipolarNode has no Triton kernel; use backend='torch' or 'auto'")
+        return None
 
 
 class ReLUNode(Neuron):

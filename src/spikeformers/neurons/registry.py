@@ -4,9 +4,10 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, List, Union
 
 from .._registry import Registry, accepted_kwargs, check_options
+from .adaptive import ASNNode
 from .base import Neuron
 from .lif import IFNode, LIFNode, PLIFNode
-from .multilevel import IdentityNode, ReLUNode, TernaryNode
+from .multilevel import BipolarNode, IdentityNode, ReLUNode, TernaryNode
 
 __all__ = ["NEURONS", "create_neuron", "list_neurons", "register_neuron", "neuron_factory"]
 
@@ -17,6 +18,8 @@ NEURONS.register("if")(IFNode)
 NEURONS.register("lif")(LIFNode)
 NEURONS.register("plif")(PLIFNode)
 NEURONS.register("ternary")(TernaryNode)
+NEURONS.register("bipolar")(BipolarNode)
+NEURONS.register("asn")(ASNNode)
 NEURONS.register("relu")(ReLUNode)
 NEURONS.register("identity")(IdentityNode)
 

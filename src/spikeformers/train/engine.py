@@ -11,7 +11,7 @@ kill continues from the last finished epoch to the same result.
 from __future__ import annotations
 
 import copy
-import math
+import json
 import os
 import platform
 import time
@@ -239,7 +239,11 @@ class Trainer:
         self.optimizer.load_state_dict(ts["optimizer"])
         self.epoch, self.step, self.elapsed = int(ts["epoch"]), int(ts["step"]), float(ts["elapsed"])
         restore_rng_state(ts["rng"])
-        self.history = read_jsonl(os.path.join(self.run_dir, "metrics.jsonl"))[: int(ts["history_len"])]
+        metrics = os.path.join(self.run_dir, "metrics.jsonl")
+        records = read_jsonl(metrics)
+        self.history = records[: int(ts["history_len"])]
+        if len(records) > len(self.history):  # killed between the metrics line and the checkpoint
+            atomic_write_text(metrics, "".join(json.dumps(r) + "\n" for r in self.history))
 
     # --- loop ------------------------------------------------------------------------------------
     def _set_lr(self) -> float:

@@ -1,0 +1,37 @@
+# Set-up and the two main jobs. `make train` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+ARGS   ?=
+
+# Without a GPU, install PyTorch's CPU build: a plain `pip install torch` would pull several GB
+# of CUDA packages. With one (nvidia-smi present), install the default CUDA build.
+TORCH_SPEC = $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
+
+.PHONY: setup setup-test train test clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check "$(TORCH_SPEC)"
+	$(BIN)/pip install -q --disable-pip-version-check -e ".[data]"
+	touch $@
+
+# Test extras: pytest; SpikingJelly 2.0 (the equivalence tests' reference; installed without its
+# torchvision/torchaudio requirements, which the neuron modules do not need) with loguru; Triton,
+# whose interpreter runs the fused kernels on the CPU in the tests.
+$(BIN)/.installed-test: $(BIN)/.installed
+	$(BIN)/pip install -q --disable-pip-version-check pytest loguru "triton==3.6.0"
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps "spikingjelly==2.0.0"
+	touch $@
+
+setup: $(BIN)/.installed
+setup-test: $(BIN)/.installed-test
+
+train: setup
+	$(BIN)/spikeformers train $(ARGS)
+
+test: setup-test
+	$(BIN)/pytest -q $(ARGS)
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

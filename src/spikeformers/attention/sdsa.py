@@ -1,0 +1,62 @@
+"""Spike-Driven Self-Attention (SDSA), Spike-driven Transformer (Yao et al., NeurIPS 2023,
+arXiv 2307.01694; code BICLab/Spike-Driven-Transformer, module/ms_conv.py).
+
+    Q, K, V = SN(BN(X W_Q)), SN(BN(X W_K)), SN(BN(X W_V))     binary {0, 1}, no bias
+    KV      = K (.) V                                          Hadamard: a mask, no multiply
+    kv      = sum over tokens of KV                            [T, B, H, 1, d] column sums per head
+    out     = Q (.) SN_{V_th=0.5}(kv)                          Hadamard, broadcast over tokens
+    SDSA    = BN(Linear(out)) (+ SN unless out_neuron=False)
+Linear in N and in D: no N x N tensor is ever formed. The leading LIF of the official block (the
+"shortcut" neuron that turns the membrane residual into spikes) belongs to the backbone's block.
+`causal=True`: the column sum becomes a running sum over tokens, so token n sees tokens <= n only.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Tuple
+
+from torch import Tensor, nn
+
+from ..layers.time import LinearBN
+from .base import AxisSum, Hadamard, SpikingAttention, check_flag, register_attention, split_heads
+
+__all__ = ["SDSA"]
+
+
+@register_attention("sdsa")
+class SDSA(SpikingAttention):
+    """Args:
+        attn_threshold: threshold of the neuron on the column sums (0.5, `talking_heads_lif` in the code).
+        talking_heads: register the official code's Conv1d(h, h, 1, bias=False) so parameter counts
+            and checkpoints match the published models (h^2 parameters). It is unused in forward, as in
+            the official code: declared in `unused_parameters` and created with requires_grad=False so
+            optimizers and DDP skip it.
+        causal: running sum over tokens instead of the full column sum.
+    """
+
+    domains = {"q": "binary", "k": "binary", "v": "binary"}
+    supports_causal = True
+
+    def __init__(self, dim: int, num_heads: int, *, neuron: str = "lif", neuron_opts: Optional[Dict[str, Any]] = None,
+                 qkv_bias: bool = False, out_neuron: bool = True, attn_threshold: float = 0.5, talking_heads: bool = False,
+                 causal: bool = False):
+        super().__init__(dim, num_heads, neuron=neuron, neuron_opts=neuron_opts, qkv_bias=qkv_bias, out_neuron=out_neuron)
+        self.q, self.k, self.v = (LinearBN(dim, dim, qkv_bias) for _ in range(3))
+        self.q_neuron, self.k_neuron, self.v_neuron = (self.make_neuron() for _ in range(3))
+        self.kv_mask = Hadamard()  # K (.) V
+        self.causal = check_flag("SDSA", "causal", causal)
+        self.token_sum = AxisSum(dim=-2, cumulative=causal)  # over N: [.., N, d] -> [.., 1, d] (or running)
+        self.kv_neuron = self.make_neuron(v_threshold=attn_threshold)
+        self.q_mask = Hadamard()  # Q (.) SN(kv)
+        if check_flag("SDSA", "talking_heads", talking_heads):
+            self.talking_heads = nn.Conv1d(num_heads, num_heads, 1, bias=False)
+            self.talking_heads.weight.requires_grad_(False)
+            self.unused_parameters = ("talking_heads.weight",)
+
+    def project(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        h = self.num_heads
+        return (split_heads(self.q_neuron(self.q(x)), h), split_heads(self.k_neuron(self.k(x)), h),
+                split_heads(self.v_neuron(self.v(x)), h))
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        kv = self.token_sum(self.kv_mask(k, v))  # [T, B, H, 1, d] (causal: [T, B, H, N, d])
+        return self.q_mask(q, self.kv_neuron(kv))

@@ -1,0 +1,33 @@
+"""Headline energy numbers for a training run's summary.json (one batch of at most 64 images)."""
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from torch import nn
+
+__all__ = ["energy_headline"]
+
+#: headline keys kept in summary.json (the full report is `spikeformers energy RUN_DIR`)
+_KEEP = ("T", "images", "preset", "snn_uJ", "snn_lemaire_uJ", "ann_twin_uJ", "qann_uJ", "qann_act_bits",
+         "weight_bits", "ann_over_snn", "qann_over_snn", "ops_reduction", "mult_reduction", "snn_ac", "snn_mac",
+         "ann_twin_mac", "mean_firing_rate", "text")
+
+
+def energy_headline(model: nn.Module, x: Any, cfg: Any = None, dataset: Any = None) -> Dict[str, Any]:
+    """Per-image energy of `model` on the batch `x` (45 nm fp32 and memory-aware) against its ANN and
+    QANN twins, as a small dict with a one-paragraph `text` (printed by `spikeformers train`).
+
+    A failure is reported in the dict (`error`), never raised: it must not cost a finished run its summary.
+    """
+    from .report import energy_report
+
+    info = {"model": getattr(getattr(cfg, "model", None), "name", None) or getattr(model, "model_name", None),
+            "data": getattr(dataset, "name", None)}
+    try:
+        h = energy_report(model, x[:64], info=info).headline()
+    except Exception as e:  # noqa: BLE001 - reported, see docstring
+        msg = f"{type(e).__name__}: {e}"
+        return {"error": msg, "text": f"energy estimate failed ({msg}); try `spikeformers energy RUN_DIR`"}
+    out = {k: h[k] for k in _KEEP if k in h}
+    out["text"] = f"{h['text']} Details: spikeformers energy RUN_DIR."
+    return out

@@ -1,0 +1,274 @@
+"""Spiking causal language model: a Spikformer-style decoder over tokens, T spiking time steps per token.
+
+    x   = Embedding(ids) + PositionEmbedding(n)        [B, N, D]
+    X   = repeat T times (direct encoding)             [T, B, N, D]
+    X'  = X + CausalAttn(X);  X = X' + MLP(X')          L blocks, spike residuals (SpikingMLP)
+    logits = Linear(LayerNorm(mean_T(X)))               [B, N, vocab]
+
+Anchors: SpikeGPT (Zhu et al., TMLR 2024, arXiv 2302.13939) streams tokens as the neuron's time axis;
+here, as in SpikeBERT (Lv et al., arXiv 2308.15122), every token gets its own T steps and neurons run
+over that T axis only, so they carry no state from token to token. Token mixing happens only in the
+causal attention (any attention with `supports_causal`, built with `causal=True`).
+
+Generation passes state explicitly: `logits, state = model.step(ids_t, state)`. Per layer the state is
+the running sum of K^T V for softmax-free linear attention (`ssa`, `a2os2a`), the running sum of K * V
+(`sdsa`) or of Q (`qk_channel`), nothing for `qk_token` (per-token masks), a KV cache for `softmax`,
+and for any other causal attention a cache of the layer's inputs that the attention replays (correct
+for every causal attention, O(n) per token). An attention's own `step(x, state)` method wins.
+In eval mode `step` reproduces `forward` exactly (tested). In training mode the BatchNorm statistics
+inside the attention and MLP projections are taken over all positions of the batch, so training is
+causal only up to that shared mean and variance (as in every BN transformer).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..attention import SDSA, SSA, A2OS2A, QKChannelAttention, QKTokenAttention, SoftmaxAttention, merge_heads
+from ..attention.base import ATTENTIONS, create_attention
+from ..encoding import create_encoder
+from ..layers import SpikingMLP
+from ..neurons.registry import neuron_factory
+from .registry import register_model
+from .spikformer import apply_twin, build_config
+
+__all__ = ["SpikingLMConfig", "SpikingLM", "LMState", "attention_step", "register_attention_step"]
+
+
+@dataclass
+class SpikingLMConfig:
+    vocab_size: int = 256         # token ids in [0, vocab_size)
+    block_size: int = 1024        # longest sequence (learned position embeddings)
+    dim: int = 512                # D
+    depth: int = 12               # number of blocks
+    num_heads: int = 8
+    mlp_ratio: float = 4.0        # MLP hidden = mlp_ratio * D
+    T: int = 4                    # spiking time steps per token
+    qkv_bias: bool = True         # bias in the Q/K/V Linear
+    attention: str = "ssa"        # a causal-capable attention (`supports_causal`), built with causal=True
+    attention_opts: Dict[str, Any] = field(default_factory=dict)
+    neuron: str = "lif"           # neuron registry name, used everywhere a spiking neuron sits
+    neuron_opts: Dict[str, Any] = field(default_factory=dict)
+    encoder: str = "direct"       # embeddings repeated over T (the only encoding of real embeddings)
+    twin: Optional[str] = None    # "ann": ReLU neurons, causal softmax attention, T = 1
+
+
+@dataclass
+class LMState:
+    """Decoding state: the next position and one attention state per layer."""
+
+    pos: int
+    layers: List[Any]
+
+
+# --- one token through a causal attention -----------------------------------------------------------
+# A stepper maps (attention, x [T, B, 1, D], state) -> (y [T, B, 1, D], state). Attentions may define
+# their own `step(x, state)`; otherwise the class's registered stepper is used, else `_replay_step`.
+_STEPPERS: Dict[type, Callable] = {}
+
+
+def register_attention_step(*classes: type) -> Callable:
+    def deco(fn: Callable) -> Callable:
+        for cls in classes:
+            _STEPPERS[cls] = fn
+        return fn
+
+    return deco
+
+
+def _finish(attn: nn.Module, y: Tensor) -> Tensor:
+    return attn.proj_neuron(attn.proj(merge_heads(y)))  # [T, B, H, 1, d] -> [T, B, 1, D]
+
+
+@register_attention_step(SSA, A2OS2A)
+def _linear_step(attn, x: Tensor, state: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+    """attn_neuron(scale * q_n sum_{i<=n} k_i^T v_i); state: the running sum [T, B, H, d, d_v]."""
+    q, k, v = attn.project(x)  # [T, B, H, 1, d]
+    kv = k.transpose(-2, -1) @ v  # [T, B, H, d, d_v]
+    state = kv if state is None else state + kv
+    return _finish(attn, attn.attn_neuron((q @ state) * attn.product.scale)), state
+
+
+@register_attention_step(SoftmaxAttention)
+def _softmax_step(attn, x: Tensor, state: Optional[Tuple[Tensor, Tensor]]) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
+    """softmax(q_n K_{<=n}^T / sqrt(d)) V_{<=n}; state: the KV cache, each [T, B, H, n, d]."""
+    q, k, v = attn.project(x)
+    if state is not None:
+        k, v = torch.cat([state[0], k], -2), torch.cat([state[1], v], -2)
+    y = F.scaled_dot_product_attention(q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1)).unflatten(0, q.shape[:2])
+    return _finish(attn, y), (k, v)
+
+
+@register_attention_step(SDSA)
+def _sdsa_step(attn, x: Tensor, state: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+    """q_n * SN(sum_{i<=n} k_i * v_i); state: the running column sum [T, B, H, 1, d]."""
+    q, k, v = attn.project(x)
+    kv = attn.kv_mask(k, v)
+    state = kv if state is None else state + kv
+    return _finish(attn, attn.q_mask(q, attn.kv_neuron(state))), state
+
+
+@register_attention_step(QKChannelAttention)
+def _qk_channel_step(attn, x: Tensor, state: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+    """SN(sum_{i<=n} q_i) * k_n; state: the running column sum of Q [T, B, H, 1, d]."""
+    q, k = attn.project(x)
+    state = q if state is None else state + q
+    return _finish(attn, attn.mask(attn.attn_neuron(state), k)), state
+
+
+@register_attention_step(QKTokenAttention)
+def _per_token_step(attn, x: Tensor, state: None) -> Tuple[Tensor, None]:
+    """Token attention masks each token by its own Q: no token mixing, no state."""
+    return attn(x), None
+
+
+def _replay_step(attn, x: Tensor, state: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+    """Any causal attention: cache the layer's inputs [T, B, n, D] and keep the last output position."""
+    state = x if state is None else torch.cat([state, x], 2)
+    return attn(state)[:, :, -1:], state
+
+
+def attention_step(attn: nn.Module, x: Tensor, state: Any = None) -> Tuple[Tensor, Any]:
+    """One token [T, B, 1, D] through a causal attention; returns its output and the new state."""
+    own = getattr(attn, "step", None)
+    if callable(own):
+        return own(x, state)
+    return _STEPPERS.get(type(attn), _replay_step)(attn, x, state)
+
+
+# --- model --------------------------------------------------------------------------------------------
+class LMBlock(nn.Module):
+    def __init__(self, cfg: SpikingLMConfig):
+        super().__init__()
+        self.attn = create_attention(cfg.attention, cfg.dim, cfg.num_heads, neuron=cfg.neuron, neuron_opts=cfg.neuron_opts,
+                                     qkv_bias=cfg.qkv_bias, causal=True, **cfg.attention_opts)
+        self.mlp = SpikingMLP(cfg.dim, int(cfg.dim * cfg.mlp_ratio), neuron_factory(cfg.neuron, **cfg.neuron_opts))
+
+    def forward(self, x: Tensor) -> Tensor:  # [T, B, N, D]
+        x = x + self.attn(x)
+        return x + self.mlp(x)
+
+    def step(self, x: Tensor, state: Any) -> Tuple[Tensor, Any]:  # [T, B, 1, D]
+        y, state = attention_step(self.attn, x, state)
+        x = x + y
+        return x + self.mlp(x), state
+
+
+def _embedding(num: int, dim: int) -> nn.Embedding:
+    """nn.Embedding with N(0, 1) weights, drawn only off the meta device: a normal draw on meta imports
+    torch._dynamo (seconds), which `count_parameters` and `spikeformers models` need not pay."""
+    w = torch.empty(num, dim)
+    if not w.is_meta:
+        nn.init.normal_(w)
+    return nn.Embedding(num, dim, _weight=w)
+
+
+def _check(cfg: SpikingLMConfig) -> None:
+    for name in ("vocab_size", "block_size", "dim", "depth", "num_heads", "T"):
+        v = getattr(cfg, name)
+        if not isinstance(v, int) or v < 1:
+            raise ValueError(f"SpikingLM {name} must be a positive integer, got {v!r}")
+    if cfg.encoder != "direct":
+        raise ValueError(f"SpikingLM encodes real embeddings by repetition: encoder must be 'direct', got {cfg.encoder!r}")
+    cls = ATTENTIONS.get(cfg.attention)
+    if not getattr(cls, "supports_causal", False):
+        causal = [n for n in ATTENTIONS.names() if getattr(ATTENTIONS.get(n), "supports_causal", False)]
+        raise ValueError(f"SpikingLM needs a causal attention; {cfg.attention!r} has no causal form; valid: {', '.join(causal)}")
+
+
+class SpikingLM(nn.Module):
+    """`forward(ids [B, N]) -> logits [B, N, vocab]`; `step(ids [B], state) -> (logits [B, vocab], state)`."""
+
+    def __init__(self, cfg: SpikingLMConfig):
+        super().__init__()
+        apply_twin(cfg)
+        _check(cfg)
+        self.cfg = cfg
+        self.tok_emb = _embedding(cfg.vocab_size, cfg.dim)
+        self.pos_emb = _embedding(cfg.block_size, cfg.dim)
+        self.encoder = create_encoder(cfg.encoder, cfg.T)
+        self.blocks = nn.ModuleList(LMBlock(cfg) for _ in range(cfg.depth))
+        self.norm = nn.LayerNorm(cfg.dim)
+        self.head = nn.Linear(cfg.dim, cfg.vocab_size, bias=False)
+
+    def _check_ids(self, ids: Tensor, dims: int) -> None:
+        what = "[B, N]" if dims == 2 else "[B]"
+        if not isinstance(ids, Tensor) or ids.dim() != dims or ids.dtype not in (torch.int64, torch.int32):
+            shape = tuple(ids.shape) if isinstance(ids, Tensor) else type(ids).__name__
+            raise ValueError(f"{getattr(self, 'model_name', 'SpikingLM')} expects integer token ids {what}, got {shape}")
+        if dims == 2 and not 1 <= ids.shape[1] <= self.cfg.block_size:
+            raise ValueError(f"sequence length {ids.shape[1]} is outside 1..block_size {self.cfg.block_size}")
+
+    def _logits(self, x: Tensor) -> Tensor:
+        return self.head(self.norm(x.mean(0)))  # [T, B, N, D] -> [B, N, vocab]
+
+    def forward(self, ids: Tensor) -> Tensor:
+        self._check_ids(ids, 2)
+        pos = torch.arange(ids.shape[1], device=ids.device)
+        x = self.encoder(self.tok_emb(ids) + self.pos_emb(pos))  # [T, B, N, D]
+        for blk in self.blocks:
+            x = blk(x)
+        return self._logits(x)
+
+    def step(self, ids: Tensor, state: Optional[LMState] = None) -> Tuple[Tensor, LMState]:
+        """Logits of the next token after `ids` (the token at position `state.pos`); inference (eval mode)."""
+        self._check_ids(ids, 1)
+        pos = 0 if state is None else state.pos
+        if pos >= self.cfg.block_size:
+            raise ValueError(f"cannot step past block_size {self.cfg.block_size}")
+        layers = [None] * len(self.blocks) if state is None else state.layers
+        x = self.encoder((self.tok_emb(ids) + self.pos_emb.weight[pos])[:, None])  # [T, B, 1, D]
+        new = []
+        for blk, s in zip(self.blocks, layers):
+            x, s = blk.step(x, s)
+            new.append(s)
+        return self._logits(x)[:, 0], LMState(pos + 1, new)
+
+    @torch.no_grad()
+    def generate(self, ids: Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: Optional[int] = None,
+                 generator: Optional[torch.Generator] = None) -> Tensor:
+        """Continue `ids [B, N]` by `max_new_tokens` sampled tokens (temperature 0: greedy); runs in eval mode."""
+        self._check_ids(ids, 2)
+        if ids.shape[1] + max_new_tokens > self.cfg.block_size:
+            raise ValueError(f"{ids.shape[1]} + {max_new_tokens} tokens exceed block_size {self.cfg.block_size}")
+        if temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature}")
+        was_training = self.training
+        self.eval()
+        try:
+            state, out = None, [ids]
+            for n in range(ids.shape[1]):
+                logits, state = self.step(ids[:, n], state)
+            for i in range(max_new_tokens):
+                if temperature == 0:
+                    nxt = logits.argmax(-1)
+                else:
+                    logits = logits / temperature
+                    if top_k is not None:
+                        kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
+                        logits = logits.masked_fill(logits < kth, float("-inf"))
+                    nxt = torch.multinomial(logits.softmax(-1), 1, generator=generator)[:, 0]
+                out.append(nxt[:, None])
+                if i + 1 < max_new_tokens:
+                    logits, state = self.step(nxt, state)
+            return torch.cat(out, 1)
+        finally:
+            self.train(was_training)
+
+
+def _lm(defaults: Dict[str, Any], overrides: Dict[str, Any]) -> SpikingLM:
+    return SpikingLM(build_config(SpikingLMConfig, defaults, overrides, "SpikingLM"))
+
+
+@register_model(family="lm", note="no published counterpart; SpikeGPT-46M sizes (12 x 512)")
+def spiking_lm(**kw):
+    return _lm(dict(vocab_size=256, block_size=1024, dim=512, depth=12, num_heads=8), kw)
+
+
+@register_model(family="lm", note="tiny causal LM for tests")
+def spiking_lm_tiny(**kw):
+    return _lm(dict(vocab_size=64, block_size=32, dim=32, depth=2, num_heads=2, T=2), kw)
