@@ -309,10 +309,16 @@ def test_cifar10_dvs_round_trip(tmp_path):
 
 
 def test_cifar10_dvs_missing(tmp_path):
+    from spikeformers.data.cifar10_dvs import CIFAR10_DVS_CLASSES
+
     with pytest.raises(DatasetError) as e:
         create_dataset("cifar10_dvs", root=str(tmp_path))
     msg = one_line(e)
     assert "airplane/*.aedat" in msg and str(tmp_path) in msg and "figshare" in msg
+    for cls in CIFAR10_DVS_CLASSES:
+        write_aedat2_dvs128(tmp_path / cls / f"cifar10_{cls}_0.aedat", [1], [2], [3], [1])
+    with pytest.raises(DatasetError, match="empty train or test split"):
+        create_dataset("cifar10_dvs", root=str(tmp_path))
 
 
 def _gesture_recording(folder: Path, name: str, rows, seed: int):

@@ -47,6 +47,9 @@ def _split_files(folder: Path, train_ratio: float, max_per_class: Optional[int])
         tr, te = files[:k], files[k:]
         if max_per_class is not None:
             tr, te = tr[:max_per_class], te[:max_per_class]
+        if not tr or not te:
+            raise DatasetError(f"cifar10_dvs: {len(files)} file(s) in {folder / cls} leave an empty train or test "
+                               f"split at train_ratio={train_ratio}")
         train += [(f, label) for f in tr]
         test += [(f, label) for f in te]
     return train, test
