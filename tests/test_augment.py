@@ -1,8 +1,10 @@
 """On-device augmentation and DeviceLoader, against naive per-sample references."""
 import itertools
 
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from spikeformers.data import Augment, DeviceLoader, crop_at, random_crop, random_erasing, random_hflip
 
@@ -167,3 +169,136 @@ def test_loader_on_cuda():
     assert b1[0][0].is_cuda and all(torch.equal(p[0], q[0]) for p, q in zip(b1, b2))
     ids = torch.cat([y for _, y in b1]).cpu()
     assert torch.equal(ids.sort().values, torch.arange(50))
+
+
+# ----------------------------------------------------------------------------- event frames and sequences
+
+
+def test_crop_and_flip_act_on_every_plane_of_event_frames():
+    x = torch.arange(1, 6 * 3 * 2 * 5 * 7 + 1, dtype=torch.float32).reshape(6, 3, 2, 5, 7)  # [B, T, 2, H, W]
+    offsets = torch.randint(0, 5, (6, 2), generator=gen(11))
+    out = crop_at(x, 2, offsets)
+    assert out.shape == x.shape
+    for b in range(6):  # the same shift for every time step and polarity: a spatial translation, zero fill
+        planes = x[b].reshape(-1, 5, 7)
+        want = torch.stack([naive_crop(planes[i : i + 1], 2, *offsets[b].tolist())[0] for i in range(6)])
+        assert torch.equal(out[b].reshape(-1, 5, 7), want)
+    flipped = random_hflip(x, gen(12), p=1.0)
+    assert torch.equal(flipped, x.flip(-1))
+    erased = random_erasing(x, gen(13), p=1.0)
+    zero = (erased == 0).reshape(6, -1, 5, 7)
+    assert torch.equal(zero, zero[:, :1].expand_as(zero))  # one rectangle through all planes
+
+
+def test_sequence_shift_matches_naive_loop():
+    from spikeformers.data import random_shift, shift_at
+
+    x = torch.arange(1, 5 * 9 * 2 + 1, dtype=torch.float32).reshape(5, 9, 2)  # [B, L, F]
+    offsets = torch.tensor([0, 1, 3, 6, 3])
+    out = shift_at(x, 3, offsets)
+    for b in range(5):
+        for i in range(9):
+            src = i + offsets[b].item() - 3
+            want = x[b, src] if 0 <= src < 9 else torch.zeros(2)
+            assert torch.equal(out[b, i], want)
+    assert torch.equal(random_shift(x, 0, gen()), x)
+    aug = Augment(crop_padding=2, spatial=False)
+    assert aug(x, gen(1)).shape == x.shape
+    with pytest.raises(ValueError, match="not to sequences"):
+        Augment(flip=True, spatial=False)
+
+
+# ----------------------------------------------------------------------------- mixup / cutmix
+
+
+def test_mixup_blends_with_the_reversed_batch():
+    from spikeformers.data import BatchMix
+
+    x = torch.rand(8, 1, 4, 4, generator=gen(1))
+    y = torch.arange(8) % 3
+    mix = BatchMix(3, mixup=1.0)
+    xm, t = mix(x, y, np.random.default_rng(0))
+    lam = float(t[0, y[0]]) if y[0] != y[7] else None
+    rng = np.random.default_rng(0)
+    rng.random()  # prob draw
+    lam_ref = rng.beta(1.0, 1.0)
+    assert torch.allclose(xm, lam_ref * x + (1 - lam_ref) * x.flip(0))
+    want = lam_ref * F.one_hot(y, 3).float() + (1 - lam_ref) * F.one_hot(y.flip(0), 3).float()
+    assert torch.allclose(t, want) and torch.allclose(t.sum(1), torch.ones(8))
+    assert lam is None or abs(lam - lam_ref) < 1e-6
+
+
+def test_cutmix_pastes_one_box_and_weights_targets_by_area():
+    from spikeformers.data import BatchMix
+
+    x = torch.zeros(4, 2, 3, 8, 8)  # event frames [B, T, 2, H, W]
+    x[:2] = 1.0  # samples 0, 1 are ones, their partners 3, 2 zeros
+    y = torch.tensor([0, 0, 1, 1])
+    xm, t = BatchMix(2, cutmix=1.0)(x, y, np.random.default_rng(3))
+    pasted = (xm[0] == 0)  # zeros pasted into sample 0 from sample 3
+    area = pasted[0, 0].float().mean().item()
+    assert torch.equal(pasted, pasted[:1, :1].expand_as(pasted))  # the same box on every plane
+    rows, cols = pasted[0, 0].any(1).nonzero(), pasted[0, 0].any(0).nonzero()
+    if area > 0:
+        assert pasted[0, 0, rows.min() : rows.max() + 1, cols.min() : cols.max() + 1].all()  # a rectangle
+    assert torch.allclose(t[0], torch.tensor([1 - area, area]))  # target weight = pasted area
+    with pytest.raises(ValueError, match="not to sequences"):
+        BatchMix(2, cutmix=1.0, spatial=False)
+
+
+def test_mix_probability_switch_and_off_epoch():
+    from spikeformers.data import BatchMix
+
+    x, y = torch.rand(6, 1, 4, 4), torch.arange(6) % 2
+    never = BatchMix(2, mixup=1.0, prob=0.0)
+    assert not never.enabled
+    off = BatchMix(2, mixup=1.0, off_epoch=3)
+    assert off.active(2) and not off.active(3)
+    xo, to = off(x, y, np.random.default_rng(0), epoch=5)
+    assert torch.equal(xo, x) and torch.equal(to, F.one_hot(y, 2).float())
+    both = BatchMix(2, mixup=0.5, cutmix=1.0, switch_prob=0.5)
+    rng = np.random.default_rng(1)
+    kinds = set()
+    for _ in range(20):
+        xm, _ = both(x, y, rng)
+        kinds.add("cutmix" if ((xm == x) | (xm == x.flip(0))).all() else "mixup")
+    assert kinds == {"cutmix", "mixup"}
+
+
+# ----------------------------------------------------------------------------- DeviceLoader layouts
+
+
+def test_loader_event_frames_are_time_first_counts():
+    x = torch.randint(0, 9, (10, 3, 2, 4, 4), dtype=torch.uint8, generator=gen(2))  # [N, T, 2, H, W]
+    loader = DeviceLoader(x, torch.arange(10), 4, shuffle=False, augment=None, seed=0, layout="events")
+    assert loader.batch_dim == 1
+    xb, yb = next(iter(loader))
+    assert xb.shape == (3, 4, 2, 4, 4) and xb.is_contiguous()  # [T, B, 2, H, W]
+    assert torch.equal(xb, x[:4].transpose(0, 1).float())  # counts, not scaled
+    aug = Augment(crop_padding=1, flip=True)
+    xa, _ = next(iter(DeviceLoader(x, torch.arange(10), 4, shuffle=True, augment=aug, seed=0, layout="events")))
+    assert xa.shape == (3, 4, 2, 4, 4) and xa.sum() <= x.float().sum()
+    with pytest.raises(ValueError, match=r"uint8 \[N, T, 2, H, W\]"):
+        DeviceLoader(x[:, 0], torch.arange(10), 4, shuffle=False, augment=None, seed=0, layout="events")
+
+
+def test_loader_sequences_keep_floats_and_scale_uint8():
+    xf = torch.randn(10, 7, 2, generator=gen(3))
+    xb, _ = next(iter(DeviceLoader(xf, torch.arange(10), 5, shuffle=False, augment=None, seed=0, layout="sequence")))
+    assert torch.equal(xb, xf[:5])  # float sequences are used as stored
+    xu = torch.randint(0, 256, (10, 7, 1), dtype=torch.uint8, generator=gen(4))
+    xb, _ = next(iter(DeviceLoader(xu, torch.arange(10), 5, shuffle=False, augment=None, seed=0, layout="sequence")))
+    assert torch.equal(xb, xu[:5].float() / 255)
+    with pytest.raises(ValueError, match="unknown layout"):
+        DeviceLoader(xf, torch.arange(10), 5, shuffle=False, augment=None, seed=0, layout="video")
+
+
+def test_loader_mixing_gives_soft_targets_reproducibly():
+    from spikeformers.data import BatchMix
+
+    loader, _ = make_loader(mix=BatchMix(50, mixup=0.4, cutmix=1.0))
+    a = epoch_batches(loader, 1)
+    b = epoch_batches(make_loader(mix=BatchMix(50, mixup=0.4, cutmix=1.0))[0], 1)
+    for (xa, ta), (xb, tb) in zip(a, b):
+        assert ta.shape == (len(xa), 50) and torch.allclose(ta.sum(1), torch.ones(len(xa)))
+        assert torch.equal(xa, xb) and torch.equal(ta, tb)

@@ -1,8 +1,6 @@
 """Datasets: registry, digits protocol, IDX reader on files written here, MNIST-style loaders."""
 import gzip
 import os
-import struct
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,31 +10,7 @@ from spikeformers.data import DATASETS, ArrayDataset, create_dataset, list_datas
 from spikeformers.data.fashion_mnist import FASHION_MNIST_ROOT
 from spikeformers.errors import ConfigError, DatasetError
 
-# ----------------------------------------------------------------------------- IDX writer (the format, by hand)
-
-_CODES = {np.uint8: 0x08, np.int8: 0x09, np.int16: 0x0B, np.int32: 0x0C, np.float32: 0x0D, np.float64: 0x0E}
-
-
-def write_idx(path: Path, arr: np.ndarray, gz: bool) -> Path:
-    """IDX bytes built from the spec: 0, 0, dtype code, ndim, big-endian uint32 dims, big-endian data."""
-    header = bytes([0, 0, _CODES[arr.dtype.type], arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape)
-    data = header + arr.astype(arr.dtype.newbyteorder(">")).tobytes()
-    path.write_bytes(gzip.compress(data) if gz else data)
-    return path
-
-
-def write_mnist_like(folder: Path, n_train=12, n_test=5, size=6, gz=True, classes=10):
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    out = {}
-    for stem, n in (("train", n_train), ("t10k", n_test)):
-        x = rng.integers(0, 256, (n, size, size), dtype=np.uint8)
-        y = rng.integers(0, classes, n).astype(np.uint8)
-        ext = ".gz" if gz else ""
-        write_idx(folder / f"{stem}-images-idx3-ubyte{ext}", x, gz)
-        write_idx(folder / f"{stem}-labels-idx1-ubyte{ext}", y, gz)
-        out[stem] = (x, y)
-    return out
+from writers import write_idx, write_mnist_like  # noqa: E402  (tests/writers.py)
 
 
 # ----------------------------------------------------------------------------- registry
@@ -74,6 +48,26 @@ def test_array_dataset_validates_and_moves():
     ds = ArrayDataset("ok", x, y, x, y, 2, 1, 4, False, 0)
     moved = ds.to("cpu")
     assert moved is not ds and moved.train_x.device.type == "cpu" and moved.name == "ok"
+
+
+def test_layouts_validate_shapes_and_describe_the_model_input():
+    ev = torch.zeros(3, 5, 2, 4, 4, dtype=torch.uint8)  # [N, T, 2, H, W]
+    y = torch.zeros(3, dtype=torch.int64)
+    ds = ArrayDataset("ev", ev, y, ev, y, 2, 2, 4, False, 0, layout="events", frames=5)
+    assert ds.model_kwargs() == dict(img_size=4, in_chans=2, num_classes=2, T=5) and "events" in repr(ds)
+    with pytest.raises(ValueError, match=r"uint8 \[N, 5, 2, 4, 4\]"):
+        ArrayDataset("ev", ev[:, :, :1], y, ev, y, 2, 2, 4, False, 0, layout="events", frames=5)
+    with pytest.raises(ValueError, match="frames must be > 0 exactly for the events layout"):
+        ArrayDataset("ev", ev, y, ev, y, 2, 2, 4, False, 0, layout="events")
+    seq = torch.randn(3, 7, 2)  # [N, L, F], float allowed for sequences only
+    sq = ArrayDataset("seq", seq, y, seq, y, 2, 2, 7, False, 0, layout="sequence")
+    assert sq.model_kwargs() == dict(seq_len=7, in_features=2, num_classes=2)
+    with pytest.raises(ValueError, match=r"uint8 or float32 \[N, 7, 2\]"):
+        ArrayDataset("seq", seq.double(), y, seq, y, 2, 2, 7, False, 0, layout="sequence")
+    with pytest.raises(ValueError, match="unknown layout 'video'"):
+        ArrayDataset("v", seq, y, seq, y, 2, 2, 7, False, 0, layout="video")
+    img = torch.zeros(3, 1, 4, 4, dtype=torch.uint8)
+    assert ArrayDataset("i", img, y, img, y, 2, 1, 4, False, 0).model_kwargs() == dict(img_size=4, in_chans=1, num_classes=2)
 
 
 # ----------------------------------------------------------------------------- digits

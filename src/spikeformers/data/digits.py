@@ -14,7 +14,7 @@ from .registry import DATASETS
 __all__ = ["digits"]
 
 
-@DATASETS.register("digits", num_classes=10, img_size=8, in_chans=1)
+@DATASETS.register("digits", num_classes=10, img_size=8, in_chans=1, layout="image")
 def digits() -> ArrayDataset:
     """The sklearn digits dataset: `[1437, 1, 8, 8]` / `[360, 1, 8, 8]` uint8, labels 0..9."""
     from sklearn.datasets import load_digits  # imported lazily: sklearn is slow to import

@@ -17,7 +17,7 @@ __all__ = ["fashion_mnist", "FASHION_MNIST_ROOT"]
 FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
 
 
-@DATASETS.register("fashion_mnist", num_classes=10, img_size=28, in_chans=1)
+@DATASETS.register("fashion_mnist", num_classes=10, img_size=28, in_chans=1, layout="image")
 def fashion_mnist(root: Optional[str] = None) -> ArrayDataset:
     """Fashion-MNIST: `[60000, 1, 28, 28]` / `[10000, 1, 28, 28]` uint8, labels 0..9."""
     return load_idx_image_dataset(

@@ -4,10 +4,7 @@ IDX layout, all big-endian: two zero bytes, a dtype code (0x08 uint8, 0x09 int8,
 0x0C int32, 0x0D float32, 0x0E float64), the number of dimensions `n`, then `n` uint32 sizes,
 then the values in C order. See http://yann.lecun.com/exdb/mnist/ (bottom of the page).
 
-Where the files are looked for (first folder holding them wins):
-  1. `root` when given (`data.root=...`), and only there;
-  2. `$SPIKEFORMERS_DATA/<subdir>` when the environment variable `SPIKEFORMERS_DATA` is set;
-  3. the dataset's default folder (e.g. `/usr/share/datasets/fashion-mnist`, Debian's package).
+Where the files are looked for: see `paths.candidate_folders`.
 """
 from __future__ import annotations
 
@@ -15,13 +12,14 @@ import gzip
 import os
 import zlib
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 
 from ..errors import DatasetError
 from .base import ArrayDataset
+from .paths import candidate_folders
 
 __all__ = ["read_idx", "find_idx_file", "candidate_folders", "load_idx_image_dataset"]
 
@@ -53,18 +51,6 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         raise DatasetError(f"IDX file {path}: {what} ({len(raw)} bytes, expected {expected} for shape {dims})")
     arr = np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
     return arr.astype(dtype.newbyteorder("="))  # a native-order, writable copy
-
-
-def candidate_folders(root: Optional[str], subdir: str, default: str) -> List[Path]:
-    """The folders searched for a dataset's files, in order (see the module docstring)."""
-    if root is not None:
-        return [Path(root).expanduser()]
-    folders = []
-    env = os.environ.get("SPIKEFORMERS_DATA")
-    if env:
-        folders.append(Path(env).expanduser() / subdir)
-    folders.append(Path(default))
-    return folders
 
 
 def find_idx_file(folder: Path, stem: str) -> Optional[Path]:

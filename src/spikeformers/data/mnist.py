@@ -17,7 +17,7 @@ __all__ = ["mnist", "MNIST_ROOT"]
 MNIST_ROOT = "/usr/share/datasets/mnist"
 
 
-@DATASETS.register("mnist", num_classes=10, img_size=28, in_chans=1)
+@DATASETS.register("mnist", num_classes=10, img_size=28, in_chans=1, layout="image")
 def mnist(root: Optional[str] = None) -> ArrayDataset:
     """MNIST: `[60000, 1, 28, 28]` / `[10000, 1, 28, 28]` uint8, labels 0..9."""
     return load_idx_image_dataset(

@@ -9,13 +9,13 @@ options raise `ConfigError` listing the valid ones. A builder that reads no file
 """
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from .._registry import Registry, check_options
 from ..errors import ConfigError
 from .base import ArrayDataset
 
-__all__ = ["DATASETS", "create_dataset", "list_datasets"]
+__all__ = ["DATASETS", "create_dataset", "list_datasets", "dataset_info"]
 
 DATASETS = Registry("dataset")
 
@@ -38,3 +38,12 @@ def create_dataset(name: str, root: Optional[str] = None, **opts: Any) -> ArrayD
 def list_datasets(pattern: str = "*") -> List[str]:
     """Registered dataset names matching a glob `pattern`, sorted."""
     return DATASETS.names(pattern)
+
+
+def dataset_info(name: str) -> Dict[str, Any]:
+    """What a dataset declares when registered: layout, classes and default shape (img_size/in_chans,
+    seq_len/in_features, frames), where known before loading."""
+    try:
+        return dict(DATASETS.meta(name))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None

@@ -59,7 +59,8 @@ def _parse_overrides(items: List[str]) -> Dict[str, Any]:
 def _first_batch(dataset, n: int, device) -> Any:
     from ..data import DeviceLoader
 
-    loader = DeviceLoader(dataset.test_x.to(device), dataset.test_y.to(device), n, shuffle=False, augment=None, seed=0)
+    loader = DeviceLoader(dataset.test_x.to(device), dataset.test_y.to(device), n, shuffle=False, augment=None, seed=0,
+                          layout=dataset.layout)
     return next(iter(loader))[0]
 
 
@@ -92,7 +93,7 @@ def _load(ns) -> Tuple[Any, Any, Dict[str, Any], str]:
     dataset = None
     if ns.data:
         dataset = create_dataset(ns.data)
-        kw = {"img_size": dataset.img_size, "in_chans": dataset.in_chans, "num_classes": dataset.num_classes, **kw}
+        kw = {**dataset.model_kwargs(), **kw}  # input shape and classes (images, event frames or sequences)
     model = create_model(ns.target, **kw).to(device)
     c, gen = model.cfg, torch.Generator(device=device).manual_seed(ns.seed)
     if hasattr(c, "vocab_size"):  # a language model reads token ids
@@ -100,6 +101,8 @@ def _load(ns) -> Tuple[Any, Any, Dict[str, Any], str]:
         x = torch.randint(0, c.vocab_size, (ns.batch, n), device=device, generator=gen)
     elif dataset is not None:
         x = _first_batch(dataset, ns.batch, device)
+    elif hasattr(c, "seq_len"):  # a sequence model reads [B, L, F]
+        x = torch.rand(ns.batch, c.seq_len, c.in_features, device=device, generator=gen)
     else:
         x = torch.rand(ns.batch, c.in_chans, c.img_size, c.img_size, device=device, generator=gen)
     data = ns.data or ("random-token" if hasattr(c, "vocab_size") else "noise")

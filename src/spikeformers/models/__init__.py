@@ -1,11 +1,12 @@
 """Model families and the registry."""
-from . import lm, qkformer, sdt, spikformer  # noqa: F401  (registers the variants)
+from . import lm, qkformer, sdt, sequence, spikformer  # noqa: F401  (registers the variants)
 from .lm import LMState, SpikingLM, SpikingLMConfig
 from .qkformer import QKFormer, QKFormerConfig
 from .registry import MODELS, count_parameters, create_model, list_models, model_info, register_model
 from .sdt import SDTConfig, SpikeDrivenTransformer
+from .sequence import SpikformerSeq, SpikformerSeqConfig
 from .spikformer import Spikformer, SpikformerConfig
 
 __all__ = ["MODELS", "count_parameters", "create_model", "list_models", "model_info", "register_model",
            "Spikformer", "SpikformerConfig", "SpikeDrivenTransformer", "SDTConfig", "QKFormer", "QKFormerConfig",
-           "SpikingLM", "SpikingLMConfig", "LMState"]
+           "SpikingLM", "SpikingLMConfig", "LMState", "SpikformerSeq", "SpikformerSeqConfig"]

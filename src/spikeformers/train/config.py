@@ -8,7 +8,9 @@ A recipe lists only what it changes, nested by section:
 Overrides use dotted keys (`optim.lr=1e-3`) or a short alias (`lr=1e-3`, see `ALIASES`); the
 right-hand side is parsed as YAML and checked against the field's type. Model keys that are not
 `ModelSection` fields (`model.depth=2`, or `depth: 2` under `model:`) go to `model.options`, which
-`create_model` validates. Every other unknown key or wrong type raises `ConfigError` naming it.
+`create_model` validates. Dataset options are explicit: `data.options.mode=row` or `options: {mode: row}`
+under `data:`, checked by `create_dataset`. Every other unknown key or wrong type raises `ConfigError`
+naming it.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import dataclasses
 import functools
 import math
 import os
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Sequence, Tuple
@@ -59,9 +62,11 @@ class DataSection:
     root: Optional[str] = None  # folder with the dataset's files (None: its default places)
     batch_size: int = 64  # training batch size (global, over all devices)
     eval_batch_size: int = 256  # evaluation batch size
-    crop_padding: Optional[int] = None  # random-crop padding (None: the dataset's default)
+    crop_padding: Optional[int] = None  # random-crop padding = largest random shift, in pixels (event frames too)
+    #                                      or steps (sequences) (None: the dataset's default)
     flip: Optional[bool] = None  # random horizontal flip (None: the dataset's default)
     erasing: float = 0.0  # random-erasing probability per sample
+    options: Dict[str, Any] = field(default_factory=dict)  # dataset builder options, checked by create_dataset
 
 
 @dataclass
@@ -70,7 +75,15 @@ class OptimSection:
     weight_decay: float = 0.01  # AdamW decoupled weight decay
     betas: Tuple[float, float] = (0.9, 0.999)  # AdamW betas
     grad_clip: Optional[float] = 1.0  # max global gradient norm (None: no clipping)
-    label_smoothing: float = 0.1  # cross-entropy label smoothing
+    label_smoothing: float = 0.1  # cross-entropy label smoothing (hard and soft targets alike)
+    mixup: float = 0.0  # mixup Beta(a, a) parameter (0: off); targets become soft
+    cutmix: float = 0.0  # cutmix Beta(a, a) parameter (0: off); images and event frames only
+    mix_prob: float = 1.0  # probability that a batch is mixed when mixup or cutmix is on
+    mix_switch_prob: float = 0.5  # with both on: probability of cutmix rather than mixup for a batch
+    mix_off_epoch: Optional[int] = None  # stop mixing from this epoch on (0-based; None: never)
+    tet: bool = False  # TET loss: the mean over time steps of per-step losses (model(x, per_step=True))
+    tet_lambda: float = 0.001  # weight of TET's MSE regulariser pulling per-step logits towards tet_means
+    tet_means: float = 1.0  # target value of that regulariser
 
 
 @dataclass
@@ -138,6 +151,12 @@ _CHECKS = {
     ("optim", "betas"): (lambda v: all(0 <= b < 1 for b in v), "two numbers in [0, 1)"),
     ("optim", "grad_clip"): (lambda v: v > 0, "> 0 or null"),
     ("optim", "label_smoothing"): (lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("optim", "mixup"): (lambda v: v >= 0, ">= 0"),
+    ("optim", "cutmix"): (lambda v: v >= 0, ">= 0"),
+    ("optim", "mix_prob"): (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    ("optim", "mix_switch_prob"): (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    ("optim", "mix_off_epoch"): (lambda v: v >= 0, ">= 0 or null"),
+    ("optim", "tet_lambda"): (lambda v: 0 <= v < 1, "in [0, 1)"),
     ("schedule", "epochs"): (lambda v: v >= 1, ">= 1"),
     ("schedule", "warmup_epochs"): (lambda v: v >= 0, ">= 0"),
     ("schedule", "min_lr"): (lambda v: v >= 0, ">= 0"),
@@ -223,6 +242,11 @@ def _set(cfg: TrainConfig, key: str, value: Any, raw: Any = _NO_RAW) -> None:
             value = raw  # command-line text: create_model reads it by the field's type ("0011" stays a string)
         cfg.model.options[opt] = value  # checked later by create_model
         return
+    if section == "data" and fname == "options" and sub:
+        if "." in sub or sub == "root":
+            raise ConfigError(f"bad dataset option key {key!r}" + ("; set data.root instead" if sub == "root" else ""))
+        cfg.data.options[sub] = value  # checked later by create_dataset
+        return
     if fname not in hints or sub:
         raise ConfigError(f"unknown config key {key!r}; valid keys of {section}: {_valid_keys(section)}")
     tp = hints[fname]
@@ -238,9 +262,9 @@ def _set(cfg: TrainConfig, key: str, value: Any, raw: Any = _NO_RAW) -> None:
     if check is not None and value is not None and not check[0](value):
         raise ConfigError(f"{key} must be {check[1]}, got {value!r}")
     if fname == "options":  # a whole mapping: each key obeys the rule above
-        cfg.model.options = {}
+        getattr(cfg, section).options = {}
         for k, v in value.items():
-            _set(cfg, f"model.options.{k}", v)
+            _set(cfg, f"{section}.options.{k}", v)
         return
     setattr(getattr(cfg, section), fname, value)
 
@@ -281,6 +305,8 @@ def apply_override(cfg: TrainConfig, override: str) -> None:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as e:
         raise ConfigError(f"{key}: cannot parse value {raw!r} ({str(e).splitlines()[0]})") from None
+    if isinstance(value, int) and re.fullmatch(r"0[0-9]+", raw.strip()):
+        value = raw.strip()  # YAML 1.1 reads 0011 as octal 9; flags like pooling=0011 mean the string
     _set(cfg, key, value, raw=raw.strip())
 
 

@@ -23,18 +23,20 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ..data import Augment, DeviceLoader, create_dataset
+from ..data import Augment, BatchMix, DeviceLoader, create_dataset
 from ..errors import ConfigError, TrainingDiverged
 from ..models import count_parameters, create_model
 from .config import TrainConfig, config_from_dict, config_to_dict, load_config, save_config
 from .distributed import Distributed
+from .loss import create_loss
 from .io import (append_jsonl, atomic_write_json, atomic_write_text, capture_rng_state, load_checkpoint,
                  read_jsonl, restore_rng_state, save_checkpoint)
 from .monitor import FiringRateMonitor
 from .plots import plot_curves, plot_firing_rates
 from .schedule import warmup_cosine
 
-__all__ = ["Trainer", "train", "evaluate", "build_model", "resolve_device", "load_run"]
+__all__ = ["Trainer", "train", "evaluate", "build_model", "build_dataset", "build_loaders", "resolve_device",
+           "load_run", "seed_everything"]
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -58,12 +60,44 @@ def amp_dtype(spec: str, device: torch.device) -> Optional[torch.dtype]:
 
 
 def model_overrides(cfg: TrainConfig, dataset) -> Dict[str, Any]:
-    """The create_model keywords of a run: the dataset's shape, then the config's choices."""
+    """The create_model keywords of a run: the dataset's input and classes, then the config's choices."""
     m = cfg.model
-    kw: Dict[str, Any] = dict(img_size=dataset.img_size, in_chans=dataset.in_chans, num_classes=dataset.num_classes)
+    kw: Dict[str, Any] = dataset.model_kwargs()
     kw.update({k: getattr(m, k) for k in ("attention", "neuron", "T", "encoder", "twin") if getattr(m, k) is not None})
     kw.update(m.options)
     return kw
+
+
+def build_dataset(cfg: TrainConfig):
+    """The run's dataset (on the CPU), with its options from `data.options`."""
+    return create_dataset(cfg.data.name, root=cfg.data.root, **cfg.data.options)
+
+
+def build_loaders(cfg: TrainConfig, dataset) -> Tuple[DeviceLoader, DeviceLoader]:
+    """(train loader with augmentation and mixing, test loader) on the dataset's device."""
+    d, o = cfg.data, cfg.optim
+    try:
+        aug = Augment.for_dataset(dataset, crop_padding=d.crop_padding, flip=d.flip, erasing=d.erasing)
+        mix = BatchMix(dataset.num_classes, mixup=o.mixup, cutmix=o.cutmix, prob=o.mix_prob,
+                       switch_prob=o.mix_switch_prob, off_epoch=o.mix_off_epoch, spatial=dataset.spec.spatial)
+    except ValueError as e:
+        raise ConfigError(f"{dataset.name}: {e}") from None
+    train = DeviceLoader(dataset.train_x, dataset.train_y, d.batch_size, shuffle=True, augment=aug,
+                         seed=cfg.run.seed, drop_last=True, layout=dataset.layout, mix=mix)
+    test = DeviceLoader(dataset.test_x, dataset.test_y, d.eval_batch_size, shuffle=False, augment=None,
+                        seed=cfg.run.seed, layout=dataset.layout)
+    return train, test
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch (CPU and CUDA), NumPy's and Python's global generators."""
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % (1 << 32))
+    torch.manual_seed(seed)
 
 
 def build_model(cfg: TrainConfig, dataset) -> nn.Module:
@@ -162,8 +196,8 @@ class Trainer:
         self.amp = amp_dtype(cfg.run.amp, self.device)
         if cfg.run.threads:
             torch.set_num_threads(cfg.run.threads)
-        torch.manual_seed(cfg.run.seed)
-        self.dataset = create_dataset(cfg.data.name, root=cfg.data.root).to(self.device)
+        seed_everything(cfg.run.seed)
+        self.dataset = build_dataset(cfg).to(self.device)
         self.model = build_model(cfg, self.dataset).to(self.device)
         model_cfg = getattr(self.model, "cfg", None)
         if model_cfg is not None:  # command-line options arrive as text: save them typed
@@ -178,11 +212,8 @@ class Trainer:
         if cfg.run.compile:
             self.train_model = torch.compile(self.train_model)
         d, o = cfg.data, cfg.optim
-        aug = Augment.for_dataset(self.dataset, crop_padding=d.crop_padding, flip=d.flip, erasing=d.erasing)
-        self.train_loader = DeviceLoader(self.dataset.train_x, self.dataset.train_y, d.batch_size, shuffle=True,
-                                         augment=aug, seed=cfg.run.seed, drop_last=True)
-        self.test_loader = DeviceLoader(self.dataset.test_x, self.dataset.test_y, d.eval_batch_size, shuffle=False,
-                                        augment=None, seed=cfg.run.seed)
+        self.train_loader, self.test_loader = build_loaders(cfg, self.dataset)
+        self.loss_fn = create_loss(cfg)
         self.dist.shard(self.train_loader, self.test_loader)
         if len(self.train_loader) == 0:
             raise ConfigError(f"data.batch_size={d.batch_size} is larger than the training set")
@@ -251,8 +282,10 @@ class Trainer:
         for i, (x, y) in enumerate(bar):
             lr = self._set_lr()
             with _autocast(self.device, self.amp):
-                logits = model(x)
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.optim.label_smoothing)
+                logits = model(x, per_step=True) if self.loss_fn.per_step else model(x)
+            loss = self.loss_fn(logits.float(), y)
+            if self.loss_fn.per_step:
+                logits = logits.mean(0)  # [T, B, classes] -> [B, classes] for the accuracy
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.optim.grad_clip:
@@ -263,7 +296,7 @@ class Trainer:
             loss_d = loss.detach()
             bad |= ~torch.isfinite(loss_d)
             loss_sum += loss_d * y.numel()
-            correct += (logits.detach().argmax(1) == y).sum()
+            correct += (logits.detach().argmax(1) == (y if y.dim() == 1 else y.argmax(1))).sum()  # soft: top class
             seen += y.numel()
             self.step += 1
             if (i + 1) % cfg.run.log_every == 0 or i + 1 == len(self.train_loader):
@@ -290,6 +323,7 @@ class Trainer:
         if self.dist.is_main:
             os.makedirs(self.run_dir, exist_ok=True)
             save_config(cfg, os.path.join(self.run_dir, "config.yaml"))
+            self._write_provenance()
         self._say(f"run {self.run_dir}: {cfg.model.name} ({self.n_params / 1e6:.3f} M parameters) on "
                   f"{cfg.data.name}, {self.device.type}{'' if self.amp is None else ' bf16'}"
                   f"{'' if self.dist.world_size == 1 else f' x{self.dist.world_size} ranks'}")
@@ -343,6 +377,19 @@ class Trainer:
         self.dist.close()
         return summary
 
+    def _write_provenance(self) -> None:
+        """provenance.json, written when a run (or a resumed run) starts, so unfinished runs have it too."""
+        path = os.path.join(self.run_dir, "provenance.json")
+        import json
+
+        runs = []
+        if os.path.exists(path):
+            with open(path) as f:
+                runs = json.load(f).get("starts", [])
+        runs.append({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "epoch": self.epoch, **provenance(),
+                     "device": device_name(self.device), "world_size": self.dist.world_size})
+        atomic_write_json(path, {**runs[0], "starts": runs})
+
     def _energy(self, model: nn.Module) -> Dict[str, Any]:
         """Headline energy numbers (filled in by the energy package when it is present)."""
         try:
@@ -350,7 +397,8 @@ class Trainer:
         except ImportError:
             return {}
         x, _ = next(iter(self.test_loader))
-        return {"energy": energy_headline(model, x[:64], self.cfg, self.dataset)}
+        x = x.narrow(self.test_loader.batch_dim, 0, min(64, x.shape[self.test_loader.batch_dim]))
+        return {"energy": energy_headline(model, x, self.cfg, self.dataset)}
 
     def _write_csv(self) -> None:
         keys = list(self.history[0])
@@ -388,14 +436,18 @@ def provenance() -> Dict[str, Any]:
 
     from .. import __version__
 
-    commit = None
+    commit, dirty = None, None
     try:
         here = os.path.dirname(os.path.abspath(__file__))
         commit = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True, text=True,
                                 timeout=5).stdout.strip() or None
+        if commit:  # uncommitted changes to tracked files make the commit an incomplete description
+            status = subprocess.run(["git", "-C", here, "status", "--porcelain", "--untracked-files=no"],
+                                    capture_output=True, text=True, timeout=5)
+            dirty = bool(status.stdout.strip()) if status.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         pass
-    return {"version": __version__, "torch": torch.__version__, "git_commit": commit}
+    return {"version": __version__, "torch": torch.__version__, "git_commit": commit, "git_dirty": dirty}
 
 
 def load_run(run_dir: str) -> Tuple[TrainConfig, Dict[str, Any]]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import os
 from typing import Any, Dict
 
-from ..data import DeviceLoader, create_dataset
-from .engine import amp_dtype, build_model, evaluate, load_run, resolve_device, _load_state
+from ..data import DeviceLoader
+from .engine import amp_dtype, build_dataset, build_model, evaluate, load_run, resolve_device, _load_state
 from .io import atomic_write_json, load_checkpoint
 
 __all__ = ["evaluate_run", "load_trained_model"]
@@ -15,7 +15,7 @@ def load_trained_model(run_dir: str, device: str = "auto"):
     """(model with its checkpoint weights — the EMA weights when the run kept them, config, dataset)."""
     cfg, _ = load_run(run_dir)
     dev = resolve_device(device)
-    dataset = create_dataset(cfg.data.name, root=cfg.data.root).to(dev)
+    dataset = build_dataset(cfg).to(dev)
     model = build_model(cfg, dataset)
     ck = load_checkpoint(os.path.join(run_dir, "checkpoint"), map_location="cpu")
     _load_state(model, ck.extra_tensors.get("ema", ck.model_state), ck.path)
@@ -26,7 +26,7 @@ def evaluate_run(run_dir: str, device: str = "auto", progress: bool = True) -> D
     model, cfg, dataset = load_trained_model(run_dir, device)
     dev = next(model.parameters()).device
     loader = DeviceLoader(dataset.test_x, dataset.test_y, cfg.data.eval_batch_size, shuffle=False, augment=None,
-                          seed=cfg.run.seed)
+                          seed=cfg.run.seed, layout=dataset.layout)
     ev = evaluate(model, loader, amp_dtype(cfg.run.amp, dev), monitor=True)
     res = {"run_dir": run_dir, "test_acc": ev["acc"], "test_loss": ev["loss"], "test_images": ev["n"],
            "mean_firing_rate": ev["mean_firing_rate"], "firing_rates": ev["firing_rates"]}
