@@ -64,7 +64,10 @@ def check(name, opts, T, cols, dtype=torch.float32, device="cpu", scale=1.5, see
     g = torch.randn(y_ref.shape, generator=gen).to(device=device, dtype=dtype)
     (y_ref.float() * g.float()).sum().backward()
     (y_ker.float() * g.float()).sum().backward()
-    tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else {}
+    # fp32: the kernel sums a gradient's terms over T in another order than autograd; through the reset
+    # path (detach_reset=False) a small gradient can differ by a few ulps of its largest term (seen on an
+    # H100: 8 of 218,400 elements off by 1.5e-6, gradients of order 1)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else {}
     torch.testing.assert_close(x_ker.grad, x_ref.grad, **tol)
     for (n, p_ref), (_, p_ker) in zip(ref.named_parameters(), ker.named_parameters()):
         torch.testing.assert_close(p_ker.grad, p_ref.grad, rtol=1e-4, atol=1e-4 * float(x_ref.grad.abs().sum()) / x.numel() ** 0.5,

@@ -11,6 +11,7 @@ Settings (`--settings`; SpikingJelly's are tried in each of its modes so its fas
   ours-fp32, ours-bf16 (autocast), ours-bf16-nchw (no channels_last), ours-bf16-compile (torch.compile),
   ours-bf16-compile-cg (torch.compile with CUDA graphs: mode="reduce-overhead"),
   ours-bf16-reference (our PyTorch neurons instead of the kernels),
+  ours-bf16-graph, ours-fp32-graph (forward + backward replayed as one CUDA graph: run.cuda_graph=true),
   sj-fp32, sj-bf16 (plain autocast: its neurons fall back to PyTorch for bf16 state),
   sj-bf16-prec (its precision API: bf16 neuron state, Triton neurons), sj-fp32-torch (its PyTorch neurons)
 
@@ -32,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models import create_model
+from ..train.cuda_graph import GraphedStep
 from . import common
 from .common import peak_memory_gb, provenance, require_cuda, reset_peak_memory, sync, table, write_record
 from .sj import import_spikingjelly, match_pool_order, neuron_backend, set_neuron_backend, sj_to_ours, unmapped_parameters
@@ -46,12 +48,15 @@ SETTINGS: Dict[str, Dict[str, Any]] = {
     "ours-bf16-compile": dict(impl="ours", amp=BF16, compile=True),
     "ours-bf16-compile-cg": dict(impl="ours", amp=BF16, compile=True, compile_mode="reduce-overhead"),
     "ours-bf16-reference": dict(impl="ours", amp=BF16, neuron_backend="torch"),
+    "ours-bf16-graph": dict(impl="ours", amp=BF16, graph=True),
+    "ours-fp32-graph": dict(impl="ours", amp=None, graph=True),
     "sj-fp32": dict(impl="sj", amp=None),
     "sj-bf16": dict(impl="sj", amp=BF16),
     "sj-bf16-prec": dict(impl="sj", precision="bf16"),
     "sj-fp32-torch": dict(impl="sj", amp=None, sj_backend="torch"),
 }
-DEFAULT = ["ours-fp32", "ours-bf16", "ours-bf16-nchw", "ours-bf16-compile", "sj-fp32", "sj-bf16", "sj-bf16-prec"]
+DEFAULT = ["ours-fp32", "ours-bf16", "ours-bf16-graph", "ours-fp32-graph", "ours-bf16-compile", "sj-fp32", "sj-bf16",
+           "sj-bf16-prec"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -116,6 +121,16 @@ def _trainer(setting: Dict[str, Any], lr: float, model=None):
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0,
                             fused=common.DEVICE.type == "cuda")
 
+    if setting.get("graph"):
+        graphed = GraphedStep(model, F.cross_entropy, amp)
+
+        def step(x, y):
+            loss, _ = graphed(x, y)  # gradients written by the replay; no zero_grad
+            opt.step()
+            return loss.clone()
+
+        return model, step
+
     def step(x, y):
         with ctx():
             out = logits(x)
@@ -154,14 +169,18 @@ def throughput(name: str, B: int, args) -> Dict[str, Any]:
         rec["warmup_s"] = time.perf_counter() - t0
         if setting["impl"] == "sj" and common.DEVICE.type == "cuda":
             rec["sj_neuron_impl"] = neuron_backend(common.DEVICE)
+        if setting.get("graph"):
+            _free()  # drop the warm-up's cached blocks: what stays reserved is live tensors + the graph's pool
         reset_peak_memory()
         t0 = time.perf_counter()
         for i in range(args.steps):
             loss = step(*data[i % 4])
         sync()
         dt = time.perf_counter() - t0
-        rec.update(images_per_s=args.steps * B / dt, step_ms=1e3 * dt / args.steps, peak_gb=peak_memory_gb(),
-                   last_loss=float(loss))
+        # a graph's activations sit in its private pool, which max_memory_allocated does not see after
+        # capture: count its reserved memory instead (an upper bound)
+        peak = torch.cuda.max_memory_reserved() / 1e9 if setting.get("graph") else peak_memory_gb()
+        rec.update(images_per_s=args.steps * B / dt, step_ms=1e3 * dt / args.steps, peak_gb=peak, last_loss=float(loss))
     except Exception as e:  # OOM or a missing peer mode: record it, go on
         rec["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
     finally:

@@ -27,6 +27,7 @@ from ..data import Augment, BatchMix, DeviceLoader, create_dataset
 from ..errors import ConfigError, TrainingDiverged
 from ..models import count_parameters, create_model
 from .config import TrainConfig, config_from_dict, config_to_dict, load_config, save_config
+from .cuda_graph import GraphedStep
 from .distributed import Distributed
 from .loss import create_loss
 from .io import (append_jsonl, atomic_write_json, atomic_write_text, capture_rng_state, load_checkpoint,
@@ -214,6 +215,7 @@ class Trainer:
         d, o = cfg.data, cfg.optim
         self.train_loader, self.test_loader = build_loaders(cfg, self.dataset)
         self.loss_fn = create_loss(cfg)
+        self.graphed = self._graphed_step() if cfg.run.cuda_graph else None
         self.dist.shard(self.train_loader, self.test_loader)
         if len(self.train_loader) == 0:
             raise ConfigError(f"data.batch_size={d.batch_size} is larger than the training set")
@@ -227,6 +229,15 @@ class Trainer:
         # rank 0 names the run directory (the others could race it into "name-2")
         self.run_dir = run_dir or self.dist.broadcast(_unique_dir(cfg.run.out_dir, cfg.run.name or default_run_name(cfg)))
         self.ckpt_dir = os.path.join(self.run_dir, "checkpoint")
+
+    def _graphed_step(self) -> GraphedStep:
+        cfg = self.cfg
+        if self.device.type != "cuda":
+            raise ConfigError(f"run.cuda_graph=true needs a CUDA device; this run is on {self.device}")
+        if self.dist.world_size > 1 or cfg.run.compile:
+            raise ConfigError("run.cuda_graph=true runs in one process without run.compile "
+                              "(use run.compile=true alone, or one GPU)")
+        return GraphedStep(self.model, self.loss_fn, self.amp, cfg.optim.grad_clip, self.loss_fn.per_step)
 
     # --- state -----------------------------------------------------------------------------------
     def _meta(self) -> Dict[str, Any]:
@@ -281,15 +292,18 @@ class Trainer:
                    dynamic_ncols=True)
         for i, (x, y) in enumerate(bar):
             lr = self._set_lr()
-            with _autocast(self.device, self.amp):
-                logits = model(x, per_step=True) if self.loss_fn.per_step else model(x)
-            loss = self.loss_fn(logits.float(), y)
-            if self.loss_fn.per_step:
-                logits = logits.mean(0)  # [T, B, classes] -> [B, classes] for the accuracy
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.optim.grad_clip:
-                nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
+            if self.graphed is not None:
+                loss, logits = self.graphed(x, y)  # forward, backward and clipping in one replay
+            else:
+                with _autocast(self.device, self.amp):
+                    logits = model(x, per_step=True) if self.loss_fn.per_step else model(x)
+                loss = self.loss_fn(logits.float(), y)
+                if self.loss_fn.per_step:
+                    logits = logits.mean(0)  # [T, B, classes] -> [B, classes] for the accuracy
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.optim.grad_clip:
+                    nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
             self.optimizer.step()
             if self.ema:
                 self.ema.update(self.model)

@@ -1,0 +1,90 @@
+"""`GraphedStep`: a training step's forward, loss, backward and gradient clipping as one CUDA graph.
+
+A spiking transformer step launches thousands of small kernels (every neuron, BatchNorm and
+reshape, forward and backward), so on a fast GPU the host's launch overhead, not the GPU, sets the
+pace at moderate batch sizes. Replaying a captured graph issues them all in one call.
+
+What is captured: `loss_fn(model(x), y).backward()` under autocast, then `clip_grad_norm_`. The
+optimizer step stays eager (a fused AdamW is a few launches; keeping it out leaves the learning-rate
+schedule and the optimizer's state_dict untouched). Gradients live in the graph's memory and are
+overwritten by each replay, so the caller must not `zero_grad` in between.
+
+Capture happens on the first call and again whenever the batch's shape or dtype changes (e.g. when
+mixing stops and targets turn from soft to hard). Two warm-up passes before each capture compile the
+kernels and initialise cuDNN/cuBLAS; they change no parameter, and the BatchNorm buffers they update
+are restored, so a graphed run trains exactly like an eager one (tests/test_cuda_graph.py).
+
+Limits: one CUDA process (no DDP), no `torch.compile` around it, static shapes, and a model whose
+training forward makes no host synchronisation (all built-in models qualify).
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["GraphedStep"]
+
+
+class GraphedStep:
+    """`step(x, y) -> (loss, logits)` (both detached, valid until the next call) with gradients left in
+    the parameters' `.grad` for an eager `optimizer.step()`."""
+
+    def __init__(self, model: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor], amp: Optional[torch.dtype] = None,
+                 grad_clip: Optional[float] = None, per_step: bool = False, warmup: int = 2):
+        self.model, self.loss_fn, self.amp = model, loss_fn, amp
+        self.grad_clip, self.per_step, self.warmup = grad_clip, per_step, warmup
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.graph: Optional[torch.cuda.CUDAGraph] = None
+        self.key: Optional[tuple] = None
+        self.captures = 0
+
+    def __call__(self, x: Tensor, y: Tensor) -> Tuple[Tensor, Tensor]:
+        if x.device.type != "cuda":
+            raise RuntimeError(f"GraphedStep: CUDA graphs need CUDA tensors, got a {x.device.type} batch")
+        key = (tuple(x.shape), x.dtype, x.stride(), tuple(y.shape), y.dtype)
+        if key != self.key:
+            self._capture(x, y, key)
+        self.x.copy_(x)
+        self.y.copy_(y)
+        self.graph.replay()
+        return self.loss, self.logits
+
+    def _forward_backward(self) -> Tuple[Tensor, Tensor]:
+        # cache_enabled=False: autocast's weight-cast cache must not outlive a captured region
+        with torch.autocast("cuda", dtype=self.amp or torch.float32, enabled=self.amp is not None, cache_enabled=False):
+            logits = self.model(self.x, per_step=True) if self.per_step else self.model(self.x)
+        loss = self.loss_fn(logits.float(), self.y)
+        loss.backward()
+        if self.grad_clip:
+            nn.utils.clip_grad_norm_(self.params, self.grad_clip)
+        if self.per_step:
+            logits = logits.mean(0)
+        return loss.detach(), logits.detach()
+
+    def _capture(self, x: Tensor, y: Tensor, key: tuple) -> None:
+        self.graph = None  # free the previous graph's memory first
+        self.x, self.y = torch.empty_like(x).copy_(x), torch.empty_like(y).copy_(y)
+        buffers = [b.detach().clone() for b in self.model.buffers()]
+        rng = torch.cuda.get_rng_state(x.device)
+        side = torch.cuda.Stream(x.device)
+        side.wait_stream(torch.cuda.current_stream(x.device))
+        with torch.cuda.stream(side):
+            for _ in range(self.warmup):
+                self._forward_backward()
+        torch.cuda.current_stream(x.device).wait_stream(side)
+        with torch.no_grad():
+            for b, saved in zip(self.model.buffers(), buffers):
+                b.copy_(saved)
+        torch.cuda.set_rng_state(rng, x.device)
+        self.model.zero_grad(set_to_none=True)  # the captured backward then writes, not adds, the gradients
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph):
+                self.loss, self.logits = self._forward_backward()
+        except RuntimeError as e:
+            raise RuntimeError(f"GraphedStep: {type(self.model).__name__}'s training step could not be captured as a "
+                               f"CUDA graph ({str(e).splitlines()[0]}); train without run.cuda_graph") from e
+        self.graph, self.key = graph, key
+        self.captures += 1
