@@ -99,10 +99,11 @@ _COMPILED: Dict[Any, Any] = {}
 
 
 def _compiled_reference(T: int, dtype: torch.dtype):
-    """torch.compile of the reference loop, one compilation per (T, dtype) reused across sizes
-    (dynamic in N; the loop over T is unrolled, so T is a guard)."""
+    """torch.compile of the reference loop, one module per (T, dtype); each size compiles anew (static
+    shapes: with dynamic=True Dynamo 2.11 turns the surrogate's alpha into a symbolic float that the
+    traced backward cannot lift, and the compile fails)."""
     if (T, dtype) not in _COMPILED:
-        _COMPILED[(T, dtype)] = torch.compile(create_neuron("lif", backend="torch").to(common.DEVICE), dynamic=True)
+        _COMPILED[(T, dtype)] = torch.compile(create_neuron("lif", backend="torch").to(common.DEVICE), dynamic=False)
     return _COMPILED[(T, dtype)]
 
 
