@@ -11,13 +11,11 @@ section 1 lists this as the conservative reading; the paper's text is not availa
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
-
-from torch import Tensor
+from typing import Any, Dict, Optional
 
 from ..layers.time import LinearBN
 from ..neurons.registry import create_neuron
-from .base import SpikingAttention, causal_or_free, check_flag, register_attention, split_heads
+from .base import SpikingAttention, causal_or_free, check_flag, register_attention
 
 __all__ = ["A2OS2A"]
 
@@ -41,11 +39,3 @@ class A2OS2A(SpikingAttention):
         self.causal = check_flag("A2OS2A", "causal", causal)
         self.product = causal_or_free(1.0, order, causal, "A2OS2A")
         self.attn_neuron = self.make_neuron(v_threshold=attn_threshold)
-
-    def project(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-        h = self.num_heads
-        return (split_heads(self.q_neuron(self.q(x)), h), split_heads(self.k_neuron(self.k(x)), h),
-                split_heads(self.v_neuron(self.v(x)), h))
-
-    def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        return self.attn_neuron(self.product(q, k, v))

@@ -201,11 +201,16 @@ class SpikingAttention(nn.Module):
                 f"{type(self).__name__} expects tokens [T, B, N, {self.dim}], got shape {tuple(x.shape)}"
             )
 
-    def project(self, x: Tensor) -> Tuple[Tensor, ...]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def project(self, x: Tensor) -> Tuple[Tensor, ...]:
+        """Default: Q, K, V = neuron(BN(Linear(x))) per head, from `q`/`k`/`v` and `*_neuron` (SSA,
+        A2OS2A and bipolar differ only in those neurons)."""
+        h = self.num_heads
+        return (split_heads(self.q_neuron(self.q(x)), h), split_heads(self.k_neuron(self.k(x)), h),
+                split_heads(self.v_neuron(self.v(x)), h))
 
-    def attend(self, *qkv: Tensor) -> Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def attend(self, *qkv: Tensor) -> Tensor:
+        """Default: the spiking output of `product(q, k, v)` through `attn_neuron`."""
+        return self.attn_neuron(self.product(*qkv))
 
     def forward(self, x: Tensor) -> Tensor:
         self._check(x)

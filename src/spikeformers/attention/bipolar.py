@@ -14,13 +14,11 @@ pure shifts). The output neuron uses V_th = 0.5, the attention-neuron convention
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
-
-from torch import Tensor
+from typing import Any, Dict, Optional
 
 from ..layers.time import LinearBN
 from ..neurons.registry import create_neuron
-from .base import SpikingAttention, register_attention, split_heads
+from .base import SpikingAttention, register_attention
 from .shiftmax import ShiftmaxProduct
 
 __all__ = ["BipolarAttention"]
@@ -45,11 +43,3 @@ class BipolarAttention(SpikingAttention):
         self.v_neuron = self.make_neuron()
         self.product = ShiftmaxProduct(scale)
         self.attn_neuron = self.make_neuron(v_threshold=attn_threshold)
-
-    def project(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-        h = self.num_heads
-        return (split_heads(self.q_neuron(self.q(x)), h), split_heads(self.k_neuron(self.k(x)), h),
-                split_heads(self.v_neuron(self.v(x)), h))
-
-    def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        return self.attn_neuron(self.product(q, k, v))

@@ -7,12 +7,10 @@
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
-
-from torch import Tensor
+from typing import Any, Dict, Optional
 
 from ..layers.time import LinearBN
-from .base import SpikingAttention, causal_or_free, check_flag, register_attention, split_heads
+from .base import SpikingAttention, causal_or_free, check_flag, register_attention
 
 __all__ = ["SSA"]
 
@@ -34,11 +32,3 @@ class SSA(SpikingAttention):
         self.causal = check_flag("SSA", "causal", causal)
         self.product = causal_or_free(scale, order, causal, "SSA")
         self.attn_neuron = self.make_neuron(v_threshold=attn_threshold)
-
-    def project(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-        h = self.num_heads
-        return (split_heads(self.q_neuron(self.q(x)), h), split_heads(self.k_neuron(self.k(x)), h),
-                split_heads(self.v_neuron(self.v(x)), h))
-
-    def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        return self.attn_neuron(self.product(q, k, v))
