@@ -24,6 +24,8 @@ from typing import Callable, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
+from .step import forward_backward
+
 __all__ = ["GraphedStep"]
 
 
@@ -52,16 +54,8 @@ class GraphedStep:
         return self.loss, self.logits
 
     def _forward_backward(self) -> Tuple[Tensor, Tensor]:
-        # cache_enabled=False: autocast's weight-cast cache must not outlive a captured region
-        with torch.autocast("cuda", dtype=self.amp or torch.float32, enabled=self.amp is not None, cache_enabled=False):
-            logits = self.model(self.x, per_step=True) if self.per_step else self.model(self.x)
-        loss = self.loss_fn(logits.float(), self.y)
-        loss.backward()
-        if self.grad_clip:
-            nn.utils.clip_grad_norm_(self.params, self.grad_clip)
-        if self.per_step:
-            logits = logits.mean(0)
-        return loss.detach(), logits.detach()
+        return forward_backward(self.model, self.x, self.y, self.loss_fn, self.amp, self.grad_clip, self.params,
+                                self.per_step, cache=False)  # autocast's cast cache must not outlive a capture
 
     def _capture(self, x: Tensor, y: Tensor, key: tuple) -> None:
         self.graph = None  # free the previous graph's memory first

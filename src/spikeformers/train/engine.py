@@ -30,6 +30,7 @@ from .config import TrainConfig, config_from_dict, config_to_dict, load_config, 
 from .cuda_graph import GraphedStep
 from .distributed import Distributed
 from .loss import create_loss
+from .step import forward_backward
 from .io import (append_jsonl, atomic_write_json, atomic_write_text, capture_rng_state, load_checkpoint,
                  read_jsonl, restore_rng_state, save_checkpoint)
 from .monitor import FiringRateMonitor
@@ -215,6 +216,7 @@ class Trainer:
         d, o = cfg.data, cfg.optim
         self.train_loader, self.test_loader = build_loaders(cfg, self.dataset)
         self.loss_fn = create_loss(cfg)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.graphed = self._graphed_step() if cfg.run.cuda_graph else None
         self.dist.shard(self.train_loader, self.test_loader)
         if len(self.train_loader) == 0:
@@ -295,22 +297,15 @@ class Trainer:
             if self.graphed is not None:
                 loss, logits = self.graphed(x, y)  # forward, backward and clipping in one replay
             else:
-                with _autocast(self.device, self.amp):
-                    logits = model(x, per_step=True) if self.loss_fn.per_step else model(x)
-                loss = self.loss_fn(logits.float(), y)
-                if self.loss_fn.per_step:
-                    logits = logits.mean(0)  # [T, B, classes] -> [B, classes] for the accuracy
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.optim.grad_clip:
-                    nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
+                loss, logits = forward_backward(model, x, y, self.loss_fn, self.amp, cfg.optim.grad_clip,
+                                                self.params, self.loss_fn.per_step)
             self.optimizer.step()
             if self.ema:
                 self.ema.update(self.model)
-            loss_d = loss.detach()
-            bad |= ~torch.isfinite(loss_d)
-            loss_sum += loss_d * y.numel()
-            correct += (logits.detach().argmax(1) == (y if y.dim() == 1 else y.argmax(1))).sum()  # soft: top class
+            bad |= ~torch.isfinite(loss)
+            loss_sum += loss * y.numel()
+            correct += (logits.argmax(1) == (y if y.dim() == 1 else y.argmax(1))).sum()  # soft: top class
             seen += y.numel()
             self.step += 1
             if (i + 1) % cfg.run.log_every == 0 or i + 1 == len(self.train_loader):
