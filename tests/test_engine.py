@@ -46,8 +46,9 @@ def test_same_seed_same_numbers(tmp_path):
     assert _metrics(c["run_dir"]) != _metrics(a["run_dir"])
 
 
-def test_resume_after_kill_gives_the_uninterrupted_result(tmp_path, monkeypatch):
-    full = train(_cfg(tmp_path / "full", "epochs=3"), progress=False)
+@pytest.mark.parametrize("extra", [(), ("run.ema=0.99",)], ids=["plain", "ema"])
+def test_resume_after_kill_gives_the_uninterrupted_result(tmp_path, monkeypatch, extra):
+    full = train(_cfg(tmp_path / "full", "epochs=3", *extra), progress=False)
 
     calls = {"n": 0}
     original = Trainer.train_epoch
@@ -60,7 +61,7 @@ def test_resume_after_kill_gives_the_uninterrupted_result(tmp_path, monkeypatch)
 
     monkeypatch.setattr(Trainer, "train_epoch", killed_in_epoch_3)
     with pytest.raises(KeyboardInterrupt):
-        train(_cfg(tmp_path / "part", "epochs=3"), progress=False)
+        train(_cfg(tmp_path / "part", "epochs=3", *extra), progress=False)
     monkeypatch.setattr(Trainer, "train_epoch", original)
     run = os.path.join(tmp_path / "part", os.listdir(tmp_path / "part")[0])
     resumed = train(None, progress=False, resume=run)

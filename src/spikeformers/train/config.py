@@ -101,7 +101,7 @@ class RunSection:
     device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda", "cuda:1", ...
     amp: str = "auto"  # "auto" (bf16 on CUDA, off on CPU), "bf16" or "off"
     log_every: int = 20  # steps between progress/metric updates
-    ema: Optional[float] = None  # EMA decay of the weights, e.g. 0.999 (None: no EMA)
+    ema: Optional[float] = None  # EMA decay of the weights and BN statistics, e.g. 0.9995, warmed up (None: no EMA)
     compile: bool = False  # torch.compile the model
     cuda_graph: bool = False  # replay forward+backward as one CUDA graph (one GPU, static shapes; not with compile)
     sync_bn: bool = False  # data parallel: BatchNorm statistics over the global batch, not each rank's share

@@ -154,7 +154,14 @@ def _autocast(device: torch.device, amp: Optional[torch.dtype]):
 
 
 class EMA:
-    """Exponential moving average of the weights (buffers copied), evaluated instead of the raw model."""
+    """Exponential moving average of the parameters and floating-point buffers (BatchNorm statistics),
+    evaluated instead of the raw model; integer buffers are copied.
+
+    The decay warms up as min(decay, (1 + n) / (10 + n)) after n earlier updates (timm's ModelEmaV2
+    warm-up): without it the average is dominated by the initial weights for ~1 / (1 - decay) steps, and
+    averaging the BN statistics with the weights keeps them matched (live statistics with averaged
+    weights evaluated several points lower mid-run).
+    """
 
     def __init__(self, model: nn.Module, decay: float):
         if not 0 < decay < 1:
@@ -164,12 +171,22 @@ class EMA:
         for p in self.model.parameters():
             p.requires_grad_(False)
 
+    def decay_at(self, n: int) -> float:
+        """The decay of the update that follows n earlier updates."""
+        return min(self.decay, (1 + n) / (10 + n))
+
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        ema_p = [p for p in self.model.parameters()]
-        torch._foreach_lerp_(ema_p, [p.detach() for p in model.parameters()], 1 - self.decay)
+    def update(self, model: nn.Module, n: int) -> None:
+        w = 1 - self.decay_at(n)
+        ema_t = list(self.model.parameters())
+        live_t = [p.detach() for p in model.parameters()]
         for b_ema, b in zip(self.model.buffers(), model.buffers()):
-            b_ema.copy_(b)
+            if b.is_floating_point():
+                ema_t.append(b_ema)
+                live_t.append(b)
+            else:
+                b_ema.copy_(b)
+        torch._foreach_lerp_(ema_t, live_t, w)
 
 
 def default_run_name(cfg: TrainConfig) -> str:
@@ -302,7 +319,7 @@ class Trainer:
                                                 self.params, self.loss_fn.per_step)
             self.optimizer.step()
             if self.ema:
-                self.ema.update(self.model)
+                self.ema.update(self.model, self.step)  # self.step: updates so far
             bad |= ~torch.isfinite(loss)
             loss_sum += loss * y.numel()
             correct += (logits.argmax(1) == (y if y.dim() == 1 else y.argmax(1))).sum()  # soft: top class
