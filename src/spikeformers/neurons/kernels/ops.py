@@ -55,6 +55,18 @@ def _dummy(x: Tensor) -> Tensor:
     return x.new_empty(1, dtype=torch.float32)
 
 
+def _partials(x: Tensor, programs: int, need: bool) -> Tensor:
+    """Buffer for a parameter gradient's per-program fp32 partial sums (every program stores its own, so
+    no zero fill), or a 1-element stand-in the kernel never touches when the gradient is not needed."""
+    return x.new_empty(programs if need else 1, dtype=torch.float32)
+
+
+def _param_grad(partial: Tensor, need: bool) -> Tensor:
+    """The parameter gradient (0-dim fp32) from the partial sums; when not needed, an unused 0-dim view of
+    the stand-in: no fill or reduction launch on the path of every plain LIF/IF layer."""
+    return partial.sum() if need else partial[0]
+
+
 def _like(x: Tensor, g: Tensor) -> Tensor:
     """`g` in `x`'s memory layout (the kernels index both with the same flat offsets)."""
     return g if g.stride() == x.stride() else torch.empty_like(x).copy_(g)
@@ -104,18 +116,18 @@ def lif_forward(x: Tensor, k_tensor: Optional[Tensor], k: float, v_th: float, v_
 
 def lif_backward(gy: Tensor, x: Tensor, k_tensor: Optional[Tensor], ck: Tensor, k: float, v_th: float, v_reset: float,
                  alpha: float, kind: int, soft: bool, detach: bool, surrogate: int, need_gk: bool) -> Tuple[Tensor, Tensor]:
-    """(dL/dx in x's dtype and layout, dL/dk as a 0-dim fp32 tensor (zero unless need_gk))."""
+    """(dL/dx in x's dtype and layout, dL/dk as a 0-dim fp32 tensor (meaningless unless need_gk))."""
     T, N, C, n_chunks, grid = _layout(x, backward=True)
     xk = walkable(x)
     gy = _like(xk, gy)
     gx = torch.empty_like(xk)
-    partial = x.new_zeros(grid[0] if need_gk else 1, dtype=torch.float32)
+    partial = _partials(x, grid[0], need_gk)
     if x.numel():
         lif_bwd_kernel[grid](xk, gy, gx, ck if ck.numel() else partial, gx if k_tensor is None else k_tensor, partial, N, T,
                              n_chunks, float(k), float(v_th), float(v_reset), float(alpha), 0.5 / float(alpha),
                              KIND=kind, K_PTR=k_tensor is not None, SOFT=soft, DETACH=detach, SURR=surrogate,
                              NEED_GK=need_gk, C=C, **_launch_opts(backward=True))
-    return out_like(x, gx), partial.sum()
+    return out_like(x, gx), _param_grad(partial, need_gk)
 
 
 class LIFFunction(torch.autograd.Function):
@@ -199,11 +211,11 @@ def ternary_backward(gy: Tensor, x: Tensor, amp: Tensor, ck: Tensor, decay: floa
     xk = walkable(x)
     gy = _like(xk, gy)
     gx = torch.empty_like(xk)
-    partial = x.new_zeros(grid[0] if need_ga else 1, dtype=torch.float32)
+    partial = _partials(x, grid[0], need_ga)
     if x.numel():
         ternary_bwd_kernel[grid](xk, gy, gx, ck if ck.numel() else partial, amp, partial, N, T, n_chunks, float(decay),
                                  float(v_th), DETACH=detach, NEED_GA=need_ga, C=C, **_launch_opts(backward=True))
-    return out_like(x, gx), partial.sum()
+    return out_like(x, gx), _param_grad(partial, need_ga)
 
 
 class TernaryFunction(torch.autograd.Function):
