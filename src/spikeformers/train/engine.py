@@ -158,9 +158,8 @@ class EMA:
     evaluated instead of the raw model; integer buffers are copied.
 
     The decay warms up as min(decay, (1 + n) / (10 + n)) after n earlier updates (timm's ModelEmaV2
-    warm-up): without it the average is dominated by the initial weights for ~1 / (1 - decay) steps, and
-    averaging the BN statistics with the weights keeps them matched (live statistics with averaged
-    weights evaluated several points lower mid-run).
+    warm-up): without it the average is dominated by the initial weights for ~1 / (1 - decay) steps.
+    Averaging the BN statistics with the weights keeps them matched to the averaged weights.
     """
 
     def __init__(self, model: nn.Module, decay: float):
