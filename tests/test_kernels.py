@@ -264,3 +264,54 @@ def test_gpu_poisoned_outputs_are_overwritten():
     assert torch.equal(y, ref(x.detach()))
     y.backward(torch.ones_like(y))
     assert torch.isfinite(x.grad).all()
+
+
+# ------------------------------------------------------------------------------------- direct launch
+@needs_triton
+def test_launch_key_is_at_least_as_fine_as_tritons_specialization():
+    """launch.py reuses a compiled kernel for arguments with the same `spec`; that is only safe if Triton
+    would have specialized them identically (its own function, run here on CPU values)."""
+    from triton._C.libtriton import native_specialize_impl
+    from triton.backends.compiler import BaseBackend
+
+    from spikeformers.neurons.kernels.launch import spec
+
+    base = torch.empty(64)
+    values = [0, 1, 2, 15, 16, 17, 32, 48, -1, -16, 2**31 - 16, 2**31 - 1, 2**31, 2**40, -(2**31), -(2**31) - 1,
+              0.0, 1.0, 1.5, True, False, base, base[1:], base[4:], base[2:], base.bfloat16(), base.bfloat16()[8:],
+              base.half()[1:], torch.empty(3, dtype=torch.uint8)]
+    triton_spec = lambda v: native_specialize_impl(BaseBackend, v, False, True, True)  # noqa: E731
+    for a, b in itertools.combinations(values, 2):
+        if spec(a) == spec(b):
+            assert triton_spec(a) == triton_spec(b), (a, b)
+    assert len({spec(v) for v in values}) > 10  # the key does tell values apart
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not (torch.cuda.is_available() and triton_available()), reason="needs CUDA and triton")
+def test_gpu_direct_launch_equals_tritons_launch():
+    """The first call of a configuration goes through `kernel[grid]`, later ones call the cached compiled kernel:
+    both give the reference's numbers, on aligned and misaligned (offset view) inputs."""
+    from spikeformers.neurons.kernels import launch
+
+    for offset in (0, 1):
+        launch._CACHE.clear()
+        for _ in range(3):
+            check("plif", dict(detach_reset=False), 12, (7, 333 + offset), device="cuda", seed=offset)
+        assert launch._CACHE, "nothing was cached: the direct path never ran"
+        x = torch.randn(4 * 1001 + 1, device="cuda")[1:].view(4, 1001).requires_grad_()  # misaligned pointer
+        ref, ker = (m.cuda() for m in make_pair("lif"))
+        for _ in range(2):
+            y = ker(x)
+            assert torch.equal(y, ref(x.detach()))
+    # a profiler's launch hook still sees every launch (those go through Triton's own path)
+    from triton import knobs
+
+    seen = []
+    hook = lambda metadata: seen.append(metadata)  # noqa: E731
+    knobs.runtime.launch_enter_hook.add(hook)
+    try:
+        create_neuron("lif").cuda()(torch.randn(4, 1001, device="cuda"))
+    finally:
+        knobs.runtime.launch_enter_hook.remove(hook)
+    assert len(seen) == 1

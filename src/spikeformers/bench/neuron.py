@@ -127,7 +127,7 @@ def measure(T: int, size: float, dtype_name: str, args, copy_gbs: float) -> List
     ours_bytes = 5 * numel * elem + 2 * 4 * N * (chunks - 1)
     sets = max(1, min(4, int(-(-200e6 // (3 * numel * elem)))))  # rotate inputs through >= ~200 MB
     xs, gs = _inputs(T, N, dtype, sets)
-    rows = []
+    rows, sj_selected = [], False
     for c in _contenders(args.contenders, args.sj_backends, dtype, T, args.compile_T):
         rec: Dict[str, Any] = dict(contender=c["name"], T=T, N=N, numel=numel, dtype=dtype_name,
                                    min_bytes=min_bytes)
@@ -135,6 +135,7 @@ def measure(T: int, size: float, dtype_name: str, args, copy_gbs: float) -> List
         try:
             if "sj_backend" in c:
                 set_neuron_backend(c["sj_backend"])
+                sj_selected = True
             module = c["make"]()
             before = c["before_factory"](module) if "before_factory" in c else None
             fn = _step_fn(module, xs, gs, before)
@@ -160,8 +161,8 @@ def measure(T: int, size: float, dtype_name: str, args, copy_gbs: float) -> List
               + (f" [{rec['implementation']}]" if "implementation" in rec else ""), flush=True)
         del fn, module
         gc.collect()
-    if "sj" in args.contenders:
-        set_neuron_backend("auto")
+    if sj_selected:
+        set_neuron_backend("auto")  # back to SpikingJelly's own choice
     del xs, gs
     if common.DEVICE.type == "cuda":
         torch.cuda.empty_cache()

@@ -12,6 +12,7 @@ from typing import Any, Optional, Tuple, Union
 import torch
 from torch import Tensor, nn
 
+from .kernels import dispatch  # imports no Triton until a kernel is about to run
 from .surrogate import Surrogate, create_surrogate
 
 __all__ = ["Neuron", "SpikingNeuron", "DOMAINS", "check_time_first"]
@@ -139,8 +140,6 @@ class SpikingNeuron(Neuron):
     def _fused(self, x: Tensor) -> Optional[Tensor]:
         if self.backend == "torch":
             return None
-        from .kernels import dispatch  # local import: kernels are optional (Triton)
-
         return dispatch(self, x)
 
     def extra_repr(self) -> str:

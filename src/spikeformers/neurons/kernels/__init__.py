@@ -44,21 +44,27 @@ def _refuse(neuron, why: str) -> None:
                        f"applies, else the PyTorch reference) or backend='torch'")
 
 
+_OPS = None  # the launchers module, once imported (a per-call import statement costs host time)
+
+
 def dispatch(neuron, x: Tensor) -> Optional[Tensor]:
+    global _OPS
     strict = neuron.backend == "triton"
-    if x.device.type != "cuda":
+    if not x.is_cuda:
         if not strict:
             return None
         if not interpreting():
             _refuse(neuron, f"the Triton kernels need a CUDA tensor, got a {x.device.type} tensor "
                             "(TRITON_INTERPRET=1 runs them in Triton's CPU interpreter, for tests)")
-    if not triton_available():
-        if strict:
-            _refuse(neuron, "triton cannot be imported")
-        return None
-    from . import ops  # imports triton
+    if _OPS is None:
+        if not triton_available():
+            if strict:
+                _refuse(neuron, "triton cannot be imported")
+            return None
+        from . import ops  # imports triton
 
-    out = ops.run(neuron, x)
+        _OPS = ops
+    out = _OPS.run(neuron, x)
     if out is None and strict:
         _refuse(neuron, f"no kernel covers this neuron (type {type(neuron).__name__}, surrogate "
                         f"{type(getattr(neuron, 'surrogate', None)).__name__}, dtype {x.dtype}); kernels exist for "

@@ -14,13 +14,13 @@ from __future__ import annotations
 from typing import Optional, Tuple
 
 import torch
-import triton
 from torch import Tensor
 
 from ..adaptive import ASNNode
 from ..lif import IFNode, LIFNode, PLIFNode
 from ..multilevel import TernaryNode
 from ..surrogate import ATan, Rectangle, Sigmoid, StraightThrough, Triangle
+from .launch import launch
 from .triton_lif import lif_bwd_kernel, lif_fwd_kernel
 from .triton_ternary import ternary_bwd_kernel, ternary_fwd_kernel
 
@@ -37,34 +37,48 @@ SUPPORTED = (IFNode, LIFNode, PLIFNode, TernaryNode, ASNNode)
 
 
 def _layout(x: Tensor, backward: bool = False) -> Tuple[int, int, int, int, Tuple[int]]:
-    """T, N (columns), C (steps per chunk), number of chunks, grid."""
+    """T, N (columns), C (steps per chunk), number of chunks, grid. Plain integer arithmetic: this runs
+    twice per neuron call, and `triton.cdiv` called from Python goes through Triton's JIT wrapper."""
     T = x.shape[0]
     N = x.numel() // T
     C = max(1, min(T, CONFIG["chunk"]))
-    return T, N, C, -(-T // C), (triton.cdiv(N, CONFIG["block_bwd" if backward else "block"]),)
+    return T, N, C, -(-T // C), (-(-N // CONFIG["block_bwd" if backward else "block"]),)
 
 
-def _launch_opts(backward: bool = False):
+def _launch(kernel, grid: Tuple[int], args: tuple, backward: bool = False, **constexprs) -> None:
+    """Launch with the configured block and warps (launch.py: less host time than `kernel[grid](...)`)."""
+    constexprs["BLOCK"] = CONFIG["block_bwd" if backward else "block"]
     # no fused multiply-add: the forward must round exactly like the reference's separate ops
-    return dict(BLOCK=CONFIG["block_bwd" if backward else "block"], num_warps=CONFIG["num_warps"],
-                enable_fp_fusion=False)
+    launch(kernel, grid, args, constexprs, dict(num_warps=CONFIG["num_warps"], enable_fp_fusion=False))
+
+
+_DUMMIES: dict = {}
 
 
 def _dummy(x: Tensor) -> Tensor:
-    """A 1-element fp32 stand-in for a pointer argument the kernel never dereferences."""
-    return x.new_empty(1, dtype=torch.float32)
+    """A 1-element fp32 stand-in (one per device, reused) for a pointer argument the kernel never
+    dereferences: an unsaved checkpoint or an unneeded parameter gradient. Allocating none per call keeps
+    the eager call's host time down (NOTES.md)."""
+    d = _DUMMIES.get(x.device)
+    if d is None:
+        d = _DUMMIES[x.device] = torch.empty(1, dtype=torch.float32, device=x.device)
+    return d
 
 
-def _partials(x: Tensor, programs: int, need: bool) -> Tensor:
+def _no_checkpoints(x: Tensor) -> Tensor:
+    """The empty checkpoints tensor a custom op returns where the eager path has None (ops return tensors)."""
+    return x.new_empty((0, x.numel() // x.shape[0]), dtype=torch.float32)
+
+
+def _checkpoints(x: Tensor, shape: Tuple[int, ...], save: bool) -> Optional[Tensor]:
+    """The fp32 chunk checkpoints buffer, or None when nothing is saved (no grad, or one chunk: T <= C)."""
+    return x.new_empty(shape, dtype=torch.float32) if save and shape[0] > 0 else None
+
+
+def _param_grad(x: Tensor, programs: int, need: bool) -> Optional[Tensor]:
     """Buffer for a parameter gradient's per-program fp32 partial sums (every program stores its own, so
-    no zero fill), or a 1-element stand-in the kernel never touches when the gradient is not needed."""
-    return x.new_empty(programs if need else 1, dtype=torch.float32)
-
-
-def _param_grad(partial: Tensor, need: bool) -> Tensor:
-    """The parameter gradient (0-dim fp32) from the partial sums; when not needed, an unused 0-dim view of
-    the stand-in: no fill or reduction launch on the path of every plain LIF/IF layer."""
-    return partial.sum() if need else partial[0]
+    no zero fill; the caller sums them: deterministic), or None when the gradient is not needed."""
+    return x.new_empty(programs, dtype=torch.float32) if need else None
 
 
 def _like(x: Tensor, g: Tensor) -> Tensor:
@@ -101,33 +115,37 @@ def out_like(x: Tensor, out: Tensor) -> Tensor:
 
 # ------------------------------------------------------------------------------------------------ LIF
 def lif_forward(x: Tensor, k_tensor: Optional[Tensor], k: float, v_th: float, v_reset: float, kind: int,
-                soft: bool, save: bool) -> Tuple[Tensor, Tensor]:
-    """Spikes `[T, ...]` (x's dtype and layout) and the fp32 chunk checkpoints `[n_chunks - 1, N]`."""
+                soft: bool, save: bool) -> Tuple[Tensor, Optional[Tensor]]:
+    """Spikes `[T, ...]` (x's dtype and layout) and the fp32 chunk checkpoints `[n_chunks - 1, N]` (None
+    when nothing is saved)."""
     T, N, C, n_chunks, grid = _layout(x)
     xk = walkable(x)
     y = torch.empty_like(xk)
-    ck = x.new_empty((n_chunks - 1 if save else 0, N), dtype=torch.float32)
-    if x.numel():
-        lif_fwd_kernel[grid](xk, y, ck if ck.numel() else _dummy(x), y if k_tensor is None else k_tensor, N, T, n_chunks,
-                             ck.shape[0], float(k), float(v_th), float(v_reset), KIND=kind, K_PTR=k_tensor is not None,
-                             SOFT=soft, C=C, **_launch_opts())
+    ck = _checkpoints(x, (n_chunks - 1, N), save)
+    if N:
+        _launch(lif_fwd_kernel, grid, (xk, y, _dummy(x) if ck is None else ck, y if k_tensor is None else k_tensor, N, T,
+                                       n_chunks, 0 if ck is None else n_chunks - 1, float(k), float(v_th), float(v_reset)),
+                KIND=kind, K_PTR=k_tensor is not None, SOFT=soft, C=C)
     return out_like(x, y), ck
 
 
-def lif_backward(gy: Tensor, x: Tensor, k_tensor: Optional[Tensor], ck: Tensor, k: float, v_th: float, v_reset: float,
-                 alpha: float, kind: int, soft: bool, detach: bool, surrogate: int, need_gk: bool) -> Tuple[Tensor, Tensor]:
-    """(dL/dx in x's dtype and layout, dL/dk as a 0-dim fp32 tensor (meaningless unless need_gk))."""
+def lif_backward(gy: Tensor, x: Tensor, k_tensor: Optional[Tensor], ck: Optional[Tensor], k: float, v_th: float,
+                 v_reset: float, alpha: float, kind: int, soft: bool, detach: bool, surrogate: int,
+                 need_gk: bool) -> Tuple[Tensor, Optional[Tensor]]:
+    """(dL/dx in x's dtype and layout, dL/dk as a 0-dim fp32 tensor or None unless need_gk)."""
     T, N, C, n_chunks, grid = _layout(x, backward=True)
     xk = walkable(x)
     gy = _like(xk, gy)
     gx = torch.empty_like(xk)
-    partial = _partials(x, grid[0], need_gk)
-    if x.numel():
-        lif_bwd_kernel[grid](xk, gy, gx, ck if ck.numel() else partial, gx if k_tensor is None else k_tensor, partial, N, T,
-                             n_chunks, float(k), float(v_th), float(v_reset), float(alpha), 0.5 / float(alpha),
-                             KIND=kind, K_PTR=k_tensor is not None, SOFT=soft, DETACH=detach, SURR=surrogate,
-                             NEED_GK=need_gk, C=C, **_launch_opts(backward=True))
-    return out_like(x, gx), _param_grad(partial, need_gk)
+    partial = _param_grad(x, grid[0], need_gk)
+    if N:
+        dummy = _dummy(x)
+        _launch(lif_bwd_kernel, grid, (xk, gy, gx, dummy if ck is None or not ck.numel() else ck,
+                                       gx if k_tensor is None else k_tensor, dummy if partial is None else partial, N, T,
+                                       n_chunks, float(k), float(v_th), float(v_reset), float(alpha), 0.5 / float(alpha)),
+                backward=True, KIND=kind, K_PTR=k_tensor is not None, SOFT=soft, DETACH=detach, SURR=surrogate,
+                NEED_GK=need_gk, C=C)
+    return out_like(x, gx), (None if partial is None else partial.sum())
 
 
 class LIFFunction(torch.autograd.Function):
@@ -148,13 +166,14 @@ class LIFFunction(torch.autograd.Function):
         k, v_th, v_reset, alpha, kind, soft, detach, surrogate = ctx.params
         need_gk = k_tensor is not None and ctx.needs_input_grad[1]
         gx, gk = lif_backward(gy, x, k_tensor, ck, k, v_th, v_reset, alpha, kind, soft, detach, surrogate, need_gk)
-        return gx, (gk.reshape(k_tensor.shape).to(k_tensor.dtype) if need_gk else None), None
+        return gx, (None if gk is None else gk.reshape(k_tensor.shape).to(k_tensor.dtype)), None
 
 
 @torch.library.custom_op("spikeformers::lif_fwd", mutates_args=())
 def _lif_fwd_op(x: Tensor, k_tensor: Optional[Tensor], k: float, v_th: float, v_reset: float, alpha: float, kind: int,
                 soft: bool, detach: bool, surrogate: int) -> Tuple[Tensor, Tensor]:
-    return lif_forward(x, k_tensor, k, v_th, v_reset, kind, soft, True)
+    y, ck = lif_forward(x, k_tensor, k, v_th, v_reset, kind, soft, True)
+    return y, _no_checkpoints(x) if ck is None else ck
 
 
 @_lif_fwd_op.register_fake
@@ -167,7 +186,8 @@ def _(x, k_tensor, k, v_th, v_reset, alpha, kind, soft, detach, surrogate):
 @torch.library.custom_op("spikeformers::lif_bwd", mutates_args=())
 def _lif_bwd_op(gy: Tensor, x: Tensor, k_tensor: Optional[Tensor], ck: Tensor, k: float, v_th: float, v_reset: float,
                 alpha: float, kind: int, soft: bool, detach: bool, surrogate: int, need_gk: bool) -> Tuple[Tensor, Tensor]:
-    return lif_backward(gy, x, k_tensor, ck, k, v_th, v_reset, alpha, kind, soft, detach, surrogate, need_gk)
+    gx, gk = lif_backward(gy, x, k_tensor, ck, k, v_th, v_reset, alpha, kind, soft, detach, surrogate, need_gk)
+    return gx, x.new_zeros((), dtype=torch.float32) if gk is None else gk
 
 
 @_lif_bwd_op.register_fake
@@ -194,28 +214,30 @@ _lif_fwd_op.register_autograd(_lif_op_backward, setup_context=_lif_setup)
 
 
 # -------------------------------------------------------------------------------------------- ternary
-def ternary_forward(x: Tensor, amp: Tensor, decay: float, v_th: float, save: bool) -> Tuple[Tensor, Tensor]:
+def ternary_forward(x: Tensor, amp: Tensor, decay: float, v_th: float, save: bool) -> Tuple[Tensor, Optional[Tensor]]:
     T, N, C, n_chunks, grid = _layout(x)
     xk = walkable(x)
     y = torch.empty_like(xk)
-    ck = x.new_empty((n_chunks - 1 if save else 0, N), dtype=torch.float32)
-    if x.numel():
-        ternary_fwd_kernel[grid](xk, y, ck if ck.numel() else _dummy(x), amp, N, T, n_chunks, ck.shape[0], float(decay),
-                                 float(v_th), C=C, **_launch_opts())
+    ck = _checkpoints(x, (n_chunks - 1, N), save)
+    if N:
+        _launch(ternary_fwd_kernel, grid, (xk, y, _dummy(x) if ck is None else ck, amp, N, T, n_chunks,
+                                           0 if ck is None else n_chunks - 1, float(decay), float(v_th)), C=C)
     return out_like(x, y), ck
 
 
-def ternary_backward(gy: Tensor, x: Tensor, amp: Tensor, ck: Tensor, decay: float, v_th: float, detach: bool,
-                     need_ga: bool) -> Tuple[Tensor, Tensor]:
+def ternary_backward(gy: Tensor, x: Tensor, amp: Tensor, ck: Optional[Tensor], decay: float, v_th: float, detach: bool,
+                     need_ga: bool) -> Tuple[Tensor, Optional[Tensor]]:
     T, N, C, n_chunks, grid = _layout(x, backward=True)
     xk = walkable(x)
     gy = _like(xk, gy)
     gx = torch.empty_like(xk)
-    partial = _partials(x, grid[0], need_ga)
-    if x.numel():
-        ternary_bwd_kernel[grid](xk, gy, gx, ck if ck.numel() else partial, amp, partial, N, T, n_chunks, float(decay),
-                                 float(v_th), DETACH=detach, NEED_GA=need_ga, C=C, **_launch_opts(backward=True))
-    return out_like(x, gx), _param_grad(partial, need_ga)
+    partial = _param_grad(x, grid[0], need_ga)
+    if N:
+        dummy = _dummy(x)
+        _launch(ternary_bwd_kernel, grid, (xk, gy, gx, dummy if ck is None or not ck.numel() else ck, amp,
+                                           dummy if partial is None else partial, N, T, n_chunks, float(decay), float(v_th)),
+                backward=True, DETACH=detach, NEED_GA=need_ga, C=C)
+    return out_like(x, gx), (None if partial is None else partial.sum())
 
 
 class TernaryFunction(torch.autograd.Function):
@@ -235,12 +257,13 @@ class TernaryFunction(torch.autograd.Function):
         decay, v_th, detach = ctx.params
         need_ga = ctx.needs_input_grad[1]
         gx, ga = ternary_backward(gy, x, amp, ck, decay, v_th, detach, need_ga)
-        return gx, (ga.reshape(amp.shape).to(amp.dtype) if need_ga else None), None
+        return gx, (None if ga is None else ga.reshape(amp.shape).to(amp.dtype)), None
 
 
 @torch.library.custom_op("spikeformers::ternary_fwd", mutates_args=())
 def _ternary_fwd_op(x: Tensor, amp: Tensor, decay: float, v_th: float, detach: bool) -> Tuple[Tensor, Tensor]:
-    return ternary_forward(x, amp, decay, v_th, True)
+    y, ck = ternary_forward(x, amp, decay, v_th, True)
+    return y, _no_checkpoints(x) if ck is None else ck
 
 
 @_ternary_fwd_op.register_fake
@@ -253,7 +276,8 @@ def _(x, amp, decay, v_th, detach):
 @torch.library.custom_op("spikeformers::ternary_bwd", mutates_args=())
 def _ternary_bwd_op(gy: Tensor, x: Tensor, amp: Tensor, ck: Tensor, decay: float, v_th: float, detach: bool,
                     need_ga: bool) -> Tuple[Tensor, Tensor]:
-    return ternary_backward(gy, x, amp, ck, decay, v_th, detach, need_ga)
+    gx, ga = ternary_backward(gy, x, amp, ck, decay, v_th, detach, need_ga)
+    return gx, x.new_zeros((), dtype=torch.float32) if ga is None else ga
 
 
 @_ternary_bwd_op.register_fake

@@ -7,7 +7,7 @@ from typing import Tuple
 import torch
 from torch import Tensor
 
-from .ops import _dummy, _layout, _launch_opts, _like, out_like, walkable
+from .ops import _dummy, _launch, _layout, _like, out_like, walkable
 from .triton_asn import asn_bwd_kernel, asn_fwd_kernel
 
 __all__ = ["asn_forward", "asn_backward", "ASNFunction", "run_asn"]
@@ -21,9 +21,9 @@ def asn_forward(x: Tensor, k_m: Tensor, k_a: Tensor, v_th: float, v_reset: float
     y = torch.empty_like(xk)
     ck = x.new_empty((n_chunks - 1 if save else 0, 2, N), dtype=torch.float32)
     if x.numel():
-        asn_fwd_kernel[grid](xk, y, ck if ck.numel() else _dummy(x), k_m, k_a, N, T, n_chunks, ck.shape[0], k_m.numel(),
-                             float(v_th), float(v_reset), float(delta), SOFT=soft, PER_CHANNEL=k_m.dim() > 0,
-                             C=C, **_launch_opts())
+        _launch(asn_fwd_kernel, grid, (xk, y, ck if ck.numel() else _dummy(x), k_m, k_a, N, T, n_chunks, ck.shape[0],
+                                       k_m.numel(), float(v_th), float(v_reset), float(delta)),
+                SOFT=soft, PER_CHANNEL=k_m.dim() > 0, C=C)
     return out_like(x, y), ck
 
 
@@ -36,10 +36,10 @@ def asn_backward(gy: Tensor, x: Tensor, k_m: Tensor, k_a: Tensor, ck: Tensor, v_
     gx = torch.empty_like(xk)
     cols = x.new_empty((2, N if need_gk else 1), dtype=torch.float32)
     if x.numel():
-        asn_bwd_kernel[grid](xk, gy, gx, ck if ck.numel() else cols, k_m, k_a, cols[0], cols[1], N, T, n_chunks,
-                             k_m.numel(), float(v_th), float(v_reset), float(delta), float(alpha), 0.5 / float(alpha),
-                             SOFT=soft, DETACH=detach, SURR=surrogate, PER_CHANNEL=k_m.dim() > 0, NEED_GK=need_gk,
-                             C=C, **_launch_opts(backward=True))
+        _launch(asn_bwd_kernel, grid, (xk, gy, gx, ck if ck.numel() else cols, k_m, k_a, cols[0], cols[1], N, T, n_chunks,
+                                       k_m.numel(), float(v_th), float(v_reset), float(delta), float(alpha),
+                                       0.5 / float(alpha)),
+                backward=True, SOFT=soft, DETACH=detach, SURR=surrogate, PER_CHANNEL=k_m.dim() > 0, NEED_GK=need_gk, C=C)
     gx = out_like(x, gx)
     if not need_gk or not x.numel():
         return gx, torch.zeros_like(k_m, dtype=torch.float32), torch.zeros_like(k_a, dtype=torch.float32)
