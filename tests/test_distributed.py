@@ -18,6 +18,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 import torch.distributed as tdist
 
 from spikeformers.train import load_config, train
@@ -84,3 +85,50 @@ def test_two_ranks_follow_one_rank_and_resume_on_one(tmp_path):
     assert summary["finished"] and summary["epochs"] == 3 and summary["steps"] == 15 and summary["world_size"] == 1
     losses = _losses(resumed)
     assert losses[:2] == plain and abs(losses[2] - ref[2]) < 0.1 and losses[2] < losses[1], (losses, ref)
+
+
+# --- the pieces of DDP that a graphed step does itself (run.cuda_graph=true under torchrun) ----------
+def sync_model():
+    """A conv in channels_last (strided gradients), a linear, float and int64 buffers; no BatchNorm in the
+    forward, so the mean of the shards' gradients is exactly the full batch's gradient."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.Linear(4 * 4 * 4, 5))
+    model[0].to(memory_format=torch.channels_last)
+    model.register_buffer("stat", torch.randn(6))
+    model.register_buffer("count", torch.tensor(3))
+    return model
+
+
+def sync_batch():
+    gen = torch.Generator().manual_seed(1)
+    return torch.randn(8, 3, 6, 6, generator=gen).contiguous(memory_format=torch.channels_last), torch.randint(0, 5, (8,), generator=gen)
+
+
+def sync_loss(model, x, y):
+    return torch.nn.functional.cross_entropy(model(x), y)
+
+
+@pytest.mark.skipif(not (tdist.is_available() and tdist.is_gloo_available()), reason="needs torch.distributed with gloo")
+def test_graph_step_sync_matches_ddp_semantics(tmp_path):
+    """broadcast_module / average_gradients / broadcast_tensors on 2 gloo ranks: every rank ends with rank 0's
+    parameters and buffers, and with the full batch's gradient (equal shards: the mean of the shard means)."""
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}
+    for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(k, None)
+    store = tmp_path / "store"
+    procs = [subprocess.Popen([sys.executable, os.path.join(HERE, "_sync_driver.py"), str(r), "2", str(store), str(tmp_path)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for r in range(2)]
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, out[-2000:] + err[-4000:]
+    model = sync_model()
+    x, y = sync_batch()
+    sync_loss(model, x, y).backward()
+    for r in range(2):
+        got = torch.load(tmp_path / f"rank{r}.pt", weights_only=True)
+        for a, b in zip(got["params"], model.parameters()):
+            assert torch.equal(a, b.detach())
+        for a, b in zip(got["grads"], model.parameters()):
+            torch.testing.assert_close(a, b.grad, rtol=1e-5, atol=1e-6)
+        for a, b in zip(got["buffers"], model.buffers()):
+            assert torch.equal(a, b)

@@ -5,7 +5,9 @@
 
 Each GPU count runs `torchrun --standalone --nproc_per_node=N -m spikeformers.bench.ddp --worker`:
 the engine's `Distributed` (NCCL, one process per GPU, DDP), bf16 autocast, channels_last, fused
-kernels, synthetic CIFAR-shaped batches, the global batch split evenly across ranks. Rank 0 prints
+kernels, synthetic CIFAR-shaped batches, the global batch split evenly across ranks. `--cuda-graph`:
+each rank replays its forward+backward as a CUDA graph and the gradients are all-reduced after it,
+as the engine does with run.cuda_graph=true. Rank 0 prints
 one `DDP_RESULT {json}` line; the launcher collects them and prints the scaling table.
 """
 from __future__ import annotations
@@ -32,8 +34,14 @@ def _worker(args) -> int:
     device = dist.device if dist.world_size > 1 else torch.device("cuda")
     torch.manual_seed(0)
     model = create_model(args.model).to(device).to(memory_format=torch.channels_last)
-    train_model = dist.wrap(model)
+    train_model = model if args.cuda_graph else dist.wrap(model)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
+    if args.cuda_graph:  # what the engine does with run.cuda_graph=true under torchrun
+        from ..train.cuda_graph import GraphedStep
+
+        dist.broadcast_module(model)
+        graphed = GraphedStep(model, F.cross_entropy, torch.bfloat16)
+        params, buffers = [p for p in model.parameters() if p.requires_grad], list(model.buffers())
     B = args.global_batch // dist.world_size
     gen = torch.Generator(device=device).manual_seed(dist.rank)
     data = [(torch.rand(B, 3, 32, 32, device=device, generator=gen), torch.randint(0, 10, (B,), device=device, generator=gen))
@@ -41,6 +49,12 @@ def _worker(args) -> int:
 
     def step(i):
         x, y = data[i % 4]
+        if args.cuda_graph:
+            dist.broadcast_tensors(buffers)
+            graphed(x, y)
+            dist.average_gradients(params)
+            opt.step()
+            return
         with torch.autocast("cuda", dtype=torch.bfloat16):
             logits = train_model(x)
         loss = F.cross_entropy(logits.float(), y)
@@ -64,6 +78,7 @@ def _worker(args) -> int:
         dt = float(t)
     if dist.is_main:
         print("DDP_RESULT " + json.dumps({"gpus": dist.world_size, "global_batch": args.global_batch,
+                                          "cuda_graph": args.cuda_graph,
                                           "images_per_s": args.steps * args.global_batch / dt, "step_ms": 1e3 * dt / args.steps,
                                           "peak_gb": torch.cuda.max_memory_allocated(device) / 1e9}), flush=True)
     dist.close()
@@ -89,7 +104,7 @@ def _launch(args) -> int:
             continue
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", "-m",
                "spikeformers.bench.ddp", "--worker", "--global-batch", str(args.global_batch), "--steps", str(args.steps),
-               "--warmup", str(args.warmup), "--model", args.model]
+               "--warmup", str(args.warmup), "--model", args.model] + (["--cuda-graph"] if args.cuda_graph else [])
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.timeout)
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("DDP_RESULT ")]
         if proc.returncode or not lines:
@@ -117,6 +132,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--model", default="spikformer_4_384")
+    p.add_argument("--cuda-graph", action="store_true",
+                   help="replay each rank's forward+backward as a CUDA graph, then all-reduce (run.cuda_graph=true)")
     p.add_argument("--timeout", type=int, default=600)
     p.add_argument("--out", default=None)
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)

@@ -103,7 +103,7 @@ class RunSection:
     log_every: int = 20  # steps between progress/metric updates
     ema: Optional[float] = None  # EMA decay of the weights and BN statistics, e.g. 0.9995, warmed up (None: no EMA)
     compile: bool = False  # torch.compile the model
-    cuda_graph: bool = False  # replay forward+backward as one CUDA graph (one GPU, static shapes; not with compile)
+    cuda_graph: bool = False  # replay forward+backward as one CUDA graph (CUDA, static shapes; not with compile or sync_bn)
     sync_bn: bool = False  # data parallel: BatchNorm statistics over the global batch, not each rank's share
     max_steps: Optional[int] = None  # stop after this many steps (for tests and smoke runs)
     threads: Optional[int] = None  # CPU intra-op threads (None: torch's default); 1 avoids OpenMP stalls on busy machines

@@ -14,8 +14,11 @@ mixing stops and targets turn from soft to hard). Two warm-up passes before each
 kernels and initialise cuDNN/cuBLAS; they change no parameter, and the BatchNorm buffers they update
 are restored, so a graphed run trains exactly like an eager one (tests/test_cuda_graph.py).
 
-Limits: one CUDA process (no DDP), no `torch.compile` around it, static shapes, and a model whose
-training forward makes no host synchronisation (all built-in models qualify).
+Limits: no DDP wrapper inside (its gradient hooks cannot be captured: under torchrun the engine
+replays this step without DDP and then does DDP's work itself, one all-reduce of the gradients and
+one broadcast of the buffers, `Distributed.average_gradients` / `broadcast_tensors`), no
+`torch.compile` around it, static shapes, and a model whose training forward makes no host
+synchronisation (all built-in models qualify).
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime
 import os
-from typing import Any, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 import torch.distributed as tdist
@@ -70,6 +70,31 @@ class Distributed:
         return nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=unused,
                                                    gradient_as_bucket_view=True)
 
+    # --- what DDP does, for a step replayed as a CUDA graph (DDP's hooks cannot be captured) ---------
+    def broadcast_module(self, model: nn.Module) -> None:
+        """Rank 0's parameters and buffers on every rank (what DDP's constructor does)."""
+        self.broadcast_tensors([t.data for t in model.parameters()] + list(model.buffers()))
+
+    def broadcast_tensors(self, tensors: List[Tensor]) -> None:
+        """Rank 0's values of `tensors`, in place, with one broadcast per dtype (DDP broadcasts the
+        BatchNorm buffers before every forward; this is that, for a graphed step)."""
+        if self.world_size == 1:
+            return
+        for group in _by_dtype(tensors):
+            flat = torch.cat([t.reshape(-1) for t in group])
+            tdist.broadcast(flat, src=0)
+            _unflatten_into(flat, group)
+
+    def average_gradients(self, params: List[Tensor]) -> None:
+        """Every rank's `.grad` becomes the mean over ranks (DDP's all-reduce), one all-reduce per dtype."""
+        if self.world_size == 1:
+            return
+        grads = [p.grad for p in params if p.grad is not None]
+        for group in _by_dtype(grads):
+            flat = torch.cat([g.reshape(-1) for g in group])
+            tdist.all_reduce(flat)
+            _unflatten_into(flat.div_(self.world_size), group)
+
     def convert_sync_bn(self, model: nn.Module) -> nn.Module:
         """BatchNorm over the global batch: torch's SyncBatchNorm on CUDA, `AllReduceBatchNorm` elsewhere."""
         if self.world_size == 1:
@@ -113,6 +138,19 @@ class Distributed:
             tdist.barrier()
             if self.owns_group:
                 tdist.destroy_process_group()
+
+
+def _by_dtype(tensors: List[Tensor]) -> List[List[Tensor]]:
+    groups: Dict[torch.dtype, List[Tensor]] = {}
+    for t in tensors:
+        groups.setdefault(t.dtype, []).append(t)
+    return list(groups.values())
+
+
+def _unflatten_into(flat: Tensor, tensors: List[Tensor]) -> None:
+    """Copy consecutive pieces of `flat` into `tensors` (any strides: each piece is read in logical order)."""
+    views = [v.view(t.shape) for v, t in zip(flat.split([t.numel() for t in tensors]), tensors)]
+    torch._foreach_copy_(tensors, views)
 
 
 class AllReduceBatchNorm(nn.modules.batchnorm._BatchNorm):

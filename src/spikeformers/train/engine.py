@@ -226,14 +226,23 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.n_params = count_parameters(self.model)
         self.ema = EMA(self.model, cfg.run.ema) if cfg.run.ema else None
-        self.train_model = self.dist.wrap(self.model)
+        if cfg.run.cuda_graph:  # several ranks: no DDP wrapper (its hooks cannot be captured); the loop does its work
+            self._check_graphable()
+            self.dist.broadcast_module(self.model)
+            self.train_model = self.model
+        else:
+            self.train_model = self.dist.wrap(self.model)
         if cfg.run.compile:
             self.train_model = torch.compile(self.train_model)
         d, o = cfg.data, cfg.optim
         self.train_loader, self.test_loader = build_loaders(cfg, self.dataset)
         self.loss_fn = create_loss(cfg)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.graphed = self._graphed_step() if cfg.run.cuda_graph else None
+        self.buffers = list(self.model.buffers())
+        self.graphed = None
+        if cfg.run.cuda_graph:  # clipping waits for the averaged gradients when there are several ranks
+            clip = cfg.optim.grad_clip if self.dist.world_size == 1 else None
+            self.graphed = GraphedStep(self.model, self.loss_fn, self.amp, clip, self.loss_fn.per_step)
         self.dist.shard(self.train_loader, self.test_loader)
         if len(self.train_loader) == 0:
             raise ConfigError(f"data.batch_size={d.batch_size} is larger than the training set")
@@ -248,14 +257,15 @@ class Trainer:
         self.run_dir = run_dir or self.dist.broadcast(_unique_dir(cfg.run.out_dir, cfg.run.name or default_run_name(cfg)))
         self.ckpt_dir = os.path.join(self.run_dir, "checkpoint")
 
-    def _graphed_step(self) -> GraphedStep:
+    def _check_graphable(self) -> None:
         cfg = self.cfg
         if self.device.type != "cuda":
             raise ConfigError(f"run.cuda_graph=true needs a CUDA device; this run is on {self.device}")
-        if self.dist.world_size > 1 or cfg.run.compile:
-            raise ConfigError("run.cuda_graph=true runs in one process without run.compile "
-                              "(use run.compile=true alone, or one GPU)")
-        return GraphedStep(self.model, self.loss_fn, self.amp, cfg.optim.grad_clip, self.loss_fn.per_step)
+        if cfg.run.compile:
+            raise ConfigError("run.cuda_graph=true and run.compile=true exclude each other: use one")
+        if self.dist.world_size > 1 and cfg.run.sync_bn:
+            raise ConfigError("run.cuda_graph=true with several ranks cannot capture SyncBatchNorm's collectives: "
+                              "drop run.sync_bn or run.cuda_graph")
 
     # --- state -----------------------------------------------------------------------------------
     def _meta(self) -> Dict[str, Any]:
@@ -311,7 +321,12 @@ class Trainer:
         for i, (x, y) in enumerate(bar):
             lr = self._set_lr()
             if self.graphed is not None:
-                loss, logits = self.graphed(x, y)  # forward, backward and clipping in one replay
+                self.dist.broadcast_tensors(self.buffers)  # DDP's broadcast_buffers (no-op on one process)
+                loss, logits = self.graphed(x, y)  # forward and backward (and clipping, one process) in one replay
+                if self.dist.world_size > 1:  # DDP's gradient all-reduce, then the clipping the graph left out
+                    self.dist.average_gradients(self.params)
+                    if cfg.optim.grad_clip:
+                        nn.utils.clip_grad_norm_(self.params, cfg.optim.grad_clip)
             else:
                 self.optimizer.zero_grad(set_to_none=True)
                 loss, logits = forward_backward(model, x, y, self.loss_fn, self.amp, cfg.optim.grad_clip,
