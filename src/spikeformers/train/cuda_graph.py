@@ -16,7 +16,8 @@ are restored, so a graphed run trains exactly like an eager one (tests/test_cuda
 
 Limits: no DDP wrapper inside (its gradient hooks cannot be captured: under torchrun the engine
 replays this step without DDP and then does DDP's work itself, one all-reduce of the gradients and
-one broadcast of the buffers, `Distributed.average_gradients` / `broadcast_tensors`), no
+one broadcast of the buffers, `Distributed.average_gradients` / `broadcast_tensors`; capturing those
+collectives in the graph was tried on 2 H200s: same losses, no faster, and the job hung at exit), no
 `torch.compile` around it, static shapes, and a model whose training forward makes no host
 synchronisation (all built-in models qualify).
 """

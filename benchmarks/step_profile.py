@@ -1,0 +1,48 @@
+"""Where the GPU time of one Spikformer-4-384 bf16 training step (batch 64) goes, by kernel family.
+
+    python benchmarks/step_profile.py       (needs CUDA; a diagnostic, not a peer benchmark: NOTES.md)
+"""
+import os
+import sys
+from collections import defaultdict
+
+import torch
+import torch.nn.functional as F
+from torch.profiler import ProfilerActivity, profile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
+from spikeformers.models import create_model  # noqa: E402
+
+torch.manual_seed(0)
+dev = "cuda"
+m = create_model("spikformer_4_384").to(dev).to(memory_format=torch.channels_last)
+opt = torch.optim.AdamW(m.parameters(), lr=1e-3, fused=True)
+x = torch.rand(64, 3, 32, 32, device=dev); y = torch.randint(0, 10, (64,), device=dev)
+def step():
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        out = m(x)
+    loss = F.cross_entropy(out.float(), y)
+    opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+for _ in range(5): step()
+torch.cuda.synchronize()
+with profile(activities=[ProfilerActivity.CUDA]) as prof:
+    for _ in range(3): step()
+    torch.cuda.synchronize()
+fam = defaultdict(float); total = 0.0
+rows = []
+for e in prof.key_averages():
+    t = e.self_device_time_total if hasattr(e, "self_device_time_total") else e.self_cuda_time_total
+    if t <= 0: continue
+    n = e.key.lower(); total += t
+    k = ("gemm/conv" if any(s in n for s in ("gemm", "cutlass", "sm90", "conv", "xmma", "cublas", "nvjet")) else
+         "batchnorm" if ("batch_norm" in n or "bn_" in n or "batchnorm" in n or "welford" in n) else
+         "neuron (ours)" if ("lif_" in n or "ternary_" in n or "asn_" in n) else
+         "copy/transpose" if ("copy" in n or "transpose" in n or "contiguous" in n) else
+         "elementwise" if ("elementwise" in n or "vectorized" in n or "unrolled" in n) else
+         "reduce" if "reduce" in n else "optimizer" if ("adam" in n or "multi_tensor" in n) else "other")
+    fam[k] += t; rows.append((t, e.key[:110], e.count))
+print(f"GPU time per step: {total / 3 / 1e3:.2f} ms")
+for k, v in sorted(fam.items(), key=lambda kv: -kv[1]):
+    print(f"  {k:16s} {v / 3 / 1e3:7.2f} ms  {100 * v / total:5.1f} %")
+for t, k, c in sorted(rows, reverse=True)[:25]:
+    print(f"  {t / 3 / 1e3:7.3f} ms  x{c // 3:4d}  {k}")
