@@ -35,7 +35,8 @@ for e in prof.key_averages():
     if t <= 0: continue
     n = e.key.lower(); total += t
     k = ("gemm/conv" if any(s in n for s in ("gemm", "cutlass", "sm90", "conv", "xmma", "cublas", "nvjet")) else
-         "batchnorm" if ("batch_norm" in n or "bn_" in n or "batchnorm" in n or "welford" in n) else
+         "batchnorm" if ("batch_norm" in n or "bn_" in n or "batchnorm" in n or "welford" in n
+                         or n.startswith(("partial_sums", "finalize_", "affine"))) else  # ours: layers/triton_bn.py
          "neuron (ours)" if ("lif_" in n or "ternary_" in n or "asn_" in n) else
          "copy/transpose" if ("copy" in n or "transpose" in n or "contiguous" in n) else
          "elementwise" if ("elementwise" in n or "vectorized" in n or "unrolled" in n) else

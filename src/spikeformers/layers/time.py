@@ -1,10 +1,13 @@
 """Stateless layers on time-first tensors: T is folded into the batch, run, and unfolded.
 
 Only neurons see T as its own axis (Spikformer App. B), so convs and BN run on `x.flatten(0, 1)`.
+BN is `layers.batchnorm`'s (torch's, with Triton kernels for training on CUDA).
 """
 from __future__ import annotations
 
 from torch import Tensor, nn
+
+from .batchnorm import BatchNorm1d, BatchNorm2d
 
 __all__ = ["fold", "unfold", "ConvBN", "LinearBN"]
 
@@ -26,7 +29,7 @@ class ConvBN(nn.Module):
                  groups: int = 1):
         super().__init__()
         self.conv = nn.Conv2d(in_chans, out_chans, kernel_size, stride, kernel_size // 2, bias=bias, groups=groups)
-        self.bn = nn.BatchNorm2d(out_chans)
+        self.bn = BatchNorm2d(out_chans)
 
     def forward(self, x: Tensor) -> Tensor:
         return unfold(self.bn(self.conv(fold(x))), x.shape[0])
@@ -41,7 +44,7 @@ class LinearBN(nn.Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
         super().__init__()
         self.linear = nn.Linear(in_features, out_features, bias=bias)
-        self.bn = nn.BatchNorm1d(out_features)
+        self.bn = BatchNorm1d(out_features)
 
     def forward(self, x: Tensor) -> Tensor:
         y = self.linear(x)

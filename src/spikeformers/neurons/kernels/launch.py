@@ -9,7 +9,7 @@ training step, and a small layer's GPU time is below that.
 `launch` keeps each compiled kernel under a key at least as fine as Triton's specialization (the
 test checks `spec` against Triton's own function) and calls it directly. The first call of each key
 goes through Triton's path (which compiles), and so does every call while a launch hook (a profiler)
-is set or when the kernel is not a compiled `JITFunction` (Triton's CPU interpreter). Grids are 1-D.
+is set or when the kernel is not a compiled `JITFunction` (Triton's CPU interpreter).
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def _hooked(hook) -> bool:
     return hook is not None and bool(getattr(hook, "calls", True))
 
 
-def launch(kernel, grid: Tuple[int], args: Sequence[Any], constexprs: Dict[str, Any], options: Dict[str, Any]) -> None:
+def launch(kernel, grid: Tuple[int, ...], args: Sequence[Any], constexprs: Dict[str, Any], options: Dict[str, Any]) -> None:
     """`kernel[grid](*args, **constexprs, **options)`; `args` are the kernel's leading (runtime) parameters,
     `constexprs` the remaining ones by name."""
     if type(kernel) is not JITFunction or _hooked(knobs.runtime.launch_enter_hook) or _hooked(knobs.runtime.launch_exit_hook):
@@ -58,5 +58,6 @@ def launch(kernel, grid: Tuple[int], args: Sequence[Any], constexprs: Dict[str, 
         _CACHE[key] = compiled, tuple(constexprs[n] for n in kernel.arg_names[len(args):])
         return
     compiled, tail = hit
-    compiled.run(grid[0], 1, 1, torch._C._cuda_getCurrentRawStream(device), compiled.function,
+    g = tuple(grid) + (1, 1)
+    compiled.run(g[0], g[1], g[2], torch._C._cuda_getCurrentRawStream(device), compiled.function,
                  compiled.packed_metadata, None, None, None, *args, *tail)

@@ -1,0 +1,136 @@
+"""`BatchNorm1d` / `BatchNorm2d`: torch's, with the training-mode forward and backward on CUDA run by the
+Triton kernels of `triton_bn.py` when the input is channel-fastest (2-D `[M, C]`, or 4-D channels_last).
+
+Same parameters, buffers, state-dict keys and semantics as `nn.BatchNorm1d/2d` (they are subclasses):
+batch statistics with the biased variance, running statistics updated with the unbiased one and
+`momentum`, `num_batches_tracked` counted. Everything else (eval mode, the CPU, other layouts,
+`momentum=None`, no affine or running statistics, `torch.compile` tracing) is torch's own forward.
+`backend`: "auto" (kernels where they apply), "torch" (never), "triton" (always; on the CPU only under
+TRITON_INTERPRET=1, which is how the CPU tests run them). Measured speed: BENCHMARKS.md.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["BatchNorm1d", "BatchNorm2d"]
+
+_BACKENDS = ("auto", "torch", "triton")
+_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+
+_FINAL = dict(BLOCK_P=64, BLOCK_C=32)  # the finalize kernels: 32 channels per program
+
+
+def _plan(M: int, C: int):
+    """(programs over rows, rows per program, channel blocks, BLOCK_C) for the partial sums: about 512
+    programs, each summing a slab of rows that is a multiple of the 32-row tile."""
+    bc = min(128, max(16, 1 << (C - 1).bit_length()))
+    nc = -(-C // bc)
+    P = max(1, min(-(-M // 32), 512 // nc))
+    rows = -(-M // (32 * P)) * 32
+    return -(-M // rows), rows, nc, bc
+
+
+class _BatchNormFunction(torch.autograd.Function):
+    """`apply(x [M, C], weight, bias, running_mean, running_var, momentum, eps)`; updates the running
+    statistics in place."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, running_mean: Tensor, running_var: Tensor,
+                momentum: float, eps: float) -> Tensor:
+        from ..neurons.kernels.launch import launch
+        from .triton_bn import affine, finalize_forward, partial_sums
+
+        M, C = x.shape
+        P, rows, nc, bc = _plan(M, C)
+        part = x.new_empty((2, P, C), dtype=torch.float32)
+        stats = x.new_empty((4, C), dtype=torch.float32)
+        mean, invstd, scale, shift = stats.unbind(0)
+        opts = dict(num_warps=4)
+        launch(partial_sums, (P, nc), (x, x, x, part, M, C, rows), dict(PRODUCT=False, BLOCK_M=32, BLOCK_C=bc), opts)
+        launch(finalize_forward, (-(-C // 32),), (part, x, weight, bias, running_mean, running_var, mean, invstd, scale,
+                                                  shift, P, M, C, float(momentum), float(eps)), dict(UPDATE=True, **_FINAL), opts)
+        y = torch.empty_like(x)
+        launch(affine, (-(-M // 64), nc), (x, x, y, scale, scale, shift, M, C), dict(TWO=False, BLOCK_M=64, BLOCK_C=bc),
+               opts)
+        ctx.save_for_backward(x, weight, mean, invstd)
+        return y
+
+    @staticmethod
+    def backward(ctx, gy: Tensor):
+        from ..neurons.kernels.launch import launch
+        from .triton_bn import affine, finalize_backward, partial_sums
+
+        x, weight, mean, invstd = ctx.saved_tensors
+        gy = gy.contiguous()
+        M, C = x.shape
+        P, rows, nc, bc = _plan(M, C)
+        part = x.new_empty((2, P, C), dtype=torch.float32)
+        coef = x.new_empty((5, C), dtype=torch.float32)
+        dw, db, a, b, c = coef.unbind(0)
+        opts = dict(num_warps=4)
+        launch(partial_sums, (P, nc), (gy, x, mean, part, M, C, rows), dict(PRODUCT=True, BLOCK_M=32, BLOCK_C=bc), opts)
+        launch(finalize_backward, (-(-C // 32),), (part, weight, mean, invstd, dw, db, a, b, c, P, M, C), dict(_FINAL), opts)
+        gx = None
+        if ctx.needs_input_grad[0]:
+            gx = torch.empty_like(x)
+            launch(affine, (-(-M // 64), nc), (gy, x, gx, a, b, c, M, C), dict(TWO=True, BLOCK_M=64, BLOCK_C=bc), opts)
+        return gx, dw.to(weight.dtype), db.to(weight.dtype), None, None, None, None
+
+
+class _KernelForward:
+    """The training forward through `_BatchNormFunction` when it applies, else torch's."""
+
+    def _set_backend(self, backend: str) -> None:
+        if backend not in _BACKENDS:
+            raise ValueError(f"{type(self).__name__}: unknown backend {backend!r}; valid backends: {', '.join(_BACKENDS)}")
+        self.backend = backend
+
+    def _as_rows(self, x: Tensor) -> Optional[Tensor]:
+        """x as a channel-fastest [M, C] view, or None (then torch's forward runs)."""
+        if x.dim() == 2 and x.is_contiguous():
+            return x
+        if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and x.shape[1] > 1:
+            return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])  # a view: channels_last is NHWC in memory
+        return None
+
+    def _kernels_apply(self, x: Tensor) -> bool:
+        if self.backend == "torch" or not (self.training and self.affine and self.track_running_stats):
+            return False
+        if self.momentum is None or x.dtype not in _DTYPES or torch.compiler.is_compiling():
+            return False
+        from ..neurons.kernels import interpreting, triton_available
+
+        # the device first: on the CPU nothing may import Triton (tests/test_kernels.py)
+        return (x.is_cuda or (self.backend == "triton" and interpreting())) and triton_available()
+
+    def forward(self, x: Tensor) -> Tensor:
+        rows = self._as_rows(x) if self._kernels_apply(x) else None
+        if rows is None or rows.shape[0] < 2:  # torch's forward (and its error for one value per channel)
+            return super().forward(x)
+        self._check_input_dim(x)
+        self.num_batches_tracked.add_(1)
+        y = _BatchNormFunction.apply(rows, self.weight, self.bias, self.running_mean, self.running_var, self.momentum,
+                                     self.eps)
+        if x.dim() == 2:
+            return y
+        N, C, H, W = x.shape
+        return y.view(N, H, W, C).permute(0, 3, 1, 2)  # channels_last, like the input
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, backend={self.backend!r}"
+
+
+class BatchNorm1d(_KernelForward, nn.BatchNorm1d):
+    def __init__(self, num_features: int, *args, backend: str = "auto", **kwargs):
+        super().__init__(num_features, *args, **kwargs)
+        self._set_backend(backend)
+
+
+class BatchNorm2d(_KernelForward, nn.BatchNorm2d):
+    def __init__(self, num_features: int, *args, backend: str = "auto", **kwargs):
+        super().__init__(num_features, *args, **kwargs)
+        self._set_backend(backend)

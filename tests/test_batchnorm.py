@@ -1,0 +1,133 @@
+"""layers.BatchNorm1d/2d: torch's BatchNorm, with training-mode kernels (Triton) on channel-fastest inputs.
+
+References: torch's own nn.BatchNorm (outputs, running statistics, gradients of input, weight and
+bias) and a float64 computation for inputs whose mean is far from zero (the shifted-sum variance must
+not cancel). On the CPU the kernels run in Triton's interpreter, in a child process (as tests/test_kernels.py).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from spikeformers.layers.batchnorm import BatchNorm1d, BatchNorm2d
+from spikeformers.neurons.kernels import interpreting, triton_available
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.join(os.path.dirname(HERE), "src")
+in_interpreter = pytest.mark.skipif(not (interpreting() and triton_available()),
+                                    reason="runs in the TRITON_INTERPRET=1 child of test_bn_kernels_in_triton_interpreter")
+gpu = pytest.mark.skipif(not (torch.cuda.is_available() and triton_available()), reason="needs CUDA and triton")
+
+
+def compare(shape, device="cpu", dtype=torch.float32, offset=0.0, steps=2, tol=1e-5):
+    """Ours (kernels forced) vs torch's BatchNorm over `steps` training steps: output, running stats,
+    counter, and the gradients of input, weight and bias."""
+    C = shape[1]
+    ours = (BatchNorm1d if len(shape) == 2 else BatchNorm2d)(C, momentum=0.3, backend="triton").to(device)
+    ref = (nn.BatchNorm1d if len(shape) == 2 else nn.BatchNorm2d)(C, momentum=0.3).to(device)
+    gen = torch.Generator().manual_seed(C + len(shape))
+    weight, bias = torch.rand(C, generator=gen) + 0.5, torch.randn(C, generator=gen)
+    with torch.no_grad():
+        for m in (ours, ref):
+            m.weight.copy_(weight)
+            m.bias.copy_(bias)
+    layout = torch.channels_last if len(shape) == 4 else torch.contiguous_format
+    for step in range(steps):
+        x = (torch.randn(shape, generator=gen) * 2 + offset).to(device=device, dtype=dtype).contiguous(memory_format=layout)
+        g = torch.randn(shape, generator=gen).to(device=device, dtype=dtype)
+        xo, xr = x.clone().requires_grad_(), x.clone().requires_grad_()
+        yo, yr = ours(xo), ref(xr)
+        assert yo.dtype == dtype and yo.shape == yr.shape and yo.stride() == yr.stride()
+        torch.testing.assert_close(yo.float(), yr.float(), rtol=tol, atol=tol)
+        (yo.float() * g.float()).sum().backward()
+        (yr.float() * g.float()).sum().backward()
+        torch.testing.assert_close(xo.grad.float(), xr.grad.float(), rtol=tol, atol=tol)
+    for name in ("weight", "bias"):
+        torch.testing.assert_close(getattr(ours, name).grad, getattr(ref, name).grad, rtol=tol, atol=tol * shape[0])
+    torch.testing.assert_close(ours.running_mean, ref.running_mean, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ours.running_var, ref.running_var, rtol=1e-4, atol=1e-5)
+    assert int(ours.num_batches_tracked) == int(ref.num_batches_tracked) == steps
+
+
+@pytest.mark.skipif(not triton_available(), reason="triton is not installed")
+def test_bn_kernels_in_triton_interpreter():
+    if interpreting():
+        pytest.skip("already the interpreter child")
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-p", "no:cacheprovider", __file__, "-k", "interp"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    assert " passed" in proc.stdout and "failed" not in proc.stdout
+
+
+@in_interpreter
+@pytest.mark.parametrize("shape", [(70, 40), (33, 200), (3, 5, 4, 6), (2, 130, 3, 3)])
+def test_interp_equals_torch_batchnorm(shape):
+    compare(shape)
+
+
+@in_interpreter
+def test_interp_large_mean_does_not_cancel():
+    """Mean 1000, spread 2: E[x^2] - E[x]^2 in fp32 would lose the variance; the shifted sums keep it."""
+    bn = BatchNorm1d(8, backend="triton")
+    x = torch.randn(500, 8, generator=torch.Generator().manual_seed(0)) * 2 + 1000.0
+    y = bn(x).double()
+    xd = x.double()
+    want = (xd - xd.mean(0)) / torch.sqrt(xd.var(0, unbiased=False) + bn.eps)
+    torch.testing.assert_close(y, want, rtol=1e-3, atol=1e-3)
+
+
+def test_same_state_dict_as_torch_and_torch_paths():
+    ours, ref = BatchNorm2d(6), nn.BatchNorm2d(6)
+    assert list(ours.state_dict()) == list(ref.state_dict())
+    assert isinstance(ours, nn.BatchNorm2d) and "backend='auto'" in repr(ours)
+    x = torch.randn(4, 6, 5, 5).contiguous(memory_format=torch.channels_last)
+    if not interpreting():  # the CPU with backend auto: torch's forward, identical numbers
+        assert torch.equal(ours(x), ref(x)) and torch.equal(ours.running_var, ref.running_var)
+    ours.eval(), ref.eval()
+    assert torch.equal(ours(x), ref(x))
+    with pytest.raises(ValueError, match="unknown backend 'cuda'"):
+        BatchNorm1d(3, backend="cuda")
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("shape,dtype", [((16384, 384), torch.float32), ((4096, 1536), torch.bfloat16),
+                                         ((64, 48, 32, 32), torch.float32), ((256, 384, 8, 8), torch.bfloat16),
+                                         ((3000, 40), torch.float16)])
+def test_gpu_equals_torch_batchnorm(shape, dtype):
+    compare(shape, device="cuda", dtype=dtype, tol=1e-4 if dtype == torch.float32 else 2e-2)
+
+
+@pytest.mark.gpu
+@gpu
+def test_gpu_under_autocast_and_cuda_graph():
+    """bf16 autocast around a Linear + BN (how LinearBN runs), eager and replayed as a CUDA graph."""
+    lin, bn = nn.Linear(64, 96).cuda(), BatchNorm1d(96).cuda()
+    x = torch.randn(512, 64, device="cuda")
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        y = bn(lin(x))
+    assert y.dtype == torch.bfloat16
+    y.float().sum().backward()
+    assert torch.isfinite(lin.weight.grad).all() and torch.isfinite(bn.weight.grad).all()
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        bn(x[:, :96].contiguous())
+    torch.cuda.current_stream().wait_stream(s)
+    xs = torch.randn(512, 96, device="cuda")
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        out = bn(xs)
+    before = bn.running_mean.clone()
+    g.replay()
+    torch.cuda.synchronize()
+    ref = nn.functional.batch_norm(xs, None, None, bn.weight, bn.bias, training=True, eps=bn.eps)
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+    assert not torch.equal(bn.running_mean, before)  # the replay updated the running statistics
