@@ -6,10 +6,6 @@ not cancel). On the CPU the kernels run in Triton's interpreter, in a child proc
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
 from torch import nn
@@ -17,8 +13,8 @@ from torch import nn
 from spikeformers.layers.batchnorm import BatchNorm1d, BatchNorm2d
 from spikeformers.neurons.kernels import interpreting, triton_available
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SRC = os.path.join(os.path.dirname(HERE), "src")
+from interpreter import run_interp_cases  # noqa: E402  (tests/interpreter.py)
+
 in_interpreter = pytest.mark.skipif(not (interpreting() and triton_available()),
                                     reason="runs in the TRITON_INTERPRET=1 child of test_bn_kernels_in_triton_interpreter")
 gpu = pytest.mark.skipif(not (torch.cuda.is_available() and triton_available()), reason="needs CUDA and triton")
@@ -58,12 +54,7 @@ def compare(shape, device="cpu", dtype=torch.float32, offset=0.0, steps=2, tol=1
 def test_bn_kernels_in_triton_interpreter():
     if interpreting():
         pytest.skip("already the interpreter child")
-    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-p", "no:cacheprovider", __file__, "-k", "interp"],
-                          capture_output=True, text=True, env=env, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
-    assert " passed" in proc.stdout and "failed" not in proc.stdout
+    run_interp_cases(__file__)
 
 
 @in_interpreter

@@ -18,6 +18,8 @@ import torch
 from spikeformers.neurons import create_neuron
 from spikeformers.neurons.kernels import dispatch, interpreting, kernel_status, triton_available
 
+from interpreter import run_interp_cases  # noqa: E402  (tests/interpreter.py)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.join(os.path.dirname(HERE), "src")
 SURROGATES = {"sigmoid": 3.0, "atan": 2.5, "triangle": 0.8, "rectangle": 0.7, "ste": None}
@@ -114,12 +116,7 @@ def test_kernels_in_triton_interpreter():
     """Run the `interp` cases in a child process with TRITON_INTERPRET=1 (set before Triton compiles)."""
     if interpreting():
         pytest.skip("already the interpreter child")
-    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-p", "no:cacheprovider", __file__, "-k", "interp"],
-                          capture_output=True, text=True, env=env, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
-    assert " passed" in proc.stdout and "failed" not in proc.stdout
+    run_interp_cases(__file__)
 
 
 @pytest.fixture
