@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from spikeformers.layers.batchnorm import BatchNorm1d, BatchNorm2d
+from spikeformers.layers.time import ConvBN, LinearBN
 from spikeformers.neurons.kernels import interpreting, triton_available
 
 from interpreter import run_interp_cases  # noqa: E402  (tests/interpreter.py)
@@ -74,6 +75,48 @@ def test_interp_large_mean_does_not_cancel():
     torch.testing.assert_close(y, want, rtol=1e-3, atol=1e-3)
 
 
+def compare_folded(make, shape, device="cpu", layout=torch.contiguous_format, tol=1e-5, kernels=True):
+    """A Linear/conv + BN with the layer's bias folded into the kernels' BN (`pre_bias`) vs the same module
+    on torch's path: outputs, running mean, gradients; the folded bias's gradient is exactly zero, torch's
+    column sum is zero up to rounding. `kernels=False`: a layout the kernels do not take (BN adds the bias)."""
+    gen = torch.Generator().manual_seed(sum(shape))
+    ours = make().to(device)
+    with torch.no_grad():
+        ours.bn.weight.uniform_(0.5, 1.5, generator=gen)
+        ours.bn.bias.normal_(generator=gen)
+    ref = make().to(device)
+    ref.load_state_dict(ours.state_dict())
+    ours.bn.backend, ref.bn.backend = "triton", "torch"
+    for _ in range(2):
+        x = torch.randn(shape, generator=gen).to(device)
+        x = x.flatten(0, -4).contiguous(memory_format=layout).view(shape)  # [T, B, C, H, W]: each step's layout
+        xo, xr = x.clone().requires_grad_(), x.clone().requires_grad_()
+        yo, yr = ours(xo), ref(xr)
+        torch.testing.assert_close(yo, yr, rtol=tol, atol=tol)
+        g = torch.randn(yo.shape, generator=gen).to(device)
+        (yo * g).sum().backward(), (yr * g).sum().backward()
+        torch.testing.assert_close(xo.grad, xr.grad, rtol=tol, atol=tol)
+    torch.testing.assert_close(ours.bn.running_mean, ref.bn.running_mean, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ours.bn.running_var, ref.bn.running_var, rtol=1e-4, atol=1e-5)
+    (lo, bo), (lr, br) = [(p for n, p in m.named_parameters() if not n.startswith("bn.")) for m in (ours, ref)]
+    torch.testing.assert_close(lo.grad, lr.grad, rtol=1e-4, atol=1e-4)
+    assert (torch.count_nonzero(bo.grad) == 0) == kernels and br.grad.abs().max() < 1e-3 * br.grad.numel()
+    for name in ("weight", "bias"):
+        torch.testing.assert_close(getattr(ours.bn, name).grad, getattr(ref.bn, name).grad, rtol=1e-4, atol=1e-4)
+
+
+@in_interpreter
+def test_interp_linear_bias_folded_into_bn():
+    compare_folded(lambda: LinearBN(12, 20, bias=True), (2, 3, 7, 12))
+
+
+@in_interpreter
+@pytest.mark.parametrize("layout", [torch.channels_last, torch.contiguous_format])  # contiguous: torch BN + bias
+def test_interp_conv_bias_folded_into_bn(layout):
+    compare_folded(lambda: ConvBN(3, 8, bias=True), (2, 3, 3, 5, 5), layout=layout,
+                   kernels=layout == torch.channels_last)
+
+
 def test_same_state_dict_as_torch_and_torch_paths():
     ours, ref = BatchNorm2d(6), nn.BatchNorm2d(6)
     assert list(ours.state_dict()) == list(ref.state_dict())
@@ -122,3 +165,11 @@ def test_gpu_under_autocast_and_cuda_graph():
     ref = nn.functional.batch_norm(xs, None, None, bn.weight, bn.bias, training=True, eps=bn.eps)
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
     assert not torch.equal(bn.running_mean, before)  # the replay updated the running statistics
+
+
+@pytest.mark.gpu
+@gpu
+def test_gpu_linear_and_conv_bias_folded_into_bn():
+    compare_folded(lambda: LinearBN(96, 192, bias=True), (4, 8, 16, 96), device="cuda", tol=1e-4)
+    compare_folded(lambda: ConvBN(16, 32, bias=True), (2, 4, 16, 8, 8), device="cuda", layout=torch.channels_last,
+                   tol=1e-4)

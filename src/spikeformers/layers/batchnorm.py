@@ -35,12 +35,13 @@ def _plan(M: int, C: int):
 
 
 class _BatchNormFunction(torch.autograd.Function):
-    """`apply(x [M, C], weight, bias, running_mean, running_var, momentum, eps)`; updates the running
-    statistics in place."""
+    """`apply(x [M, C], weight, bias, running_mean, running_var, momentum, eps, pre_bias)`; updates the
+    running statistics in place. `pre_bias` (or None): a per-channel bias that x still lacks (see
+    `_KernelForward.forward`); its gradient is exactly zero."""
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, running_mean: Tensor, running_var: Tensor,
-                momentum: float, eps: float) -> Tensor:
+                momentum: float, eps: float, pre_bias: Optional[Tensor] = None) -> Tensor:
         from ..neurons.kernels.launch import launch
         from .triton_bn import affine, finalize_forward, partial_sums
 
@@ -51,12 +52,15 @@ class _BatchNormFunction(torch.autograd.Function):
         mean, invstd, scale, shift = stats.unbind(0)
         opts = dict(num_warps=4)
         launch(partial_sums, (P, nc), (x, x, x, part, M, C, rows), dict(PRODUCT=False, BLOCK_M=32, BLOCK_C=bc), opts)
+        pre = x if pre_bias is None else pre_bias
         launch(finalize_forward, (-(-C // 32),), (part, x, weight, bias, running_mean, running_var, mean, invstd, scale,
-                                                  shift, P, M, C, float(momentum), float(eps)), dict(UPDATE=True, **_FINAL), opts)
+                                                  shift, pre, P, M, C, float(momentum), float(eps)),
+               dict(UPDATE=True, PRE=pre_bias is not None, **_FINAL), opts)
         y = torch.empty_like(x)
         launch(affine, (-(-M // 64), nc), (x, x, y, scale, scale, shift, M, C), dict(TWO=False, BLOCK_M=64, BLOCK_C=bc),
                opts)
         ctx.save_for_backward(x, weight, mean, invstd)
+        ctx.pre_bias = pre_bias is not None
         return y
 
     @staticmethod
@@ -78,7 +82,9 @@ class _BatchNormFunction(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             gx = torch.empty_like(x)
             launch(affine, (-(-M // 64), nc), (gy, x, gx, a, b, c, M, C), dict(TWO=True, BLOCK_M=64, BLOCK_C=bc), opts)
-        return gx, dw.to(weight.dtype), db.to(weight.dtype), None, None, None, None
+        # batch statistics remove any per-channel shift of x, so the folded bias gets a zero gradient
+        gpre = weight.new_zeros(weight.shape) if ctx.pre_bias and ctx.needs_input_grad[7] else None
+        return gx, dw.to(weight.dtype), db.to(weight.dtype), None, None, None, None, gpre
 
 
 class _KernelForward:
@@ -107,18 +113,28 @@ class _KernelForward:
         # the device first: on the CPU nothing may import Triton (tests/test_kernels.py)
         return (x.is_cuda or (self.backend == "triton" and interpreting())) and triton_available()
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, pre_bias: Optional[Tensor] = None) -> Tensor:
+        """`pre_bias`: normalise `x + pre_bias` (per channel), for a Linear or conv whose bias was left out
+        (`will_fold_bias`): batch statistics cancel that bias, so the kernels only add it to the running
+        mean, and its gradient is exactly zero, instead of a column sum that rounds to about zero."""
         rows = self._as_rows(x) if self._kernels_apply(x) else None
         if rows is None or rows.shape[0] < 2:  # torch's forward (and its error for one value per channel)
+            if pre_bias is not None:
+                x = x + pre_bias.view(-1, *[1] * (x.dim() - 2)).to(x.dtype)
             return super().forward(x)
         self._check_input_dim(x)
         self.num_batches_tracked.add_(1)
         y = _BatchNormFunction.apply(rows, self.weight, self.bias, self.running_mean, self.running_var, self.momentum,
-                                     self.eps)
+                                     self.eps, pre_bias)
         if x.dim() == 2:
             return y
         N, C, H, W = x.shape
         return y.view(N, H, W, C).permute(0, 3, 1, 2)  # channels_last, like the input
+
+    def will_fold_bias(self, x: Tensor) -> bool:
+        """Would `forward(layer(x), pre_bias)` take the kernels, for a layer whose output keeps x's device
+        and dtype class? Then the layer may leave its bias out and pass it as `pre_bias`."""
+        return self._kernels_apply(x)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, backend={self.backend!r}"

@@ -1,10 +1,14 @@
 """Stateless layers on time-first tensors: T is folded into the batch, run, and unfolded.
 
 Only neurons see T as its own axis (Spikformer App. B), so convs and BN run on `x.flatten(0, 1)`.
-BN is `layers.batchnorm`'s (torch's, with Triton kernels for training on CUDA).
+BN is `layers.batchnorm`'s (torch's, with Triton kernels for training on CUDA). Where those kernels run,
+the Linear/conv bias is passed to BN as `pre_bias` instead of being added: BN's batch statistics cancel
+it, so its gradient is exactly zero, and the bf16 column sum that torch's backward spends on it (0.66 ms
+of a 10.5 ms Spikformer-4-384 step on an H100: benchmarks/NOTES.md) is skipped.
 """
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .batchnorm import BatchNorm1d, BatchNorm2d
@@ -32,7 +36,10 @@ class ConvBN(nn.Module):
         self.bn = BatchNorm2d(out_chans)
 
     def forward(self, x: Tensor) -> Tensor:
-        return unfold(self.bn(self.conv(fold(x))), x.shape[0])
+        c = self.conv
+        if c.bias is not None and self.bn.will_fold_bias(x):
+            return unfold(self.bn(c._conv_forward(fold(x), c.weight, None), pre_bias=c.bias), x.shape[0])
+        return unfold(self.bn(c(fold(x))), x.shape[0])
 
 
 class LinearBN(nn.Module):
@@ -47,5 +54,9 @@ class LinearBN(nn.Module):
         self.bn = BatchNorm1d(out_features)
 
     def forward(self, x: Tensor) -> Tensor:
-        y = self.linear(x)
+        lin = self.linear
+        if lin.bias is not None and self.bn.will_fold_bias(x):
+            y = F.linear(x, lin.weight)
+            return self.bn(y.reshape(-1, y.shape[-1]), pre_bias=lin.bias).view(y.shape)
+        y = lin(x)
         return self.bn(y.reshape(-1, y.shape[-1])).view(y.shape)  # [T*B*N, D] for BN1d

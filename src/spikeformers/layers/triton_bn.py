@@ -79,8 +79,11 @@ def _column_totals(part_ptr, P, C, cols, cmask, BLOCK_P: tl.constexpr, BLOCK_C: 
 
 
 @triton.jit
-def finalize_forward(part_ptr, x_ptr, w_ptr, b_ptr, rm_ptr, rv_ptr, mean_ptr, invstd_ptr, scale_ptr, shift_ptr,
-                     P, M, C, momentum, eps, UPDATE: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+def finalize_forward(part_ptr, x_ptr, w_ptr, b_ptr, rm_ptr, rv_ptr, mean_ptr, invstd_ptr, scale_ptr, shift_ptr, pre_ptr,
+                     P, M, C, momentum, eps, UPDATE: tl.constexpr, PRE: tl.constexpr, BLOCK_P: tl.constexpr,
+                     BLOCK_C: tl.constexpr):
+    """PRE: x is the input less a per-channel bias `pre` (a folded Linear/conv bias): the normalised
+    output is the same, only the running mean sees the bias."""
     pid = tl.program_id(0)
     cols = pid * BLOCK_C + tl.arange(0, BLOCK_C)
     cmask = cols < C
@@ -100,6 +103,8 @@ def finalize_forward(part_ptr, x_ptr, w_ptr, b_ptr, rm_ptr, rv_ptr, mean_ptr, in
     if UPDATE:  # running statistics, as torch: unbiased variance
         rm = tl.load(rm_ptr + cols, mask=cmask, other=0.0)
         rv = tl.load(rv_ptr + cols, mask=cmask, other=0.0)
+        if PRE:
+            mean += tl.load(pre_ptr + cols, mask=cmask, other=0.0).to(tl.float32)
         tl.store(rm_ptr + cols, (rm + momentum * (mean - rm.to(tl.float32))).to(rm_ptr.dtype.element_ty), mask=cmask)
         unbiased = var * M / tl.maximum(M - 1, 1)
         tl.store(rv_ptr + cols, (rv + momentum * (unbiased - rv.to(tl.float32))).to(rv_ptr.dtype.element_ty), mask=cmask)
