@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from .._registry import Registry, check_options
 from ..layers.time import LinearBN
 from ..neurons.registry import neuron_factory
+from .fused_product import fused_applies, fused_q_kv
 
 __all__ = [
     "SpikingAttention", "AttentionProduct", "CausalLinearProduct", "AxisSum", "Hadamard", "SoftmaxProduct", "ATTENTIONS",
@@ -52,13 +53,17 @@ class AttentionProduct(nn.Module):
     """
 
     ORDERS = ("auto", "qk_v", "q_kv")
+    BACKENDS = ("auto", "torch", "triton")
 
-    def __init__(self, scale: float = 1.0, order: str = "auto"):
+    def __init__(self, scale: float = 1.0, order: str = "auto", backend: str = "auto"):
         super().__init__()
         if order not in self.ORDERS:
             raise ValueError(f"unknown product order {order!r}; valid: {', '.join(self.ORDERS)}")
+        if backend not in self.BACKENDS:
+            raise ValueError(f"unknown product backend {backend!r}; valid: {', '.join(self.BACKENDS)}")
         self.scale = float(scale)
         self.order = order
+        self.backend = backend  # "q_kv" on CUDA: two Triton kernels (fused_product.py) unless "torch"
 
     def order_for(self, q_shape) -> str:
         if self.order != "auto":
@@ -68,13 +73,15 @@ class AttentionProduct(nn.Module):
 
     def forward(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         if self.order_for(q.shape) == "q_kv":
+            if fused_applies(self.backend, q, k, v):
+                return fused_q_kv(q, k, v, self.scale)
             y = q @ (k.transpose(-2, -1) @ v)  # [.., N, d] @ [.., d, d]
         else:
             y = (q @ k.transpose(-2, -1)) @ v  # [.., N, N] @ [.., N, d]
         return y * self.scale if self.scale != 1.0 else y
 
     def extra_repr(self) -> str:
-        return f"scale={self.scale}, order={self.order!r}"
+        return f"scale={self.scale}, order={self.order!r}, backend={self.backend!r}"
 
 
 def _running_kv(k: Tensor, v: Tensor) -> Tensor:
