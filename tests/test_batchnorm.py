@@ -80,11 +80,11 @@ def compare_folded(make, shape, device="cpu", layout=torch.contiguous_format, to
     on torch's path: outputs, running mean, gradients; the folded bias's gradient is exactly zero, torch's
     column sum is zero up to rounding. `kernels=False`: a layout the kernels do not take (BN adds the bias)."""
     gen = torch.Generator().manual_seed(sum(shape))
-    ours = make().to(device)
+    ours = make()
     with torch.no_grad():
         ours.bn.weight.uniform_(0.5, 1.5, generator=gen)
         ours.bn.bias.normal_(generator=gen)
-    ref = make().to(device)
+    ours, ref = ours.to(device), make().to(device)
     ref.load_state_dict(ours.state_dict())
     ours.bn.backend, ref.bn.backend = "triton", "torch"
     for _ in range(2):

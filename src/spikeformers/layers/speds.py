@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 
 from torch import Tensor, nn
 
+from .maxpool import MaxPool2d
 from .time import ConvBN, fold, unfold
 
 __all__ = ["SPEDS", "speds_stem", "speds_stage", "SPEDS_LAYOUTS"]
@@ -44,7 +45,7 @@ class SPEDS(nn.Module):
                              f"and a shortcut point before the last (got {shortcut_at})")
         self.shortcut_at = shortcut_at
         self.stages = nn.ModuleList(ConvBN(chans[i], chans[i + 1]) for i in range(len(pools)))
-        self.pools = nn.ModuleList(nn.MaxPool2d(3, 2, 1) if f == "1" else nn.Identity() for f in pools)
+        self.pools = nn.ModuleList(MaxPool2d(3, 2, 1) if f == "1" else nn.Identity() for f in pools)
         self.neurons = nn.ModuleList(neuron() for _ in pools)
         stride = 2 ** pools[shortcut_at:].count("1")
         self.shortcut = ConvBN(chans[shortcut_at], chans[-1], kernel_size=1, stride=stride)

@@ -16,6 +16,7 @@ from typing import Callable
 
 from torch import Tensor, nn
 
+from .maxpool import MaxPool2d
 from .time import ConvBN, fold, unfold
 
 __all__ = ["SPS", "MSSPS", "check_pooling"]
@@ -43,7 +44,7 @@ class SPS(nn.Module):
         chans = [in_chans, dim // 8, dim // 4, dim // 2, dim]
         self.stages = nn.ModuleList(ConvBN(chans[i], chans[i + 1]) for i in range(4))
         self.neurons = nn.ModuleList(neuron() for _ in range(4))
-        self.pools = nn.ModuleList(nn.MaxPool2d(3, 2, 1) if f == "1" else nn.Identity() for f in pooling)
+        self.pools = nn.ModuleList(MaxPool2d(3, 2, 1) if f == "1" else nn.Identity() for f in pooling)
         self.rpe = ConvBN(dim, dim)
         self.rpe_neuron = neuron()
 
@@ -69,7 +70,7 @@ class MSSPS(nn.Module):
         chans = [in_chans, dim // 8, dim // 4, dim // 2, dim]
         self.stages = nn.ModuleList(ConvBN(chans[i], chans[i + 1]) for i in range(4))
         self.neurons = nn.ModuleList(neuron() for _ in range(4))
-        self.pools = nn.ModuleList(nn.MaxPool2d(3, 2, 1) if f == "1" else nn.Identity() for f in pooling)
+        self.pools = nn.ModuleList(MaxPool2d(3, 2, 1) if f == "1" else nn.Identity() for f in pooling)
         self.rpe = ConvBN(dim, dim)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -26,6 +26,12 @@ def unfold(x: Tensor, T: int) -> Tensor:
     return x.unflatten(0, (T, -1))
 
 
+def _folds_bias(layer: nn.Module, bn: nn.Module, x: Tensor) -> bool:
+    """Pass the layer's bias to BN as `pre_bias`? Only our BatchNorm takes one (not, e.g., the
+    all-reduce BatchNorm that `run.sync_bn` swaps in)."""
+    return layer.bias is not None and isinstance(bn, (BatchNorm1d, BatchNorm2d)) and bn.will_fold_bias(x)
+
+
 class ConvBN(nn.Module):
     """Conv2d (no bias by default; `groups=in_chans` for depthwise) + BatchNorm2d on [T, B, C, H, W]."""
 
@@ -37,7 +43,7 @@ class ConvBN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         c = self.conv
-        if c.bias is not None and self.bn.will_fold_bias(x):
+        if _folds_bias(c, self.bn, x):
             return unfold(self.bn(c._conv_forward(fold(x), c.weight, None), pre_bias=c.bias), x.shape[0])
         return unfold(self.bn(c(fold(x))), x.shape[0])
 
@@ -55,7 +61,7 @@ class LinearBN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         lin = self.linear
-        if lin.bias is not None and self.bn.will_fold_bias(x):
+        if _folds_bias(lin, self.bn, x):
             y = F.linear(x, lin.weight)
             return self.bn(y.reshape(-1, y.shape[-1]), pre_bias=lin.bias).view(y.shape)
         y = lin(x)
