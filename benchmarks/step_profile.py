@@ -1,6 +1,7 @@
 """Where the GPU time of one Spikformer-4-384 bf16 training step (batch 64) goes, by kernel family.
 
-    python benchmarks/step_profile.py       (needs CUDA; a diagnostic, not a peer benchmark: NOTES.md)
+    python benchmarks/step_profile.py            (needs CUDA; a diagnostic, not a peer benchmark: NOTES.md)
+    python benchmarks/step_profile.py --by-op    (also: aten ops with their input shapes, by GPU time)
 """
 import os
 import sys
@@ -47,3 +48,11 @@ for k, v in sorted(fam.items(), key=lambda kv: -kv[1]):
     print(f"  {k:16s} {v / 3 / 1e3:7.2f} ms  {100 * v / total:5.1f} %")
 for t, k, c in sorted(rows, reverse=True)[:25]:
     print(f"  {t / 3 / 1e3:7.3f} ms  x{c // 3:4d}  {k}")
+if "--by-op" in sys.argv:  # which op and shape launched the copies and reductions (NOTES.md v4)
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], record_shapes=True) as prof:
+        step()
+        torch.cuda.synchronize()
+    ops = [e for e in prof.key_averages(group_by_input_shape=True) if e.key.startswith("aten::")]
+    print("aten ops by GPU time, one step:")
+    for e in sorted(ops, key=lambda e: -e.self_device_time_total)[:40]:
+        print(f"  {e.self_device_time_total / 1e3:7.3f} ms  x{e.count:3d}  {e.key} {str(e.input_shapes)[:120]}")

@@ -169,7 +169,9 @@ def test_gpu_under_autocast_and_cuda_graph():
 
 @pytest.mark.gpu
 @gpu
-def test_gpu_linear_and_conv_bias_folded_into_bn():
+def test_gpu_linear_and_conv_bias_folded_into_bn(monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # both sides' convs in full fp32
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     compare_folded(lambda: LinearBN(96, 192, bias=True), (4, 8, 16, 96), device="cuda", tol=1e-4)
     compare_folded(lambda: ConvBN(16, 32, bias=True), (2, 4, 16, 8, 8), device="cuda", layout=torch.channels_last,
                    tol=1e-4)
