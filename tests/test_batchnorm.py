@@ -12,13 +12,9 @@ from torch import nn
 
 from spikeformers.layers.batchnorm import BatchNorm1d, BatchNorm2d
 from spikeformers.layers.time import ConvBN, LinearBN
-from spikeformers.neurons.kernels import interpreting, triton_available
+from spikeformers.neurons.kernels import interpreting
 
-from interpreter import run_interp_cases  # noqa: E402  (tests/interpreter.py)
-
-in_interpreter = pytest.mark.skipif(not (interpreting() and triton_available()),
-                                    reason="runs in the TRITON_INTERPRET=1 child of test_bn_kernels_in_triton_interpreter")
-gpu = pytest.mark.skipif(not (torch.cuda.is_available() and triton_available()), reason="needs CUDA and triton")
+from interpreter import gpu, in_interpreter, interpreter_parent  # noqa: E402  (tests/interpreter.py)
 
 
 def compare(shape, device="cpu", dtype=torch.float32, offset=0.0, steps=2, tol=1e-5):
@@ -51,11 +47,7 @@ def compare(shape, device="cpu", dtype=torch.float32, offset=0.0, steps=2, tol=1
     assert int(ours.num_batches_tracked) == int(ref.num_batches_tracked) == steps
 
 
-@pytest.mark.skipif(not triton_available(), reason="triton is not installed")
-def test_bn_kernels_in_triton_interpreter():
-    if interpreting():
-        pytest.skip("already the interpreter child")
-    run_interp_cases(__file__)
+test_interpreter_cases = interpreter_parent(__file__)
 
 
 @in_interpreter

@@ -11,13 +11,8 @@ import torch
 from spikeformers.attention import AttentionProduct, create_attention
 from spikeformers.attention.base import merge_heads, split_heads
 from spikeformers.attention.fused_product import fused_applies
-from spikeformers.neurons.kernels import interpreting, triton_available
 
-from interpreter import run_interp_cases  # noqa: E402  (tests/interpreter.py)
-
-in_interpreter = pytest.mark.skipif(not (interpreting() and triton_available()),
-                                    reason="runs in the TRITON_INTERPRET=1 child of test_product_in_triton_interpreter")
-gpu = pytest.mark.skipif(not (torch.cuda.is_available() and triton_available()), reason="needs CUDA and triton")
+from interpreter import gpu, in_interpreter, interpreter_parent  # noqa: E402  (tests/interpreter.py)
 
 
 def operands(shape, heads, device, dtype, binary, seed):
@@ -49,11 +44,7 @@ def check(shape, heads=None, device="cpu", dtype=torch.float32, binary=False, sc
         torch.testing.assert_close(t.grad.double(), td.grad, rtol=tol, atol=tol * max(1.0, td.grad.abs().max().item()))
 
 
-@pytest.mark.skipif(not triton_available(), reason="triton is not installed")
-def test_product_in_triton_interpreter():
-    if interpreting():
-        pytest.skip("already the interpreter child")
-    run_interp_cases(__file__)
+test_interpreter_cases = interpreter_parent(__file__)
 
 
 @in_interpreter

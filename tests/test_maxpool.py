@@ -11,13 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from spikeformers.layers.maxpool import MaxPool2d
-from spikeformers.neurons.kernels import interpreting, triton_available
 
-from interpreter import run_interp_cases  # noqa: E402  (tests/interpreter.py)
-
-in_interpreter = pytest.mark.skipif(not (interpreting() and triton_available()),
-                                    reason="runs in the TRITON_INTERPRET=1 child of test_pool_in_triton_interpreter")
-gpu = pytest.mark.skipif(not (torch.cuda.is_available() and triton_available()), reason="needs CUDA and triton")
+from interpreter import gpu, in_interpreter, interpreter_parent  # noqa: E402  (tests/interpreter.py)
 
 
 def compare(shape, kernel=3, stride=2, padding=1, device="cpu", dtype=torch.float32, kind="real", seed=0):
@@ -42,11 +37,7 @@ def compare(shape, kernel=3, stride=2, padding=1, device="cpu", dtype=torch.floa
     torch.testing.assert_close(xo.grad, xr.grad, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.skipif(not triton_available(), reason="triton is not installed")
-def test_pool_in_triton_interpreter():
-    if interpreting():
-        pytest.skip("already the interpreter child")
-    run_interp_cases(__file__)
+test_interpreter_cases = interpreter_parent(__file__)
 
 
 @in_interpreter

@@ -21,17 +21,20 @@ __all__ = ["pool_forward", "pool_backward"]
 
 
 @triton.jit
+def _block(P, H, W, C, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+    """This program's BLOCK_P pixels of the P = N * H * W of an [N, H, W, C] tensor and BLOCK_C channels:
+    (flat pixel, channel, their masks, and each pixel's n, row, column)."""
+    pix = tl.program_id(0).to(tl.int64) * BLOCK_P + tl.arange(0, BLOCK_P)
+    cols = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    return pix, cols, pix < P, cols < C, pix // (W * H), (pix // W) % H, pix % W
+
+
+@triton.jit
 def pool_forward(x_ptr, y_ptr, idx_ptr, P, H, W, OH, OW, C,
                  KH: tl.constexpr, KW: tl.constexpr, SH: tl.constexpr, SW: tl.constexpr, PH: tl.constexpr,
                  PW: tl.constexpr, SAVE: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
     """P = N * OH * OW output pixels; x [N, H, W, C] and y, idx [N, OH, OW, C] in memory."""
-    pix = tl.program_id(0).to(tl.int64) * BLOCK_P + tl.arange(0, BLOCK_P)
-    cols = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-    pmask = pix < P
-    cmask = cols < C
-    ow = pix % OW
-    oh = (pix // OW) % OH
-    n = pix // (OW * OH)
+    pix, cols, pmask, cmask, n, oh, ow = _block(P, OH, OW, C, BLOCK_P, BLOCK_C)
     h0 = oh * SH - PH
     w0 = ow * SW - PW
     first = (tl.maximum(h0, 0) - h0) * KW + (tl.maximum(w0, 0) - w0)  # torch's index for an all -inf window
@@ -60,13 +63,7 @@ def pool_backward(g_ptr, idx_ptr, gx_ptr, Q, H, W, OH, OW, C,
                   KH: tl.constexpr, KW: tl.constexpr, SH: tl.constexpr, SW: tl.constexpr, PH: tl.constexpr,
                   PW: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
     """Q = N * H * W input pixels; g, idx [N, OH, OW, C] and gx [N, H, W, C] in memory."""
-    pix = tl.program_id(0).to(tl.int64) * BLOCK_P + tl.arange(0, BLOCK_P)
-    cols = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-    pmask = pix < Q
-    cmask = cols < C
-    iw = pix % W
-    ih = (pix // W) % H
-    n = pix // (W * H)
+    pix, cols, pmask, cmask, n, ih, iw = _block(Q, H, W, C, BLOCK_P, BLOCK_C)
     top = (ih + PH) // SH  # the last window (in output rows) that contains row ih
     left = (iw + PW) // SW
     AH: tl.constexpr = (KH + SH - 1) // SH  # windows per input row / column, at most
