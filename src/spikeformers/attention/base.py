@@ -49,7 +49,9 @@ class AttentionProduct(nn.Module):
     """scale * Q K^T V without softmax, in whichever order costs fewer operations.
 
     Stateless: `order_for(q_shape)` returns the order `forward` uses for that shape ("qk_v" or "q_kv"),
-    so counting never depends on side effects. `order` fixes it ("auto" by default).
+    so counting never depends on side effects. `order` fixes it ("auto" by default). On CUDA the "q_kv"
+    order runs as two Triton kernels on the operands' own strides (`fused_product.py`: no copies of the
+    head-split views); `backend="torch"` keeps torch's matmuls, "triton" forces the kernels.
     """
 
     ORDERS = ("auto", "qk_v", "q_kv")
@@ -63,7 +65,7 @@ class AttentionProduct(nn.Module):
             raise ValueError(f"unknown product backend {backend!r}; valid: {', '.join(self.BACKENDS)}")
         self.scale = float(scale)
         self.order = order
-        self.backend = backend  # "q_kv" on CUDA: two Triton kernels (fused_product.py) unless "torch"
+        self.backend = backend
 
     def order_for(self, q_shape) -> str:
         if self.order != "auto":
