@@ -34,7 +34,7 @@ def test_aliases_map_to_fields():
     )
     assert (cfg.data.name, cfg.data.batch_size, cfg.schedule.epochs) == ("fashion_mnist", 32, 3)
     assert (cfg.optim.lr, cfg.run.seed, cfg.run.name, cfg.run.device) == (0.01, 7, "exp1", "cpu")
-    assert set(ALIASES) == {"model", "data", "attention", "neuron", "T", "encoder", "twin", "epochs", "lr",
+    assert set(ALIASES) == {"task", "model", "data", "attention", "neuron", "T", "encoder", "twin", "epochs", "lr",
                             "seed", "batch_size", "name", "device"}
 
 
@@ -74,7 +74,7 @@ def test_model_extra_keys_go_to_options():
 @pytest.mark.parametrize("override,pattern", [
     ("optim.lrr=1", r"unknown config key 'optim.lrr'; valid keys of optim: lr, weight_decay, betas, grad_clip"),
     ("data.size=3", r"valid keys of data: name, root, batch_size"),
-    ("foo.bar=1", r"unknown config section 'foo'.*valid sections: model, data, optim, schedule, run"),
+    ("foo.bar=1", r"unknown config section 'foo'.*valid sections: model, data, task, optim, schedule, run"),
     ("bogus=1", r"unknown override key 'bogus'.*sections: model, data.*alias: model, data"),
     ("optim.lr", r"malformed override 'optim.lr': expected key=value"),
     ("=3", r"malformed override"),
@@ -143,7 +143,7 @@ def test_round_trip(tmp_path):
         "schedule.min_lr=1e-7", "optim.grad_clip=null",
     ])
     d = config_to_dict(cfg)
-    assert d["optim"]["betas"] == [0.85, 0.99] and set(d) == {"model", "data", "optim", "schedule", "run"}
+    assert d["optim"]["betas"] == [0.85, 0.99] and set(d) == {"model", "data", "task", "optim", "schedule", "run"}
     assert config_from_dict(d) == cfg
     assert config_from_dict(yaml.safe_load(yaml.safe_dump(d))) == cfg
     path = tmp_path / "sub" / "config.yaml"

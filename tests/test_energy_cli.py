@@ -75,6 +75,6 @@ def test_energy_on_a_language_model(tmp_path, capsys):
     rc = main(["energy", "spiking_lm_tiny", "--batch", "2", "--seq-len", "8", "--out", str(tmp_path)])
     text = capsys.readouterr().out
     assert rc == 0 and "on 2 random-token sequences" in text and "Energy per sequence" in text
-    assert "blocks.0.attn.q.linear (x1, not xT)" in text  # the Q/K/V projections read the repeated embedding
+    assert "first layer spiking (no analog layer)" in text  # every Linear before the head reads spikes
     check_files(tmp_path)
     assert main(["energy", "spiking_lm_tiny", "--data", "digits"]) == 2

@@ -13,10 +13,11 @@ B, b, i, t, r = "binary", "binary", "integer", "ternary", "real"
 # Product orders are fixed to (Q K^T) V where the attention has a choice (N = d in these shapes).
 EXPECTED = {
     ("ssa", False): {"product.qk": {"q": B, "k": B}, "product.qk_v": {"qk": i, "v": B}},
-    ("ssa", True): {"product.kv": {"k": B, "v": B}, "product.q_kv": {"q": B, "kv": i}},
+    # causal: a decayed running K^T V (real; its decay is a leak, not an operation), charged per token
+    ("ssa", True): {"product.kv": {"k": B, "v": B}, "product.q_kv": {"q": B, "kv": r}, "product.norm": {"y": r}},
     # A2OS2A: binary Q, ReLU (real) K, ternary V: the whole product is addition-only
     ("a2os2a", False): {"product.qk": {"q": B, "k": r}, "product.qk_v": {"qk": r, "v": t}},
-    ("a2os2a", True): {"product.kv": {"k": r, "v": t}, "product.q_kv": {"q": B, "kv": r}},
+    ("a2os2a", True): {"product.kv": {"k": r, "v": t}, "product.q_kv": {"q": B, "kv": r}, "product.norm": {"y": r}},
     ("softmax", False): {"product.qk": {"q": r, "k": r}, "product.softmax": {"scores": r},
                          "product.av": {"attn": r, "v": r}},
     ("softmax", True): {"product.qk": {"q": r, "k": r}, "product.softmax": {"scores": r},
@@ -36,7 +37,7 @@ EXPECTED = {
     # adaptive: spike counts over T (a sum of spikes), then softmax attention on the rates (real)
     ("adaptive", False): {"count": {"x": B}, "product.qk": {"q": r, "k": r}, "product.av": {"attn": r, "v": r}},
 }
-KINDS = {"product.qk": "matmul", "product.qk_v": "matmul", "product.kv": "matmul", "product.q_kv": "matmul",
+KINDS = {"product.norm": "scale", "product.qk": "matmul", "product.qk_v": "matmul", "product.kv": "matmul", "product.q_kv": "matmul",
          "product.av": "matmul", "product.softmax": "softmax", "product.shiftmax": "shiftmax", "kv_mask": "hadamard",
          "q_mask": "hadamard", "mask": "hadamard", "gate": "hadamard", "token_sum": "sum", "q_sum": "sum", "mix": "sum",
          "count": "sum"}
@@ -79,7 +80,7 @@ def test_attention_operand_domains(name, causal):
         if c.layer(layer).kind in ("matmul", "hadamard", "sum"):  # event-driven on the sparsest spiking operand
             assert c.layer(layer).event == (min(spiking, key=spiking.get) if spiking else None), (name, layer)
     assert {n for n in got if n.endswith(".linear")} >= {"q.linear", "k.linear", "proj.linear"}
-    assert all(l.ops > 0 for l in c.layers if l.kind != "neuron")
+    assert all(l.ops > 0 for l in c.synaptic)
     # the attention's declared q/k/v domains agree with what the counter measured on its products
     for label, dom in getattr(attn, "domains", {}).items():
         seen = [ops[label] for layer, ops in got.items() if label in ops and layer.startswith("product.")]
@@ -136,11 +137,15 @@ def test_backbones_residual_semantics():
     c = count_ops(create_model("qkformer_tiny", neuron_opts=LOW), torch.rand(2, 1, 8, 8))
     assert c.layer("stages.0.0.attn.q.linear").domain == "integer" and c.layer("stages.0.0.mlp.fc2.linear").domain == "binary"
 
+    # the language model reads its residual stream through norms and neurons: every Linear but the head
+    # (after the mean over T) sees spikes, and the causal attention's decaying K^T V is a leak
     lm = create_model("spiking_lm_tiny", neuron_opts=LOW)
     c = count_ops(lm, torch.randint(0, 64, (2, 16)))
-    first = [l.name for l in c.layers if l.analog_first]
-    assert first == ["blocks.0.attn.q.linear", "blocks.0.attn.k.linear", "blocks.0.attn.v.linear"]
-    raw = {l.name: l for l in c.raw}
-    assert all(c.layer(n).steps == 1 and c.layer(n).mac == raw[n].ops / 2 for n in first)  # T = 2, counted once
-    assert c.layer("head").steps == 1 and c.layer("head").domain == "real"  # after the mean over T
-    assert c.layer("blocks.0.attn.product.q_kv").operands["kv"].domain == "integer"  # the running K^T V
+    assert not [l.name for l in c.layers if l.analog_first]
+    linear = [l for l in c.layers if l.kind == "linear"]
+    assert [l.name for l in linear if l.domain != "binary"] == ["head"]
+    assert c.layer("head").steps == 1 and c.layer("head").mac == c.layer("head").ops  # after the mean over T
+    assert c.layer("blocks.0.attn.product.q_kv").operands["kv"].domain == "real"  # the decayed running K^T V
+    leak = c.layer("blocks.0.attn.product.decay")
+    assert leak.kind == "leak" and leak.ac == leak.mac == 0 and leak not in c.synaptic
+    assert c.layer("blocks.0.norm1").kind == "scale" and c.layer("blocks.0.norm1").mac == 4 * 16 * 32 * 2  # N D T

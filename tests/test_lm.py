@@ -96,6 +96,33 @@ def test_generate_is_reproducible_and_greedy_matches_argmax():
         assert torch.equal(g[:, n], model(g[:, :n])[:, -1].argmax(-1))
 
 
+def test_generation_runs_past_block_size_by_restarting_from_the_last_half():
+    model, prompt = tiny(), ids(n=30)  # block_size 32
+    out = model.generate(prompt, 20, temperature=0)
+    assert out.shape == (2, 50) and torch.equal(out[:, :30], prompt)
+    # out[:, 32] still sees the full window of 32; the next token is predicted from the last 16 alone
+    assert torch.equal(out[:, 32], model(out[:, :32])[:, -1].argmax(-1))
+    assert torch.equal(out[:, 33], model(out[:, 17:33])[:, -1].argmax(-1))
+
+
+@pytest.mark.parametrize("attention", CAUSAL)
+def test_training_mode_is_causal_in_outputs_and_gradients(attention):
+    """No normalisation across tokens: in train mode too, position n neither sees nor sends gradient
+    to positions after n."""
+    model, x = tiny(attention), ids()
+    model.train()
+    ref = model(x)
+    y = x.clone()
+    y[:, 7:] = (y[:, 7:] + 5) % VOCAB
+    assert torch.equal(model(y)[:, :7], ref[:, :7])
+    seen = {}
+    handle = model.tok_emb.register_forward_hook(lambda m, i, out: seen.setdefault("e", out.retain_grad() or out))
+    model(x)[:, 6].sum().backward()
+    handle.remove()
+    g = seen["e"].grad  # [B, N, D]
+    assert g[:, 7:].abs().max() == 0 and g[:, :7].abs().sum() > 0
+
+
 def test_create_model_with_vocab_and_block_size_and_twin_layout():
     m = create_model("spiking_lm", vocab_size=1000, block_size=128, depth=1, dim=64, num_heads=4)
     assert m.cfg.vocab_size == 1000 and m.head.out_features == 1000 and m.pos_emb.num_embeddings == 128
@@ -103,7 +130,9 @@ def test_create_model_with_vocab_and_block_size_and_twin_layout():
     twin = create_model("spiking_lm_tiny", twin="ann")
     assert twin.cfg.T == 1 and twin.cfg.attention == "softmax" and twin.blocks[0].attn.causal
     spiking = dict(create_model("spiking_lm_tiny").named_parameters())
-    assert {n: p.shape for n, p in twin.named_parameters()} == {n: p.shape for n, p in spiking.items()}
+    own = {n for n in spiking if ".attn.product." in n}  # the causal product's decay and head norm
+    assert {n.split(".")[-1] for n in own} == {"decay_logit", "norm_weight", "norm_bias"}
+    assert {n: p.shape for n, p in twin.named_parameters()} == {n: p.shape for n, p in spiking.items() if n not in own}
 
 
 @pytest.mark.parametrize("attention", CAUSAL)
@@ -130,8 +159,8 @@ def test_input_errors_are_one_line_value_errors():
         assert "\n" not in str(e.value)
     with pytest.raises(ValueError, match="expects integer token ids \\[B\\]"):
         model.step(torch.zeros(2, 3, dtype=torch.long))
-    with pytest.raises(ValueError, match="exceed block_size"):
-        model.generate(torch.zeros(1, 30, dtype=torch.long), 5)
+    with pytest.raises(ValueError, match="max_new_tokens must be >= 1"):
+        model.generate(torch.zeros(1, 3, dtype=torch.long), 0)
     for name in sorted(set(list_attentions()) - set(CAUSAL)):
         with pytest.raises(ValueError, match=f"{name!r} has no causal form"):
             create_model("spiking_lm_tiny", attention=name)

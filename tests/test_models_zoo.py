@@ -191,6 +191,9 @@ def test_twin_has_the_same_layout_except_documented_parameters(builder):
     assert any(n.endswith(".w") for n in s)
     if builder == "sdt_tiny":
         assert only_spiking == {f"blocks.{i}.attn.talking_heads.weight" for i in range(spiking.cfg.depth)}
+    elif builder == "spiking_lm_tiny":  # the causal product's learned decay and per-head norm
+        assert only_spiking == {f"blocks.{i}.attn.product.{p}" for i in range(spiking.cfg.depth)
+                                for p in ("decay_logit", "norm_weight", "norm_bias")}
     else:
         assert only_spiking == set()
     only_twin = set(t) - set(s)

@@ -3,6 +3,7 @@
     spikeformers train [CONFIG.yaml] [key=value ...]   train (no arguments: the embedded digits default)
     spikeformers train resume=runs/NAME [run.key=value] continue a stopped run
     spikeformers eval RUN_DIR                          evaluate a run's checkpoint on its test set
+    spikeformers generate RUN_DIR --prompt TEXT        continue a prompt with a trained language model
     spikeformers energy MODEL|RUN_DIR [options]        synaptic operations and energy vs the ANN twin
     spikeformers models [PATTERN]                      registered models, parameters, published accuracy
     spikeformers bench SUITE                           benchmark suites (GPU)
@@ -53,11 +54,15 @@ def cmd_train(ns) -> int:
     return 0
 
 
+def _task(name: str):
+    from .tasks import create_task
+
+    return create_task(name or "classify", None)
+
+
 def format_summary(s) -> str:
     lines = [
-        f"test accuracy {100 * s['test_acc']:.2f}% on {s['test_images']} {s['dataset']} test images "
-        f"({s['model']}, {s['parameters'] / 1e6:.3f} M parameters, {s['epochs']} epochs, "
-        f"{s['train_time_s']:.0f} s on {s['device']})",
+        _task(s.get("task")).headline(s),
         f"mean firing rate {100 * s['mean_firing_rate']:.2f}% over {len(s['firing_rates'])} spiking layers:",
     ]
     width = max((len(n) for n in s["firing_rates"]), default=0)
@@ -73,8 +78,16 @@ def cmd_eval(ns) -> int:
     from .train.evaluate import evaluate_run
 
     res = evaluate_run(ns.run_dir, progress=not ns.quiet)
-    print(f"test accuracy {100 * res['test_acc']:.2f}% ({res['test_images']} images), test loss {res['test_loss']:.4f}, "
-          f"mean firing rate {100 * res['mean_firing_rate']:.2f}%  ->  {res['path']}")
+    print(f"{_task(res['task']).eval_line(res)}, mean firing rate {100 * res['mean_firing_rate']:.2f}%  ->  {res['path']}")
+    return 0
+
+
+def cmd_generate(ns) -> int:
+    from .train.generate import generate_from_run
+
+    r = generate_from_run(ns.run_dir, ns.prompt, ns.max_new_tokens, ns.temperature, ns.top_k, ns.seed, ns.device)
+    print(f"-- {r['tokens']} tokens in {r['seconds']:.2f} s ({r['tokens_per_s']:.1f} tokens/s on {r['device']}, "
+          f"through step(), prompt of {len(ns.prompt)} characters included in the state)", file=sys.stderr)
     return 0
 
 
@@ -176,6 +189,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("run_dir")
     e.add_argument("-q", "--quiet", action="store_true")
     e.set_defaults(fn=cmd_eval)
+    g = sub.add_parser("generate", help="continue a prompt with a trained language model (streams the text)")
+    g.add_argument("run_dir")
+    g.add_argument("--prompt", required=True, help="text to continue")
+    g.add_argument("--max-new-tokens", type=int, default=200, help="tokens to generate (default 200)")
+    g.add_argument("--temperature", type=float, default=0.8, help="sampling temperature; 0 is greedy (default 0.8)")
+    g.add_argument("--top-k", type=int, default=None, help="sample among the k likeliest tokens only")
+    g.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    g.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda")
+    g.set_defaults(fn=cmd_generate)
     m = sub.add_parser("models", help="list registered models")
     m.add_argument("pattern", nargs="?", default="*")
     m.set_defaults(fn=cmd_models)

@@ -19,7 +19,6 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from ..layers.time import LinearBN
 from ..neurons.homeostasis import Homeostatic
 from .base import AxisSum, SpikingAttention, merge_heads, register_attention, split_heads
 
@@ -66,12 +65,13 @@ class AdaptiveAttention(SpikingAttention):
     domains = {"q": "real", "k": "real", "v": "real"}  # firing rates, multiples of 1/T
 
     def __init__(self, dim: int, num_heads: int, *, neuron: str = "lif", neuron_opts: Optional[Dict[str, Any]] = None,
-                 qkv_bias: bool = True, out_neuron: bool = True, target_rate: Sequence[float] = (0.05, 0.15),
+                 qkv_bias: bool = True, out_neuron: bool = True, norm: str = "batch", target_rate: Sequence[float] = (0.05, 0.15),
                  rate_step: float = 0.05, scale: Optional[float] = None):
-        super().__init__(dim, num_heads, neuron=neuron, neuron_opts=neuron_opts, qkv_bias=qkv_bias, out_neuron=out_neuron)
+        super().__init__(dim, num_heads, neuron=neuron, neuron_opts=neuron_opts, qkv_bias=qkv_bias, out_neuron=out_neuron,
+                         norm=norm)
         if scale is not None and not float(scale) > 0:
             raise ValueError(f"AdaptiveAttention: scale must be positive or None, got {scale!r}")
-        self.q, self.k, self.v = (LinearBN(dim, dim, qkv_bias) for _ in range(3))
+        self.q, self.k, self.v = (self.linear_norm(dim, dim, qkv_bias) for _ in range(3))
         self.q_neuron, self.k_neuron, self.v_neuron = (
             Homeostatic(self.make_neuron(), dim, target=target_rate, step=rate_step) for _ in range(3))
         self.count = AxisSum(dim=0)  # spike counts over T

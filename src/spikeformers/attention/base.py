@@ -6,7 +6,8 @@
 
 Without softmax, (Q K^T) V == Q (K^T V): `AttentionProduct` computes the cheaper order for the shape
 (2 N^2 d vs 2 N d^2 multiply-accumulates per head) and `order_for` tells the energy counter which ran.
-`CausalLinearProduct` is its causal form (a running K^T V over tokens), `AxisSum` an explicit sum over
+`CausalLinearProduct` (`causal.py`) is its causal form (a running, optionally decayed K^T V over
+tokens, computed chunk-wise), `AxisSum` an explicit sum over
 one axis and `Hadamard` an element-wise product: every operation on attention operands runs inside a
 module, so an energy counter's forward hooks see each operand.
 """
@@ -19,8 +20,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._registry import Registry, check_options
-from ..layers.time import LinearBN
+from ..layers.norm import NORMS, create_linear_norm
 from ..neurons.registry import neuron_factory
+from .causal import CausalLinearProduct
 from .fused_product import fused_applies, fused_q_kv
 
 __all__ = [
@@ -86,57 +88,6 @@ class AttentionProduct(nn.Module):
         return f"scale={self.scale}, order={self.order!r}, backend={self.backend!r}"
 
 
-def _running_kv(k: Tensor, v: Tensor) -> Tensor:
-    """S_n = sum_{i<=n} k_i^T v_i: [.., N, d] x [.., N, d_v] -> [.., N, d, d_v]"""
-    return (k.unsqueeze(-1) * v.unsqueeze(-2)).cumsum(-3)
-
-
-class _CausalLinear(torch.autograd.Function):
-    """y_n = q_n S_n. Saves only q, k, v and recomputes the running states in backward, so a layer
-    keeps O(N d) activations for backward instead of O(N d d_v)."""
-
-    @staticmethod
-    def forward(ctx, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        ctx.save_for_backward(q, k, v)
-        return (q.unsqueeze(-2) @ _running_kv(k, v)).squeeze(-2)  # [.., N, 1, d] @ [.., N, d, d_v]
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, g: Tensor):
-        q, k, v = ctx.saved_tensors
-        g = g.to(torch.promote_types(q.dtype, v.dtype))
-        grad_q = (_running_kv(k, v) @ g.unsqueeze(-1)).squeeze(-1)  # dy_n/dq_n: S_n g_n
-        # R_i = sum_{n>=i} q_n^T g_n (a reverse running sum): dL/dk_i = R_i v_i, dL/dv_i = R_i^T k_i
-        r = (q.unsqueeze(-1) * g.unsqueeze(-2)).flip(-3).cumsum(-3).flip(-3)  # [.., N, d, d_v]
-        grad_k = (r @ v.unsqueeze(-1).to(r.dtype)).squeeze(-1)
-        grad_v = (r.transpose(-2, -1) @ k.unsqueeze(-1).to(r.dtype)).squeeze(-1)
-        return (grad_q.sum_to_size(q.shape).to(q.dtype), grad_k.sum_to_size(k.shape).to(k.dtype),
-                grad_v.sum_to_size(v.shape).to(v.dtype))
-
-
-class CausalLinearProduct(nn.Module):
-    """Causal scale * Q K^T V without softmax, in linear time: y_n = scale * q_n (sum_{i<=n} k_i^T v_i).
-
-    Equals (Q K^T * tril) V but never forms an N x N tensor: the outer products k_i^T v_i [d, d_v] are
-    summed cumulatively over tokens (O(N d d_v) operations per head; the running states are recomputed
-    in backward rather than stored). `order_for` returns "causal_q_kv" for every shape.
-    """
-
-    def __init__(self, scale: float = 1.0):
-        super().__init__()
-        self.scale = float(scale)
-
-    def order_for(self, q_shape) -> str:
-        return "causal_q_kv"
-
-    def forward(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        y = _CausalLinear.apply(q, k, v)
-        return y * self.scale if self.scale != 1.0 else y
-
-    def extra_repr(self) -> str:
-        return f"scale={self.scale}"
-
-
 class AxisSum(nn.Module):
     """Sum over one axis, kept as size 1 (`cumulative=True`: running sum, same shape), as a module so
     the energy counter sees the additions (SDSA's column sum over tokens, QKFormer's sums, expert mixing)."""
@@ -184,6 +135,8 @@ class SpikingAttention(nn.Module):
         qkv_bias: bias in the Q/K/V Linear (True in Spikformer's CIFAR code, False on ImageNet).
         out_neuron: end with a neuron after the output Linear+BN (Spikformer); False for membrane-shortcut
             backbones (SDT, A2OS2A), whose branches add real membrane potentials to the residual.
+        norm: what follows every Linear: "batch" (BatchNorm, the papers' choice), or "layer" / "rms"
+            (per token, never across tokens: for causal language models).
     """
 
     #: value domain of q, k, v as returned by `project` (read by tests and the energy counter)
@@ -194,15 +147,23 @@ class SpikingAttention(nn.Module):
     unused_parameters: Tuple[str, ...] = ()
 
     def __init__(self, dim: int, num_heads: int, *, neuron: str = "lif", neuron_opts: Optional[Dict[str, Any]] = None,
-                 qkv_bias: bool = True, out_neuron: bool = True):
+                 qkv_bias: bool = True, out_neuron: bool = True, norm: str = "batch"):
         super().__init__()
         if dim <= 0 or num_heads <= 0 or dim % num_heads:
             raise ValueError(f"{type(self).__name__}: dim {dim} must be a positive multiple of num_heads {num_heads}")
         self.dim, self.num_heads = dim, num_heads
         self.make_neuron: Callable[..., nn.Module] = neuron_factory(neuron, **(neuron_opts or {}))
         self.qkv_bias = qkv_bias
-        self.proj = LinearBN(dim, dim, bias=True)
+        if norm not in NORMS:
+            raise ValueError(f"{type(self).__name__}: unknown norm {norm!r}; valid norms: {', '.join(NORMS)}")
+        self.norm = norm
+        self.proj = self.linear_norm(dim, dim, norm == "batch")  # a bias before a per-token norm would cancel
         self.proj_neuron = self.make_neuron() if out_neuron else nn.Identity()
+
+    def linear_norm(self, in_features: int, out_features: int, bias: bool) -> nn.Module:
+        """Linear + this attention's norm (`norm`): BatchNorm in the vision backbones, a per-token
+        LayerNorm/RMSNorm in causal language models."""
+        return create_linear_norm(self.norm, in_features, out_features, bias)
 
     def _check(self, x: Tensor) -> None:
         if x.dim() != 4 or x.shape[-1] != self.dim:
@@ -244,12 +205,14 @@ def check_flag(who: str, name: str, value: Any) -> bool:
     return value
 
 
-def causal_or_free(scale: float, order: str, causal: bool, who: str) -> nn.Module:
-    """The softmax-free product: `AttentionProduct(scale, order)`, or its causal linear form."""
+def causal_or_free(scale: float, order: str, causal: bool, who: str, num_heads: int = 1, head_dim: int = 1,
+                   decay: bool = False, head_norm: bool = False) -> nn.Module:
+    """The softmax-free product: `AttentionProduct(scale, order)`, or its causal linear form (with a
+    learned per-head decay and a per-head norm where asked)."""
     if causal:
         if order != "auto":
             raise ValueError(f"{who}: order {order!r} cannot be combined with causal=True (the causal form is 'causal_q_kv')")
-        return CausalLinearProduct(scale)
+        return CausalLinearProduct(scale, num_heads, head_dim, decay=decay, normalize=head_norm)
     return AttentionProduct(scale, order)
 
 

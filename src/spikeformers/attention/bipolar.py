@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
-from ..layers.time import LinearBN
 from ..neurons.registry import create_neuron
 from .base import SpikingAttention, register_attention
 from .shiftmax import ShiftmaxProduct
@@ -32,12 +31,13 @@ class BipolarAttention(SpikingAttention):
     domains = {"q": "ternary", "k": "ternary", "v": "binary"}
 
     def __init__(self, dim: int, num_heads: int, *, neuron: str = "lif", neuron_opts: Optional[Dict[str, Any]] = None,
-                 qkv_bias: bool = True, out_neuron: bool = True, bipolar_opts: Optional[Dict[str, Any]] = None,
+                 qkv_bias: bool = True, out_neuron: bool = True, norm: str = "batch", bipolar_opts: Optional[Dict[str, Any]] = None,
                  scale: float = 1.0, attn_threshold: float = 0.5):
-        super().__init__(dim, num_heads, neuron=neuron, neuron_opts=neuron_opts, qkv_bias=qkv_bias, out_neuron=out_neuron)
+        super().__init__(dim, num_heads, neuron=neuron, neuron_opts=neuron_opts, qkv_bias=qkv_bias, out_neuron=out_neuron,
+                         norm=norm)
         if not float(scale) > 0:
             raise ValueError(f"BipolarAttention: scale must be positive, got {scale!r}")
-        self.q, self.k, self.v = (LinearBN(dim, dim, qkv_bias) for _ in range(3))
+        self.q, self.k, self.v = (self.linear_norm(dim, dim, qkv_bias) for _ in range(3))
         self.q_neuron = create_neuron("bipolar", **(bipolar_opts or {}))
         self.k_neuron = create_neuron("bipolar", **(bipolar_opts or {}))
         self.v_neuron = self.make_neuron()

@@ -15,7 +15,6 @@ from typing import Any, Dict, Optional, Tuple
 
 from torch import Tensor
 
-from ..layers.time import LinearBN
 from .base import AxisSum, Hadamard, SpikingAttention, check_flag, register_attention, split_heads
 
 __all__ = ["QKAttention", "QKTokenAttention", "QKChannelAttention"]
@@ -33,9 +32,10 @@ class QKAttention(SpikingAttention):
     sum_dim: int = -1
 
     def __init__(self, dim: int, num_heads: int, *, neuron: str = "lif", neuron_opts: Optional[Dict[str, Any]] = None,
-                 qkv_bias: bool = False, out_neuron: bool = True, attn_threshold: float = 0.5, causal: bool = False):
-        super().__init__(dim, num_heads, neuron=neuron, neuron_opts=neuron_opts, qkv_bias=qkv_bias, out_neuron=out_neuron)
-        self.q, self.k = LinearBN(dim, dim, qkv_bias), LinearBN(dim, dim, qkv_bias)
+                 qkv_bias: bool = False, out_neuron: bool = True, norm: str = "batch", attn_threshold: float = 0.5, causal: bool = False):
+        super().__init__(dim, num_heads, neuron=neuron, neuron_opts=neuron_opts, qkv_bias=qkv_bias, out_neuron=out_neuron,
+                         norm=norm)
+        self.q, self.k = self.linear_norm(dim, dim, qkv_bias), self.linear_norm(dim, dim, qkv_bias)
         self.q_neuron, self.k_neuron = self.make_neuron(), self.make_neuron()
         self.causal = check_flag(type(self).__name__, "causal", causal)
         # a running sum only where the sum runs over tokens

@@ -16,7 +16,6 @@ from typing import Any, Dict, Optional, Tuple
 
 from torch import Tensor, nn
 
-from ..layers.time import LinearBN
 from .base import AxisSum, Hadamard, SpikingAttention, check_flag, register_attention, split_heads
 
 __all__ = ["SDSA"]
@@ -37,10 +36,11 @@ class SDSA(SpikingAttention):
     supports_causal = True
 
     def __init__(self, dim: int, num_heads: int, *, neuron: str = "lif", neuron_opts: Optional[Dict[str, Any]] = None,
-                 qkv_bias: bool = False, out_neuron: bool = True, attn_threshold: float = 0.5, talking_heads: bool = False,
+                 qkv_bias: bool = False, out_neuron: bool = True, norm: str = "batch", attn_threshold: float = 0.5, talking_heads: bool = False,
                  causal: bool = False):
-        super().__init__(dim, num_heads, neuron=neuron, neuron_opts=neuron_opts, qkv_bias=qkv_bias, out_neuron=out_neuron)
-        self.q, self.k, self.v = (LinearBN(dim, dim, qkv_bias) for _ in range(3))
+        super().__init__(dim, num_heads, neuron=neuron, neuron_opts=neuron_opts, qkv_bias=qkv_bias, out_neuron=out_neuron,
+                         norm=norm)
+        self.q, self.k, self.v = (self.linear_norm(dim, dim, qkv_bias) for _ in range(3))
         self.q_neuron, self.k_neuron, self.v_neuron = (self.make_neuron() for _ in range(3))
         self.kv_mask = Hadamard()  # K (.) V
         self.causal = check_flag("SDSA", "causal", causal)

@@ -22,7 +22,6 @@ from typing import Any, Dict, Optional, Tuple
 
 from torch import Tensor
 
-from ..layers.time import LinearBN
 from .base import AttentionProduct, AxisSum, Hadamard, SpikingAttention, register_attention, split_heads
 
 __all__ = ["SEMM"]
@@ -45,16 +44,17 @@ class SEMM(SpikingAttention):
     domains = {"q": "binary", "k": "binary", "v": "binary", "r": "binary"}
 
     def __init__(self, dim: int, num_heads: int, *, neuron: str = "lif", neuron_opts: Optional[Dict[str, Any]] = None,
-                 qkv_bias: bool = True, out_neuron: bool = True, num_experts: int = 4, expert_dim: Optional[int] = None,
+                 qkv_bias: bool = True, out_neuron: bool = True, norm: str = "batch", num_experts: int = 4, expert_dim: Optional[int] = None,
                  scale: float = 0.125, attn_threshold: float = 1.0, order: str = "auto"):
-        super().__init__(dim, num_heads, neuron=neuron, neuron_opts=neuron_opts, qkv_bias=qkv_bias, out_neuron=out_neuron)
+        super().__init__(dim, num_heads, neuron=neuron, neuron_opts=neuron_opts, qkv_bias=qkv_bias, out_neuron=out_neuron,
+                         norm=norm)
         E = _positive_int("SEMM", "num_experts", num_experts)
         d_e = _positive_int("SEMM", "expert_dim", dim // E if expert_dim is None else expert_dim)
         self.num_experts, self.expert_dim = E, d_e
-        self.q = LinearBN(dim, E * d_e, qkv_bias)  # the E expert queries, stacked
-        self.k = LinearBN(dim, d_e, qkv_bias)
-        self.v = LinearBN(dim, dim, qkv_bias)
-        self.router = LinearBN(dim, E, bias=True)
+        self.q = self.linear_norm(dim, E * d_e, qkv_bias)  # the E expert queries, stacked
+        self.k = self.linear_norm(dim, d_e, qkv_bias)
+        self.v = self.linear_norm(dim, dim, qkv_bias)
+        self.router = self.linear_norm(dim, E, bias=True)
         self.q_neuron, self.k_neuron, self.v_neuron, self.router_neuron = (self.make_neuron() for _ in range(4))
         self.product = AttentionProduct(scale, order)
         self.expert_neuron = self.make_neuron(v_threshold=attn_threshold)

@@ -11,7 +11,6 @@ from typing import Any, Dict, Optional, Tuple
 
 from torch import Tensor
 
-from ..layers.time import LinearBN
 from .base import SoftmaxProduct, SpikingAttention, check_flag, register_attention, split_heads
 
 __all__ = ["SoftmaxAttention"]
@@ -25,9 +24,10 @@ class SoftmaxAttention(SpikingAttention):
     supports_causal = True
 
     def __init__(self, dim: int, num_heads: int, *, neuron: str = "lif", neuron_opts: Optional[Dict[str, Any]] = None,
-                 qkv_bias: bool = True, out_neuron: bool = True, causal: bool = False):
-        super().__init__(dim, num_heads, neuron=neuron, neuron_opts=neuron_opts, qkv_bias=qkv_bias, out_neuron=out_neuron)
-        self.q, self.k, self.v = (LinearBN(dim, dim, qkv_bias) for _ in range(3))
+                 qkv_bias: bool = True, out_neuron: bool = True, norm: str = "batch", causal: bool = False):
+        super().__init__(dim, num_heads, neuron=neuron, neuron_opts=neuron_opts, qkv_bias=qkv_bias, out_neuron=out_neuron,
+                         norm=norm)
+        self.q, self.k, self.v = (self.linear_norm(dim, dim, qkv_bias) for _ in range(3))
         self.causal = check_flag("SoftmaxAttention", "causal", causal)
         self.product = SoftmaxProduct(causal=causal)
 

@@ -20,9 +20,15 @@ from . import mnist1d as _mnist1d  # noqa: F401  (registers "mnist1d")
 from . import cifar10_dvs as _cifar10_dvs  # noqa: F401  (registers "cifar10_dvs")
 from . import dvs_gesture as _dvs_gesture  # noqa: F401  (registers "dvs128_gesture")
 from . import emulated_dvs as _emulated_dvs  # noqa: F401  (registers "emulated_dvs")
+from . import text as _text  # noqa: F401  (registers "text", "gcide", "enwik8")
+from .text import ByteTokenizer, TokenDataset
+from .windows import WindowLoader
 
 __all__ = [
     "ArrayDataset",
+    "TokenDataset",
+    "ByteTokenizer",
+    "WindowLoader",
     "Layout",
     "LAYOUTS",
     "DATASETS",

@@ -73,6 +73,9 @@ class ArrayDataset:
     layout: str = "image"  # "image", "events" or "sequence" (see LAYOUTS)
     frames: int = 0  # events: time bins T per sample (0 for the other layouts)
 
+    kind = "array"  # what a task checks it can train on
+    task = "classify"  # the default task
+
     def __post_init__(self) -> None:
         # Fail at construction, naming the dataset, rather than deep inside a training step.
         if self.layout not in LAYOUTS:

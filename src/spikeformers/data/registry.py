@@ -13,14 +13,13 @@ from typing import Any, Dict, List, Optional
 
 from .._registry import Registry, check_options
 from ..errors import ConfigError
-from .base import ArrayDataset
 
 __all__ = ["DATASETS", "create_dataset", "list_datasets", "dataset_info"]
 
 DATASETS = Registry("dataset")
 
 
-def create_dataset(name: str, root: Optional[str] = None, **opts: Any) -> ArrayDataset:
+def create_dataset(name: str, root: Optional[str] = None, **opts: Any):
     """Build the registered dataset `name` (tensors on the CPU; move them with `.to(device)`)."""
     try:
         builder = DATASETS.get(name)
@@ -30,8 +29,9 @@ def create_dataset(name: str, root: Optional[str] = None, **opts: Any) -> ArrayD
     except ValueError as e:  # user input: report as a one-line config error
         raise ConfigError(str(e)) from None
     ds = builder(**opts)
-    if not isinstance(ds, ArrayDataset):
-        raise TypeError(f"dataset builder {name!r} returned {type(ds).__name__}, not ArrayDataset")
+    if not hasattr(ds, "model_kwargs") or not hasattr(ds, "to"):
+        raise TypeError(f"dataset builder {name!r} returned {type(ds).__name__}, not a dataset (ArrayDataset, "
+                        f"TokenDataset, ...)")
     return ds
 
 

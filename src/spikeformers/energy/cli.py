@@ -64,6 +64,15 @@ def _first_batch(dataset, n: int, device) -> Any:
     return next(iter(loader))[0]
 
 
+def _run_batch(cfg, dataset, n: int):
+    """The first `n` samples of a run's test split, as its task's loader yields them."""
+    from ..train.engine import build_task
+
+    loader = list(build_task(cfg, dataset).loaders(dataset)[1].values())[-1]
+    x = next(iter(loader))[0]
+    return x.narrow(loader.batch_dim, 0, min(n, x.shape[loader.batch_dim]))
+
+
 def _load(ns) -> Tuple[Any, Any, Dict[str, Any], str]:
     """(model, x, info, default out dir)."""
     import torch
@@ -81,8 +90,9 @@ def _load(ns) -> Tuple[Any, Any, Dict[str, Any], str]:
         model, cfg, dataset = load_trained_model(ns.target, device=str(device))
         if ns.data and ns.data != cfg.data.name:
             raise ValueError(f"{ns.target} was trained on {cfg.data.name!r}; --data {ns.data!r} does not apply")
-        info = {"model": cfg.model.name, "data": cfg.data.name, "run_dir": ns.target, "weights": "trained"}
-        return model, _first_batch(dataset, ns.batch, device), info, ns.target
+        info = {"model": cfg.model.name, "data": cfg.data.name, "run_dir": ns.target, "weights": "trained",
+                "unit": "sequence" if getattr(dataset, "kind", "array") == "tokens" else "image"}
+        return model, _run_batch(cfg, dataset, ns.batch), info, ns.target
     from ..data import create_dataset
     from ..models import create_model, model_info
 

@@ -43,6 +43,9 @@ SYNAPTIC_KINDS = ("conv", "linear", "matmul", "hadamard")
 #: kinds made of additions and shifts (AC; x rate on spikes) and of real multiplies (MAC)
 ADD_KINDS = ("sum", "shiftmax")
 MAC_KINDS = ("softmax", "scale")
+#: state updates, not operations on activations: neurons and leaky integrators (the causal attention's
+#: decaying K^T V), charged by the memory-aware model only, like a LIF membrane's leak
+STATE_KINDS = ("neuron", "leak")
 # geometry entries that are totals per image (scaled with the counts); the rest are shapes
 _ADDITIVE = ("rows", "images", "elements", "out_numel", "scores")
 
@@ -203,7 +206,8 @@ class OpCounts:
 
     @property
     def synaptic(self) -> List[LayerCount]:
-        return [l for l in self.layers if l.kind != "neuron"]
+        """Operations (synaptic, additions, real multiplies), not state updates."""
+        return [l for l in self.layers if l.kind not in STATE_KINDS]
 
     @property
     def neurons(self) -> List[LayerCount]:

@@ -12,7 +12,10 @@ intermediate operand (K^T V, Q K^T) is measured too.
     sum       L - 1 additions per line of L summed elements (AxisSum)
     softmax   3 per score (scale, exp, normalisation; SDT's table counts scale T^2 + softmax 2 T^2)
     shiftmax  3 per score, adds and shifts only (max, sum, power-of-two division)
-    scale     1 multiply per element (a real score scale that cannot fold into a threshold)
+    scale     1 multiply per element (a real score scale that cannot fold into a threshold); 4 per
+              element for a LayerNorm/RMSNorm (per-token statistics: unlike BatchNorm it cannot fold
+              into the weights at inference)
+    leak      a leaky state that emits nothing (the causal attention's decaying K^T V): state updates
     neuron    elements x steps state updates; the spikes it emits
 A spiking product's scale (SSA's 0.125) is not counted: it folds into the next neuron's threshold.
 """
@@ -40,6 +43,12 @@ def _linear(c: _Collector, name: str, m: nn.Linear, inputs, out) -> None:
     c.add(name, "linear", rows * m.in_features * m.out_features, {"x": x},
           dict(rows=rows, in_features=m.in_features, out_features=m.out_features, bias=m.bias is not None,
                weight_numel=m.weight.numel(), first_input=c.is_first_input(x), lead=tuple(x.shape[:2])))
+
+
+@register_counter(nn.LayerNorm, nn.RMSNorm)
+def _token_norm(c: _Collector, name: str, m: nn.Module, inputs, out: Tensor) -> None:
+    x = inputs[0]
+    c.add(name, "scale", 4 * x.numel(), {"x": x}, dict(scores=4 * x.numel(), lead=tuple(x.shape[:2])))
 
 
 @register_counter(nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -83,14 +92,24 @@ def _attention_product(c: _Collector, name: str, m: AttentionProduct, inputs, ou
 
 @register_counter(CausalLinearProduct)
 def _causal_linear_product(c: _Collector, name: str, m: CausalLinearProduct, inputs, out: Tensor) -> None:
-    """y_n = q_n S_n, S_n = S_{n-1} + k_n^T v_n: N outer products accumulated into the running state,
-    then N vector-state products: each N d d_v per head and step (the q_kv order, causally)."""
+    """The recurrent (inference) form, per token: S_n = gamma S_{n-1} + k_n^T v_n (N outer products
+    accumulated into the state; when the heads forget, the state's N d d_v decays are a leak, charged
+    by the memory-aware model as a LIF membrane's), then y_n = q_n S_n
+    (N vector-state products), then the per-head norm (4 operations per output element). The state
+    operand is measured on the final state S_N (its values' domain), counted N times."""
     q, k, v = inputs[:3]
     lead, (N, d), dv = q.shape[:-2], q.shape[-2:], v.shape[-1]
-    states = (k.unsqueeze(-1) * v.unsqueeze(-2)).cumsum(-3)  # [.., N, d, d_v], measured operand of the 2nd
     ops = math.prod(out.shape[:-2]) * N * d * dv
+    lg = m.log_gamma()
+    w = torch.ones(N, device=k.device, dtype=k.dtype) if lg is None else \
+        torch.exp(lg.to(k.dtype)[:, None] * torch.arange(N - 1, -1, -1, device=k.device, dtype=k.dtype))  # [H, N]
+    final = (k * w[..., None]).transpose(-2, -1) @ v  # S_N [.., d, d_v]
     c.add(f"{name}.kv", "matmul", ops, {"k": k, "v": v}, dict(out_numel=math.prod(lead) * d * dv))  # the state
-    c.add(f"{name}.q_kv", "matmul", ops, {"q": q, "kv": states}, dict(out_numel=out.numel()))
+    if lg is not None:  # the state decays every token: a leak, like a membrane's
+        c.add(f"{name}.decay", "leak", 0.0, {}, dict(elements=ops))
+    c.add(f"{name}.q_kv", "matmul", ops, {"q": q, "kv": c.stats(final).scaled(N)}, dict(out_numel=out.numel()))
+    if m.normalize:
+        elementwise(c, f"{name}.norm", "scale", 4, "y", out)
 
 
 def _softmax_like(c: _Collector, name: str, q: Tensor, k: Tensor, v: Tensor, p: Tensor, s: Tensor, scores: int) -> None:

@@ -279,7 +279,16 @@ def _neuron(ctx: _Ctx, l: LayerCount) -> Dict[str, float]:
     }
 
 
-_KINDS = {"linear": _linear, "conv": _conv, "matmul": _product, "hadamard": _product, "sum": _sum,
+def _leak(ctx: _Ctx, l: LayerCount) -> Dict[str, float]:
+    """A bank of leaky integrators that emits nothing (the causal attention's decaying state): the
+    leak multiply and the read and write of each element, as a neuron's membrane (1.3, 9 + 14)."""
+    c = ctx.c
+    n = l.geometry["elements"]
+    return {"ops": n * c.e_mac(c.state_bits, c.state_bits), "addr": 0.0, "mem_in": 0.0, "mem_weights": 0.0,
+            "mem_bias": 0.0, "mem_pot": 2 * n * c.e_ram(_per_step(n, l), c.state_bits), "mem_out": 0.0}
+
+
+_KINDS = {"leak": _leak, "linear": _linear, "conv": _conv, "matmul": _product, "hadamard": _product, "sum": _sum,
           "softmax": _elementwise, "shiftmax": _elementwise, "scale": _elementwise, "neuron": _neuron}
 
 

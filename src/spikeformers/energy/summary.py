@@ -13,7 +13,7 @@ _KEEP = ("T", "images", "preset", "snn_uJ", "snn_lemaire_uJ", "ann_twin_uJ", "qa
          "ann_twin_mac", "mean_firing_rate", "text")
 
 
-def energy_headline(model: nn.Module, x: Any, cfg: Any = None, dataset: Any = None) -> Dict[str, Any]:
+def energy_headline(model: nn.Module, x: Any, cfg: Any = None, dataset: Any = None, task: Any = None) -> Dict[str, Any]:
     """Per-image energy of `model` on the batch `x` (45 nm fp32 and memory-aware) against its ANN and
     QANN twins, as a small dict with a one-paragraph `text` (printed by `spikeformers train`).
 
@@ -21,13 +21,22 @@ def energy_headline(model: nn.Module, x: Any, cfg: Any = None, dataset: Any = No
     """
     from .report import energy_report
 
+    tokens = getattr(task, "unit", "images") == "tokens"  # x: token ids [B, N]; report per token too
     info = {"model": getattr(getattr(cfg, "model", None), "name", None) or getattr(model, "model_name", None),
-            "data": getattr(dataset, "name", None)}
+            "data": getattr(dataset, "name", None), "unit": "sequence" if tokens else "image"}
     try:
         h = energy_report(model, x[:64], info=info).headline()
     except Exception as e:  # noqa: BLE001 - reported, see docstring
         msg = f"{type(e).__name__}: {e}"
         return {"error": msg, "text": f"energy estimate failed ({msg}); try `spikeformers energy RUN_DIR`"}
     out = {k: h[k] for k in _KEEP if k in h}
-    out["text"] = f"{h['text']} Details: spikeformers energy RUN_DIR."
+    text = h["text"]
+    if tokens:
+        n = x.shape[1]
+        for k in ("snn_uJ", "snn_lemaire_uJ", "ann_twin_uJ", "qann_uJ"):
+            if out.get(k) is not None:
+                out[f"{k[:-3]}_nJ_per_token"] = 1e3 * out[k] / n
+        text += (f" Per token ({n} per sequence): SNN {out['snn_nJ_per_token']:.4g} nJ"
+                 + (f" vs ANN twin {out['ann_twin_nJ_per_token']:.4g} nJ" if "ann_twin_nJ_per_token" in out else "") + ".")
+    out["text"] = f"{text} Details: spikeformers energy RUN_DIR."
     return out

@@ -12,7 +12,7 @@ from typing import Callable, Optional
 from torch import Tensor, nn
 
 from .emsp import EMSP
-from .time import LinearBN
+from .norm import create_linear_norm
 
 __all__ = ["SpikingMLP", "MembraneMLP", "create_mlp", "MLPS"]
 
@@ -24,9 +24,9 @@ class SpikingMLP(nn.Module):
 
     def __init__(self, dim: int, hidden: int, neuron: Callable[..., nn.Module], bias: bool = True):
         super().__init__()
-        self.fc1 = LinearBN(dim, hidden, bias)
+        self.fc1 = create_linear_norm("batch", dim, hidden, bias)
         self.neuron1 = neuron()
-        self.fc2 = LinearBN(hidden, dim, bias)
+        self.fc2 = create_linear_norm("batch", hidden, dim, bias)
         self.neuron2 = neuron()
 
     def forward(self, x: Tensor) -> Tensor:
@@ -37,14 +37,16 @@ class MembraneMLP(nn.Module):
     """[T, B, N, D] (membrane potentials) -> [T, B, N, D] (real, to add to the membrane residual).
 
     Same parameters as `SpikingMLP` (fc1, fc2 with bias and BN); only the neurons move in front.
+    `norm`: what follows each Linear ("batch"; "layer"/"rms" per token, for causal models).
     """
 
-    def __init__(self, dim: int, hidden: int, neuron: Callable[..., nn.Module], bias: bool = True):
+    def __init__(self, dim: int, hidden: int, neuron: Callable[..., nn.Module], bias: bool = True,
+                 norm: str = "batch"):
         super().__init__()
         self.neuron1 = neuron()
-        self.fc1 = LinearBN(dim, hidden, bias)
+        self.fc1 = create_linear_norm(norm, dim, hidden, bias)
         self.neuron2 = neuron()
-        self.fc2 = LinearBN(hidden, dim, bias)
+        self.fc2 = create_linear_norm(norm, hidden, dim, bias)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc2(self.neuron2(self.fc1(self.neuron1(x))))

@@ -1,28 +1,37 @@
-"""Spiking causal language model: a Spikformer-style decoder over tokens, T spiking time steps per token.
+"""Spiking causal language model: a pre-norm spiking transformer decoder over tokens, T time steps per token.
 
-    x   = Embedding(ids) + PositionEmbedding(n)        [B, N, D]
-    X   = repeat T times (direct encoding)             [T, B, N, D]
-    X'  = X + CausalAttn(X);  X = X' + MLP(X')          L blocks, spike residuals (SpikingMLP)
-    logits = Linear(LayerNorm(mean_T(X)))               [B, N, vocab]
+    x   = Embedding(ids) + PositionEmbedding(n)                 [B, N, D]
+    X   = repeat T times (direct encoding)                      [T, B, N, D]  the real residual stream
+    X   = X + Attn(SN(Norm(X)));  X = X + MLP(Norm(X))          L blocks
+    logits = Linear(Norm(mean_T(X)))                            [B, N, vocab]
+
+Each branch reads the residual stream through a per-token norm (LayerNorm or RMSNorm over features:
+never across tokens, so training is exactly causal) and a spiking neuron, so every Linear and every
+attention product sees spikes; it adds a real update back (a membrane shortcut, as in SDT and
+Meta-SpikeFormer). Inside, every Linear is followed by the same per-token norm. Causal attention is
+any attention with `supports_causal`, built with `causal=True`: for SSA and A2OS2A a chunk-wise linear
+attention with a learned per-head decay over tokens and a per-head norm (`attention/causal.py`). The
+MLP is `MembraneMLP`: SN -> Linear -> Norm -> SN -> Linear -> Norm. The last norm of each branch
+starts at 1/sqrt(2 depth) (GPT-2's scaled residual initialisation).
 
 Anchors: SpikeGPT (Zhu et al., TMLR 2024, arXiv 2302.13939) streams tokens as the neuron's time axis;
 here, as in SpikeBERT (Lv et al., arXiv 2308.15122), every token gets its own T steps and neurons run
 over that T axis only, so they carry no state from token to token. Token mixing happens only in the
-causal attention (any attention with `supports_causal`, built with `causal=True`).
+causal attention. The ANN twin (`twin="ann"`) has the same layout with ReLU for every neuron, causal
+softmax attention and T = 1.
 
 Generation passes state explicitly: `logits, state = model.step(ids_t, state)`. Per layer the state is
-the running sum of K^T V for softmax-free linear attention (`ssa`, `a2os2a`), the running sum of K * V
-(`sdsa`) or of Q (`qk_channel`), nothing for `qk_token` (per-token masks), a KV cache for `softmax`,
-and for any other causal attention a cache of the layer's inputs that the attention replays (correct
-for every causal attention, O(n) per token). An attention's own `step(x, state)` method wins.
-In eval mode `step` reproduces `forward` exactly (tested). In training mode the BatchNorm statistics
-inside the attention and MLP projections are taken over all positions of the batch, so training is
-causal only up to that shared mean and variance (as in every BN transformer).
+the decayed running K^T V [T, B, H, d, d] for SSA and A2OS2A, the running sum of K * V (`sdsa`) or of
+Q (`qk_channel`), nothing for `qk_token` (per-token masks), a KV cache for `softmax`, and for any other
+causal attention a cache of the layer's inputs that the attention replays (correct for every causal
+attention, O(n) per token). An attention's own `step(x, state)` method wins. `step` reproduces
+`forward` exactly (tested).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +40,8 @@ from torch import Tensor, nn
 from ..attention import SDSA, SSA, A2OS2A, QKChannelAttention, QKTokenAttention, SoftmaxAttention, merge_heads
 from ..attention.base import ATTENTIONS, create_attention
 from ..encoding import create_encoder
-from ..layers import SpikingMLP
+from ..layers import MembraneMLP
+from ..layers.norm import TOKEN_NORMS, create_norm
 from ..neurons.registry import neuron_factory
 from .registry import register_model
 from .spikformer import apply_twin, build_config
@@ -48,7 +58,8 @@ class SpikingLMConfig:
     num_heads: int = 8
     mlp_ratio: float = 4.0        # MLP hidden = mlp_ratio * D
     T: int = 4                    # spiking time steps per token
-    qkv_bias: bool = True         # bias in the Q/K/V Linear
+    qkv_bias: bool = False        # bias in the Q/K/V Linear (a per-token norm after it cancels it)
+    norm: str = "layer"           # per-token norm after every Linear and before every branch: "layer" | "rms"
     attention: str = "ssa"        # a causal-capable attention (`supports_causal`), built with causal=True
     attention_opts: Dict[str, Any] = field(default_factory=dict)
     neuron: str = "lif"           # neuron registry name, used everywhere a spiking neuron sits
@@ -86,11 +97,10 @@ def _finish(attn: nn.Module, y: Tensor) -> Tensor:
 
 @register_attention_step(SSA, A2OS2A)
 def _linear_step(attn, x: Tensor, state: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
-    """attn_neuron(scale * q_n sum_{i<=n} k_i^T v_i); state: the running sum [T, B, H, d, d_v]."""
+    """attn_neuron(LN_h(q_n S_n)), S_n = gamma S_{n-1} + k_n^T v_n; state: S [T, B, H, d, d_v]."""
     q, k, v = attn.project(x)  # [T, B, H, 1, d]
-    kv = k.transpose(-2, -1) @ v  # [T, B, H, d, d_v]
-    state = kv if state is None else state + kv
-    return _finish(attn, attn.attn_neuron((q @ state) * attn.product.scale)), state
+    y, state = attn.product.step(q, k, v, state)
+    return _finish(attn, attn.attn_neuron(y)), state
 
 
 @register_attention_step(SoftmaxAttention)
@@ -142,20 +152,30 @@ def attention_step(attn: nn.Module, x: Tensor, state: Any = None) -> Tuple[Tenso
 
 # --- model --------------------------------------------------------------------------------------------
 class LMBlock(nn.Module):
+    """x + Attn(SN(Norm(x))), then x + MLP(Norm(x)) on the real residual stream [T, B, N, D]."""
+
     def __init__(self, cfg: SpikingLMConfig):
         super().__init__()
+        neuron = neuron_factory(cfg.neuron, **cfg.neuron_opts)
+        self.norm1 = create_norm(cfg.norm, cfg.dim)
+        self.neuron1 = neuron()
         self.attn = create_attention(cfg.attention, cfg.dim, cfg.num_heads, neuron=cfg.neuron, neuron_opts=cfg.neuron_opts,
-                                     qkv_bias=cfg.qkv_bias, causal=True, **cfg.attention_opts)
-        self.mlp = SpikingMLP(cfg.dim, int(cfg.dim * cfg.mlp_ratio), neuron_factory(cfg.neuron, **cfg.neuron_opts))
+                                     qkv_bias=cfg.qkv_bias, out_neuron=False, norm=cfg.norm, causal=True,
+                                     **cfg.attention_opts)
+        self.norm2 = create_norm(cfg.norm, cfg.dim)
+        self.mlp = MembraneMLP(cfg.dim, int(cfg.dim * cfg.mlp_ratio), neuron, bias=False, norm=cfg.norm)
+        with torch.no_grad():  # scaled residual initialisation: the branches' last norms start small
+            for last in (self.attn.proj.norm, self.mlp.fc2.norm):
+                last.weight.fill_(1.0 / math.sqrt(2 * cfg.depth))
 
     def forward(self, x: Tensor) -> Tensor:  # [T, B, N, D]
-        x = x + self.attn(x)
-        return x + self.mlp(x)
+        x = x + self.attn(self.neuron1(self.norm1(x)))
+        return x + self.mlp(self.norm2(x))
 
     def step(self, x: Tensor, state: Any) -> Tuple[Tensor, Any]:  # [T, B, 1, D]
-        y, state = attention_step(self.attn, x, state)
+        y, state = attention_step(self.attn, self.neuron1(self.norm1(x)), state)
         x = x + y
-        return x + self.mlp(x), state
+        return x + self.mlp(self.norm2(x)), state
 
 
 def _embedding(num: int, dim: int) -> nn.Embedding:
@@ -174,6 +194,9 @@ def _check(cfg: SpikingLMConfig) -> None:
             raise ValueError(f"SpikingLM {name} must be a positive integer, got {v!r}")
     if cfg.encoder != "direct":
         raise ValueError(f"SpikingLM encodes real embeddings by repetition: encoder must be 'direct', got {cfg.encoder!r}")
+    if cfg.norm not in TOKEN_NORMS:
+        raise ValueError(f"SpikingLM norm must be one of {', '.join(TOKEN_NORMS)} (BatchNorm would mix the tokens of a "
+                         f"batch, so training would not be causal), got {cfg.norm!r}")
     cls = ATTENTIONS.get(cfg.attention)
     if not getattr(cls, "supports_causal", False):
         causal = [n for n in ATTENTIONS.names() if getattr(ATTENTIONS.get(n), "supports_causal", False)]
@@ -192,7 +215,7 @@ class SpikingLM(nn.Module):
         self.pos_emb = _embedding(cfg.block_size, cfg.dim)
         self.encoder = create_encoder(cfg.encoder, cfg.T)
         self.blocks = nn.ModuleList(LMBlock(cfg) for _ in range(cfg.depth))
-        self.norm = nn.LayerNorm(cfg.dim)
+        self.norm = create_norm(cfg.norm, cfg.dim)
         self.head = nn.Linear(cfg.dim, cfg.vocab_size, bias=False)
 
     def _check_ids(self, ids: Tensor, dims: int) -> None:
@@ -228,36 +251,58 @@ class SpikingLM(nn.Module):
             new.append(s)
         return self._logits(x)[:, 0], LMState(pos + 1, new)
 
+    def _prefill(self, ids: Tensor) -> Tuple[Tensor, LMState]:
+        state = None
+        for n in range(ids.shape[1]):
+            logits, state = self.step(ids[:, n], state)
+        return logits, state
+
     @torch.no_grad()
-    def generate(self, ids: Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: Optional[int] = None,
-                 generator: Optional[torch.Generator] = None) -> Tensor:
-        """Continue `ids [B, N]` by `max_new_tokens` sampled tokens (temperature 0: greedy); runs in eval mode."""
+    def stream(self, ids: Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: Optional[int] = None,
+               generator: Optional[torch.Generator] = None) -> Iterator[Tensor]:
+        """Yield `max_new_tokens` sampled continuations of `ids [B, N]`, one `[B]` tensor at a time.
+
+        Temperature 0 is greedy; `top_k` keeps the k likeliest tokens. Runs in eval mode through `step`.
+        When the context reaches `block_size` (the learned positions end there), decoding restarts from
+        the last `block_size // 2` tokens, so any length can be generated.
+        """
         self._check_ids(ids, 2)
-        if ids.shape[1] + max_new_tokens > self.cfg.block_size:
-            raise ValueError(f"{ids.shape[1]} + {max_new_tokens} tokens exceed block_size {self.cfg.block_size}")
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
+        if top_k is not None and top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {top_k}")
         was_training = self.training
         self.eval()
         try:
-            state, out = None, [ids]
-            for n in range(ids.shape[1]):
-                logits, state = self.step(ids[:, n], state)
+            history = ids
+            logits, state = self._prefill(ids[:, -self.cfg.block_size:])
             for i in range(max_new_tokens):
                 if temperature == 0:
                     nxt = logits.argmax(-1)
                 else:
-                    logits = logits / temperature
+                    logits = logits.float() / temperature
                     if top_k is not None:
                         kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
                         logits = logits.masked_fill(logits < kth, float("-inf"))
                     nxt = torch.multinomial(logits.softmax(-1), 1, generator=generator)[:, 0]
-                out.append(nxt[:, None])
-                if i + 1 < max_new_tokens:
+                yield nxt
+                if i + 1 == max_new_tokens:
+                    break
+                history = torch.cat([history, nxt[:, None]], 1)
+                if state.pos == self.cfg.block_size:  # the window is full: restart from its second half
+                    logits, state = self._prefill(history[:, -(self.cfg.block_size // 2):])
+                else:
                     logits, state = self.step(nxt, state)
-            return torch.cat(out, 1)
         finally:
             self.train(was_training)
+
+    def generate(self, ids: Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: Optional[int] = None,
+                 generator: Optional[torch.Generator] = None) -> Tensor:
+        """`ids [B, N]` followed by `max_new_tokens` sampled tokens: `[B, N + max_new_tokens]` (see `stream`)."""
+        new = [t[:, None] for t in self.stream(ids, max_new_tokens, temperature, top_k, generator)]
+        return torch.cat([ids] + new, 1)
 
 
 def _lm(defaults: Dict[str, Any], overrides: Dict[str, Any]) -> SpikingLM:

@@ -13,7 +13,7 @@ from .config import (
     load_config,
     save_config,
 )
-from .engine import Trainer, evaluate, train
+from .engine import Trainer, train
 from .evaluate import evaluate_run, load_trained_model
 from .monitor import FiringRateMonitor
 from .io import (
@@ -31,7 +31,6 @@ from .io import (
 
 __all__ = [
     "Trainer",
-    "evaluate",
     "train",
     "evaluate_run",
     "load_trained_model",

@@ -30,6 +30,7 @@ from ..errors import ConfigError
 from .io import atomic_write_text
 
 __all__ = [
+    "TaskSection",
     "ModelSection",
     "DataSection",
     "OptimSection",
@@ -43,6 +44,12 @@ __all__ = [
     "config_from_dict",
     "save_config",
 ]
+
+
+@dataclass
+class TaskSection:
+    name: Optional[str] = None  # "classify", "lm", ... (None: the dataset's own task)
+    options: Dict[str, Any] = field(default_factory=dict)  # the task's options, checked by create_task
 
 
 @dataclass
@@ -116,6 +123,7 @@ class TrainConfig:
 
     model: ModelSection = field(default_factory=ModelSection)  # what to build
     data: DataSection = field(default_factory=DataSection)  # what to train on, and how to augment
+    task: TaskSection = field(default_factory=TaskSection)  # what problem: loss, metric, evaluation
     optim: OptimSection = field(default_factory=OptimSection)  # AdamW and the loss
     schedule: ScheduleSection = field(default_factory=ScheduleSection)  # epochs, warmup, cosine decay
     run: RunSection = field(default_factory=RunSection)  # where, on what, how to log and resume
@@ -137,6 +145,7 @@ ALIASES = {
     "batch_size": "data.batch_size",
     "name": "run.name",
     "device": "run.device",
+    "task": "task.name",
 }
 
 # Value checks beyond the type, applied to non-null values: (predicate, what it requires).
@@ -243,10 +252,10 @@ def _set(cfg: TrainConfig, key: str, value: Any, raw: Any = _NO_RAW) -> None:
             value = raw  # command-line text: create_model reads it by the field's type ("0011" stays a string)
         cfg.model.options[opt] = value  # checked later by create_model
         return
-    if section == "data" and fname == "options" and sub:
-        if "." in sub or sub == "root":
-            raise ConfigError(f"bad dataset option key {key!r}" + ("; set data.root instead" if sub == "root" else ""))
-        cfg.data.options[sub] = value  # checked later by create_dataset
+    if section in ("data", "task") and fname == "options" and sub:
+        if "." in sub or (section == "data" and sub == "root"):
+            raise ConfigError(f"bad {section} option key {key!r}" + ("; set data.root instead" if sub == "root" else ""))
+        getattr(cfg, section).options[sub] = value  # checked later by create_dataset / create_task
         return
     if fname not in hints or sub:
         raise ConfigError(f"unknown config key {key!r}; valid keys of {section}: {_valid_keys(section)}")

@@ -23,13 +23,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ..data import Augment, BatchMix, DeviceLoader, create_dataset
+from ..data import create_dataset
 from ..errors import ConfigError, TrainingDiverged
 from ..models import count_parameters, create_model
 from .config import TrainConfig, config_from_dict, config_to_dict, load_config, save_config
 from .cuda_graph import GraphedStep
 from .distributed import Distributed
-from .loss import create_loss
 from .step import forward_backward
 from .io import (append_jsonl, atomic_write_json, atomic_write_text, capture_rng_state, load_checkpoint,
                  read_jsonl, restore_rng_state, save_checkpoint)
@@ -37,8 +36,8 @@ from .monitor import FiringRateMonitor
 from .plots import plot_curves, plot_firing_rates
 from .schedule import warmup_cosine
 
-__all__ = ["Trainer", "train", "evaluate", "build_model", "build_dataset", "build_loaders", "resolve_device",
-           "load_run", "seed_everything"]
+__all__ = ["Trainer", "train", "build_model", "build_dataset", "build_task", "resolve_device", "load_run",
+           "seed_everything"]
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -75,20 +74,17 @@ def build_dataset(cfg: TrainConfig):
     return create_dataset(cfg.data.name, root=cfg.data.root, **cfg.data.options)
 
 
-def build_loaders(cfg: TrainConfig, dataset) -> Tuple[DeviceLoader, DeviceLoader]:
-    """(train loader with augmentation and mixing, test loader) on the dataset's device."""
-    d, o = cfg.data, cfg.optim
+def build_task(cfg: TrainConfig, dataset):
+    """The run's task: `task.name`, or the dataset's own (classification for image, event and sequence
+    data; language modelling for text), with `task.options`; it must be able to train on `dataset`."""
+    from ..tasks import create_task
+
+    task = create_task(cfg.task.name or getattr(dataset, "task", "classify"), cfg, **cfg.task.options)
     try:
-        aug = Augment.for_dataset(dataset, crop_padding=d.crop_padding, flip=d.flip, erasing=d.erasing)
-        mix = BatchMix(dataset.num_classes, mixup=o.mixup, cutmix=o.cutmix, prob=o.mix_prob,
-                       switch_prob=o.mix_switch_prob, off_epoch=o.mix_off_epoch, spatial=dataset.spec.spatial)
+        task.check_dataset(dataset)
     except ValueError as e:
-        raise ConfigError(f"{dataset.name}: {e}") from None
-    train = DeviceLoader(dataset.train_x, dataset.train_y, d.batch_size, shuffle=True, augment=aug,
-                         seed=cfg.run.seed, drop_last=True, layout=dataset.layout, mix=mix)
-    test = DeviceLoader(dataset.test_x, dataset.test_y, d.eval_batch_size, shuffle=False, augment=None,
-                        seed=cfg.run.seed, layout=dataset.layout)
-    return train, test
+        raise ConfigError(str(e)) from None
+    return task
 
 
 def seed_everything(seed: int) -> None:
@@ -116,41 +112,6 @@ def param_groups(model: nn.Module, weight_decay: float) -> List[Dict[str, Any]]:
         if p.requires_grad:
             (decay if p.dim() >= 2 else no_decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, loader: DeviceLoader, amp: Optional[torch.dtype], monitor: bool = False,
-             dist: Optional[Distributed] = None) -> Dict[str, Any]:
-    """Loss and accuracy over a loader (and per-layer firing rates with monitor=True)."""
-    model.eval()
-    device = loader.device
-    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-    correct = torch.zeros((), device=device, dtype=torch.int64)
-    n = 0
-    mon = FiringRateMonitor(model) if monitor else None
-    with (mon if mon else nullcontext()), _autocast(device, amp):
-        for x, y in loader:
-            logits = model(x).float()
-            loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
-            correct += (logits.argmax(1) == y).sum()
-            n += y.numel()
-    if dist is not None and dist.world_size > 1:
-        loss_sum, correct, n = dist.sum(loss_sum), dist.sum(correct), int(dist.sum(torch.tensor(n, device=device)))
-    out = {"loss": float(loss_sum) / max(n, 1), "acc": float(correct) / max(n, 1), "n": n}
-    if mon:
-        out["firing_rates"] = mon.rates()
-        out["mean_firing_rate"] = mon.mean_rate()
-        if dist is not None and dist.world_size > 1:  # equal shards: the mean of the ranks' rates
-            names = list(out["firing_rates"])
-            r = dist.sum(torch.tensor([out["firing_rates"][k] for k in names] + [out["mean_firing_rate"]],
-                                      device=device, dtype=torch.float64)) / dist.world_size
-            out["firing_rates"] = dict(zip(names, r[:-1].tolist()))
-            out["mean_firing_rate"] = float(r[-1])
-    return out
-
-
-def _autocast(device: torch.device, amp: Optional[torch.dtype]):
-    return torch.autocast(device.type, dtype=amp) if amp is not None else nullcontext()
 
 
 class EMA:
@@ -216,6 +177,7 @@ class Trainer:
             torch.set_num_threads(cfg.run.threads)
         seed_everything(cfg.run.seed)
         self.dataset = build_dataset(cfg).to(self.device)
+        self.task = build_task(cfg, self.dataset)
         self.model = build_model(cfg, self.dataset).to(self.device)
         model_cfg = getattr(self.model, "cfg", None)
         if model_cfg is not None:  # command-line options arrive as text: save them typed
@@ -235,15 +197,15 @@ class Trainer:
         if cfg.run.compile:
             self.train_model = torch.compile(self.train_model)
         d, o = cfg.data, cfg.optim
-        self.train_loader, self.test_loader = build_loaders(cfg, self.dataset)
-        self.loss_fn = create_loss(cfg)
+        self.train_loader, self.eval_loaders = self.task.loaders(self.dataset)
+        self.loss_fn = self.task.loss()
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.buffers = list(self.model.buffers())
         self.graphed = None
         if cfg.run.cuda_graph:  # clipping waits for the averaged gradients when there are several ranks
             clip = cfg.optim.grad_clip if self.dist.world_size == 1 else None
             self.graphed = GraphedStep(self.model, self.loss_fn, self.amp, clip, self.loss_fn.per_step)
-        self.dist.shard(self.train_loader, self.test_loader)
+        self.dist.shard(self.train_loader, *self.eval_loaders.values())
         if len(self.train_loader) == 0:
             raise ConfigError(f"data.batch_size={d.batch_size} is larger than the training set")
         self.optimizer = torch.optim.AdamW(param_groups(self.model, o.weight_decay), lr=o.lr, betas=tuple(o.betas),
@@ -312,7 +274,7 @@ class Trainer:
         model.train()
         self.train_loader.set_epoch(self.epoch)
         loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device, dtype=torch.int64)
+        stats: Dict[str, Tensor] = {}
         bad = torch.zeros((), device=self.device, dtype=torch.bool)  # any non-finite loss, read at sync points
         seen, t0 = 0, time.time()
         bar = tqdm(self.train_loader, desc=f"epoch {self.epoch + 1}/{cfg.schedule.epochs}", leave=False,
@@ -335,21 +297,24 @@ class Trainer:
             if self.ema:
                 self.ema.update(self.model, self.step)  # self.step: updates so far
             bad |= ~torch.isfinite(loss)
-            loss_sum += loss * y.numel()
-            correct += (logits.argmax(1) == (y if y.dim() == 1 else y.argmax(1))).sum()  # soft: top class
-            seen += y.numel()
+            units = self.task.units(y)
+            loss_sum += loss * units
+            for k, v in self.task.train_stats(logits, y).items():
+                stats[k] = stats[k] + v if k in stats else v
+            seen += units
             self.step += 1
             if (i + 1) % cfg.run.log_every == 0 or i + 1 == len(self.train_loader):
                 self._check_finite(bad)
-                bar.set_postfix(loss=f"{float(loss_sum) / seen:.3f}", lr=f"{lr:.1e}",
-                                img_s=f"{seen * self.dist.world_size / (time.time() - t0):.0f}")
+                bar.set_postfix({"loss": f"{float(loss_sum) / seen:.3f}", "lr": f"{lr:.1e}",
+                                 f"{self.task.unit}/s": f"{seen * self.dist.world_size / (time.time() - t0):.0f}"})
             if cfg.run.max_steps and self.step >= cfg.run.max_steps:
                 break
         self._check_finite(bad)
-        n = self.dist.sum(torch.tensor(seen, device=self.device)) if self.dist.world_size > 1 else seen
-        loss_sum, correct = self.dist.sum(loss_sum), self.dist.sum(correct)
-        return {"train_loss": float(loss_sum) / int(n), "train_acc": float(correct) / int(n),
-                "images_per_s": int(n) / (time.time() - t0)}
+        n = int(self.dist.sum(torch.tensor(seen, device=self.device))) if self.dist.world_size > 1 else seen
+        rec = {"train_loss": float(self.dist.sum(loss_sum)) / n}
+        rec.update({f"train_{k}": float(self.dist.sum(v)) / n for k, v in stats.items()})
+        rec[f"{self.task.unit}_per_s"] = n / (time.time() - t0)
+        return rec
 
     def _check_finite(self, bad: Tensor) -> None:
         if self.dist.any(bad):  # every rank stops together (one rank alone would leave the others hanging)
@@ -371,10 +336,12 @@ class Trainer:
         while self.epoch < cfg.schedule.epochs:
             t0 = time.time()
             rec = self.train_epoch()
-            ev = evaluate(self.ema.model if self.ema else self.model, self.test_loader, self.amp, dist=self.dist)
+            split, loader = next(iter(self.eval_loaders.items()))  # the split watched every epoch
+            ev = self.task.evaluate(self.ema.model if self.ema else self.model, loader, self.amp, dist=self.dist)
             self.epoch += 1
             self.elapsed += time.time() - t0
-            rec = {"epoch": self.epoch, "step": self.step, **rec, "test_loss": ev["loss"], "test_acc": ev["acc"],
+            rec = {"epoch": self.epoch, "step": self.step, **rec,
+                   **{f"{split}_{k}": v for k, v in ev.items() if k != "n"},
                    "lr": self.optimizer.param_groups[0]["lr"], "epoch_time_s": time.time() - t0,
                    "elapsed_s": self.elapsed}
             self.history.append(rec)
@@ -382,9 +349,10 @@ class Trainer:
                 append_jsonl(os.path.join(self.run_dir, "metrics.jsonl"), rec)
                 self._write_csv()
                 self.save()
-            self._say(f"epoch {self.epoch:3d}/{cfg.schedule.epochs}  train loss {rec['train_loss']:.3f} "
-                      f"acc {100 * rec['train_acc']:.2f}%  |  test loss {ev['loss']:.3f} acc {100 * ev['acc']:.2f}%  "
-                      f"|  {rec['images_per_s']:.0f} img/s, {rec['epoch_time_s']:.1f} s")
+            unit = self.task.unit
+            self._say(f"epoch {self.epoch:3d}/{cfg.schedule.epochs}  {self.task.format_metrics(rec, 'train')}  |  "
+                      f"{self.task.format_metrics(rec, split)}  |  {rec[f'{unit}_per_s']:.0f} {unit}/s, "
+                      f"{rec['epoch_time_s']:.1f} s")
             if cfg.run.max_steps and self.step >= cfg.run.max_steps:
                 break
             if deadline and time.time() > deadline and self.epoch < cfg.schedule.epochs:
@@ -394,26 +362,29 @@ class Trainer:
         return self.finish()
 
     def finish(self) -> Dict[str, Any]:
+        """Evaluate every split (firing rates on the last, the test split), write summary.json and plots."""
         model = self.ema.model if self.ema else self.model
-        ev = evaluate(model, self.test_loader, self.amp, monitor=True, dist=self.dist)
-        summary = {
-            "run_dir": self.run_dir, "finished": True, "model": self.cfg.model.name,
-            "model_args": getattr(self.model, "model_args", {}), "dataset": self.cfg.data.name,
-            "parameters": self.n_params, "epochs": self.epoch, "steps": self.step,
-            "test_acc": ev["acc"], "test_loss": ev["loss"], "test_images": ev["n"],
-            "mean_firing_rate": ev["mean_firing_rate"], "firing_rates": ev["firing_rates"],
+        task, splits = self.task, list(self.eval_loaders)
+        summary: Dict[str, Any] = {
+            "run_dir": self.run_dir, "finished": True, "task": task.name, "metric": f"{splits[-1]}_{task.metric}",
+            "model": self.cfg.model.name, "model_args": getattr(self.model, "model_args", {}),
+            "dataset": self.cfg.data.name, "parameters": self.n_params, "epochs": self.epoch, "steps": self.step,
+        }
+        summary.update(task.evaluate_splits(model, self.eval_loaders, self.amp, self.dist))
+        summary.update({
             "train_time_s": self.elapsed, "device": device_name(self.device), "world_size": self.dist.world_size,
             "amp": str(self.amp).replace("torch.", "") if self.amp else "off", "seed": self.cfg.run.seed,
             **provenance(),
-        }
+        })
         if self.dist.is_main:
             summary.update(self._energy(model))
             atomic_write_json(os.path.join(self.run_dir, "summary.json"), summary)
             title = f"{self.cfg.model.name} on {self.cfg.data.name}"
             if self.history:
-                plot_curves(self.history, os.path.join(self.run_dir, "curves.png"), title)
-            if ev["firing_rates"]:
-                plot_firing_rates(ev["firing_rates"], os.path.join(self.run_dir, "firing_rates.png"), title)
+                plot_curves(self.history, os.path.join(self.run_dir, "curves.png"), title, metric=task.metric,
+                            split=splits[0], percent=task.metric == "acc")
+            if summary["firing_rates"]:
+                plot_firing_rates(summary["firing_rates"], os.path.join(self.run_dir, "firing_rates.png"), title)
         self.dist.close()
         return summary
 
@@ -436,9 +407,10 @@ class Trainer:
             from ..energy.summary import energy_headline
         except ImportError:
             return {}
-        x, _ = next(iter(self.test_loader))
-        x = x.narrow(self.test_loader.batch_dim, 0, min(64, x.shape[self.test_loader.batch_dim]))
-        return {"energy": energy_headline(model, x, self.cfg, self.dataset)}
+        loader = list(self.eval_loaders.values())[-1]
+        x, _ = next(iter(loader))
+        x = x.narrow(loader.batch_dim, 0, min(64, x.shape[loader.batch_dim]))
+        return {"energy": energy_headline(model, x, self.cfg, self.dataset, task=self.task)}
 
     def _write_csv(self) -> None:
         keys = list(self.history[0])

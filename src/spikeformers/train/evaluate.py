@@ -4,8 +4,7 @@ from __future__ import annotations
 import os
 from typing import Any, Dict
 
-from ..data import DeviceLoader
-from .engine import amp_dtype, build_dataset, build_model, evaluate, load_run, resolve_device, _load_state
+from .engine import amp_dtype, build_dataset, build_model, build_task, load_run, resolve_device, _load_state
 from .io import atomic_write_json, load_checkpoint
 
 __all__ = ["evaluate_run", "load_trained_model"]
@@ -23,13 +22,13 @@ def load_trained_model(run_dir: str, device: str = "auto"):
 
 
 def evaluate_run(run_dir: str, device: str = "auto", progress: bool = True) -> Dict[str, Any]:
+    """The run's task metrics on every evaluation split (firing rates on the last), written to eval.json."""
     model, cfg, dataset = load_trained_model(run_dir, device)
     dev = next(model.parameters()).device
-    loader = DeviceLoader(dataset.test_x, dataset.test_y, cfg.data.eval_batch_size, shuffle=False, augment=None,
-                          seed=cfg.run.seed, layout=dataset.layout)
-    ev = evaluate(model, loader, amp_dtype(cfg.run.amp, dev), monitor=True)
-    res = {"run_dir": run_dir, "test_acc": ev["acc"], "test_loss": ev["loss"], "test_images": ev["n"],
-           "mean_firing_rate": ev["mean_firing_rate"], "firing_rates": ev["firing_rates"]}
+    task = build_task(cfg, dataset)
+    _, loaders = task.loaders(dataset)
+    res: Dict[str, Any] = {"run_dir": run_dir, "task": task.name, "metric": f"{list(loaders)[-1]}_{task.metric}"}
+    res.update(task.evaluate_splits(model, loaders, amp_dtype(cfg.run.amp, dev)))
     res["path"] = os.path.join(run_dir, "eval.json")
     atomic_write_json(res["path"], res)
     return res

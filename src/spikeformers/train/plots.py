@@ -22,17 +22,26 @@ def _save(fig, path: str) -> None:
     os.replace(tmp, path)  # atomic: a reader never sees half a PNG
 
 
-def plot_curves(records: List[Dict], path: str, title: str = "") -> None:
-    """Loss and accuracy per epoch from metrics.jsonl records."""
+_LABELS = {"acc": "accuracy", "bpc": "bits per character", "map50": "mAP@0.5", "miou": "mIoU"}
+
+
+def plot_curves(records: List[Dict], path: str, title: str = "", metric: str = "acc", split: str = "test",
+                percent: bool = True) -> None:
+    """Loss and the task's metric per epoch from metrics.jsonl records (`train_<metric>` where the
+    training loop measures it, and `<split>_<metric>`)."""
     plt = _pyplot()
     ep = [r["epoch"] for r in records]
+    scale = 100 if percent else 1
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
     a1.plot(ep, [r["train_loss"] for r in records], label="train")
-    a1.plot(ep, [r["test_loss"] for r in records], label="test")
+    if f"{split}_loss" in records[0]:
+        a1.plot(ep, [r[f"{split}_loss"] for r in records], label=split)
     a1.set_xlabel("epoch"), a1.set_ylabel("loss"), a1.legend(), a1.grid(alpha=0.3)
-    a2.plot(ep, [100 * r["train_acc"] for r in records], label="train")
-    a2.plot(ep, [100 * r["test_acc"] for r in records], label="test")
-    a2.set_xlabel("epoch"), a2.set_ylabel("accuracy (%)"), a2.legend(), a2.grid(alpha=0.3)
+    for prefix in ("train", split):
+        if f"{prefix}_{metric}" in records[0]:
+            a2.plot(ep, [scale * r[f"{prefix}_{metric}"] for r in records], label=prefix)
+    label = _LABELS.get(metric, metric) + (" (%)" if percent else "")
+    a2.set_xlabel("epoch"), a2.set_ylabel(label), a2.legend(), a2.grid(alpha=0.3)
     fig.suptitle(title)
     _save(fig, path)
     plt.close(fig)

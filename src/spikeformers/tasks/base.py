@@ -1,0 +1,149 @@
+"""`Task`: what one kind of problem brings to the one training loop.
+
+The engine (`train/engine.py`) never branches on a task's name. It asks the run's task for
+
+    loaders(dataset)             -> (train loader, {split: eval loader})   the first split is evaluated every epoch
+    model_kwargs(dataset)        -> create_model keywords describing the data (classes, vocabulary, ...)
+    loss()                       -> loss(out, target) (`per_step`: the model returns per-step outputs)
+    units(target)                -> how many units (images, tokens) a batch holds, for throughput
+    train_stats(out, target)     -> device sums for the epoch line (e.g. correct predictions)
+    evaluate(model, loader, ...) -> metrics of one split (loss, the task's metric, n, firing rates)
+    headline(summary)            -> the first line `spikeformers train` prints
+
+and a loader yields `(x, target)` pairs that `model(x)` and `loss(out, target)` understand. The base
+class holds the evaluation loop that every summable metric shares (`eval_sums` per batch, then
+`eval_metrics` over the sums, all-reduced across ranks); a task whose metric is not a sum (COCO mAP)
+overrides `evaluate`.
+"""
+from __future__ import annotations
+
+from contextlib import nullcontext
+from typing import Any, ClassVar, Dict, Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["Task", "autocast"]
+
+
+def autocast(device: torch.device, amp: Optional[torch.dtype]):
+    """bf16 autocast on `device` when `amp` is set, else nothing."""
+    return torch.autocast(device.type, dtype=amp) if amp is not None else nullcontext()
+
+
+class Task:
+    """Base class; subclasses set the class attributes and the data-specific methods."""
+
+    #: registry name
+    name: ClassVar[str] = ""
+    #: key of `evaluate`'s headline metric (summary.json holds it as `test_<metric>`)
+    metric: ClassVar[str] = "acc"
+    #: is a larger metric better (accuracy, mAP) or a smaller one (bits per character)
+    higher_is_better: ClassVar[bool] = True
+    #: what throughput counts: "images" (one per sample) or "tokens"
+    unit: ClassVar[str] = "images"
+    #: the dataset kind this task trains on (`dataset.kind`)
+    data_kind: ClassVar[str] = "array"
+
+    def __init__(self, cfg: Any):
+        self.cfg = cfg
+
+    # --- data ------------------------------------------------------------------------------------
+    def check_dataset(self, dataset: Any) -> None:
+        kind = getattr(dataset, "kind", "array")
+        if kind != self.data_kind:
+            raise ValueError(f"task {self.name!r} cannot train on dataset {dataset.name!r} ({kind} data); "
+                             f"its default task is {getattr(dataset, 'task', 'classify')!r}")
+
+    def model_kwargs(self, dataset: Any) -> Dict[str, Any]:
+        return dataset.model_kwargs()
+
+    def loaders(self, dataset: Any) -> Tuple[Any, Dict[str, Any]]:
+        raise NotImplementedError
+
+    # --- training --------------------------------------------------------------------------------
+    def loss(self) -> nn.Module:
+        raise NotImplementedError
+
+    def units(self, target: Tensor) -> int:
+        return int(target.shape[0])
+
+    def train_stats(self, out: Any, target: Tensor) -> Dict[str, Tensor]:
+        """Sums over a batch, accumulated on the device over an epoch and divided by its units."""
+        return {}
+
+    # --- evaluation ------------------------------------------------------------------------------
+    def eval_sums(self, out: Any, target: Tensor) -> Dict[str, Tensor]:
+        """Per-batch sums (float64 or int64 scalars); must include "n", the units scored."""
+        raise NotImplementedError
+
+    def eval_metrics(self, sums: Dict[str, float]) -> Dict[str, Any]:
+        """Metrics from the sums over a whole split."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, loader: Any, amp: Optional[torch.dtype], monitor: bool = False,
+                 dist: Any = None) -> Dict[str, Any]:
+        """Metrics of `model` over `loader` (and per-layer firing rates with `monitor=True`)."""
+        from ..train.monitor import FiringRateMonitor
+
+        model.eval()
+        device = loader.device
+        sums: Dict[str, Tensor] = {}
+        mon = FiringRateMonitor(model) if monitor else None
+        with (mon if mon else nullcontext()), autocast(device, amp):
+            for x, y in loader:
+                for k, v in self.eval_sums(model(x), y).items():
+                    sums[k] = sums[k] + v if k in sums else v
+        names = sorted(sums)
+        vec = torch.stack([sums[k].double() for k in names]) if names else torch.zeros(0, device=device)
+        if dist is not None and dist.world_size > 1:
+            vec = dist.sum(vec)
+        out = self.eval_metrics(dict(zip(names, vec.tolist())))
+        if mon:
+            out.update(reduce_rates(mon, dist, device))
+        return out
+
+    def evaluate_splits(self, model: nn.Module, loaders: Dict[str, Any], amp: Optional[torch.dtype],
+                        dist: Any = None) -> Dict[str, Any]:
+        """Every split's metrics as `<split>_<key>` (its count as `<split>_<unit>`), plus the firing
+        rates measured on the last split (the test split)."""
+        out: Dict[str, Any] = {}
+        splits = list(loaders)
+        for split in splits:
+            ev = self.evaluate(model, loaders[split], amp, monitor=split == splits[-1], dist=dist)
+            out.update({f"{split}_{self.unit if k == 'n' else k}": v for k, v in ev.items()
+                        if k not in ("firing_rates", "mean_firing_rate")})
+        out.update(mean_firing_rate=ev["mean_firing_rate"], firing_rates=ev["firing_rates"])
+        return out
+
+    def format_metric(self, value: float) -> str:
+        return f"{self.metric} {value:.4g}"
+
+    def format_metrics(self, rec: Dict[str, Any], prefix: str) -> str:
+        """`<prefix> loss 0.123 <metric>` from a record's `<prefix>_loss` and `<prefix>_<metric>`."""
+        parts = [prefix]
+        if f"{prefix}_loss" in rec:
+            parts.append(f"loss {rec[f'{prefix}_loss']:.3f}")
+        if rec.get(f"{prefix}_{self.metric}") is not None:
+            parts.append(self.format_metric(rec[f"{prefix}_{self.metric}"]))
+        return " ".join(parts)
+
+    def headline(self, summary: Dict[str, Any]) -> str:
+        """The first line of a finished run's report."""
+        raise NotImplementedError
+
+    def eval_line(self, res: Dict[str, Any]) -> str:
+        """What `spikeformers eval` prints of `evaluate_splits`' result (before the firing rate)."""
+        raise NotImplementedError
+
+
+def reduce_rates(mon: Any, dist: Any, device: torch.device) -> Dict[str, Any]:
+    """The monitor's per-layer and mean firing rates, averaged over ranks (equal shards)."""
+    rates, mean = mon.rates(), mon.mean_rate()
+    if dist is not None and dist.world_size > 1:
+        names = list(rates)
+        r = dist.sum(torch.tensor([rates[k] for k in names] + [mean], device=device, dtype=torch.float64))
+        r = r / dist.world_size
+        rates, mean = dict(zip(names, r[:-1].tolist())), float(r[-1])
+    return {"firing_rates": rates, "mean_firing_rate": mean}
