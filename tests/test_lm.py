@@ -65,7 +65,7 @@ def test_decoding_state_per_attention(attention, twin, shape):
     model, x, state = tiny(attention, twin=twin), ids(), None
     for n in range(3):
         _, state = model.step(x[:, n], state)
-    s = state.layers[0]
+    s = state.layers[0][0]  # the attention's state (then the token shifts' last inputs)
     if twin:
         assert s[0].shape == s[1].shape == shape
     else:
@@ -82,7 +82,7 @@ def test_replay_fallback_decodes_any_causal_attention(monkeypatch):
     for n in range(6):
         logits, state = model.step(x[:, n], state)
         steps.append(logits)
-    assert state.layers[0].shape == (2, 2, 6, 32)  # the layer's inputs [T, B, n, D]
+    assert state.layers[0][0].shape == (2, 2, 6, 32)  # the layer's inputs [T, B, n, D]
     torch.testing.assert_close(torch.stack(steps, 1), model(x), rtol=1e-9, atol=1e-9)
 
 

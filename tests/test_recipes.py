@@ -11,17 +11,21 @@ import pytest
 import torch
 
 from spikeformers import list_models
-from spikeformers.data import ArrayDataset, dataset_info
+from spikeformers.data import ArrayDataset, TokenDataset, dataset_info
 from spikeformers.train import engine, load_config, read_jsonl, train
 
 RECIPES = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.yaml"))
 
 
-def stand_in(name: str, options: dict, n: int = 4, small_events: bool = True) -> ArrayDataset:
+def stand_in(name: str, options: dict, n: int = 4, small_events: bool = True):
     """A small random dataset shaped like `name` built with `options`."""
     info = dataset_info(name)
     layout, classes = info["layout"], info.get("num_classes", 10)
     g = torch.Generator().manual_seed(0)
+    if layout == "tokens":  # a random byte stream, long enough for a few windows of every split
+        L = options.get("seq_len", info["seq_len"])
+        t = torch.randint(0, 256, (3, 4 * L + 1), dtype=torch.uint8, generator=g)
+        return TokenDataset(f"stand-in for {name}", t[0], t[1], t[2], L, "random")
     if layout == "sequence":
         L, F = info["seq_len"], info["in_features"]
         if name == "scifar" and options.get("mode") == "row":

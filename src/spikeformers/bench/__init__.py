@@ -3,6 +3,7 @@
     spikeformers bench neuron [--out neuron.json]   fused LIF kernel vs SpikingJelly 2.0 / PyTorch / torch.compile
     spikeformers bench model  [--out model.json]    Spikformer-4-384 training step vs SpikingJelly's, same-loss check
     spikeformers bench ddp    [--gpus 1 2]          data-parallel images/s at equal global batch (launches torchrun)
+    spikeformers bench lm     [--out lm.json]        spiking LM training tokens/s vs its ANN twin
 
 `benchmarks/*.py` call the same code. Nothing here imports SpikingJelly or Triton until a suite runs.
 """
@@ -18,6 +19,7 @@ SUITES = {
     "neuron": "multi-step LIF forward+backward: ours vs SpikingJelly 2.0, a PyTorch loop and torch.compile",
     "model": "Spikformer-4-384 training step vs SpikingJelly's spikformer_cifar10; same-loss check",
     "ddp": "images/s on 1 vs N GPUs at equal global batch (torchrun + DDP)",
+    "lm": "spiking language model training tokens/s vs its ANN twin (IF T=4, LIF T=4, integer D=4)",
 }
 
 

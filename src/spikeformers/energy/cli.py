@@ -35,8 +35,9 @@ def add_energy_arguments(p: argparse.ArgumentParser) -> None:
                    help="charge the analog first layer at every time step")
     p.add_argument("--no-first-layer-times-T", dest="first_layer_times_T", action="store_false",
                    help="charge it once, as the papers' formula (default: once iff its input repeats over T)")
-    p.add_argument("--multi-spike-max", type=int, default=1, metavar="K",
-                   help="count non-negative integer inputs <= K as K accumulates at most (1: strict binary)")
+    p.add_argument("--multi-spike-max", type=int, default=None, metavar="K",
+                   help="count non-negative integer inputs <= K as K accumulates at most (1: strict binary; "
+                        "default: D of the model's integer-valued neurons, else 1)")
     p.add_argument("--weight-bits", type=int, default=8, help="weight bits of the SNN and QANN (memory model)")
     p.add_argument("--memory", choices=("iconip", "bank"), default="iconip", help="SRAM access model (Lemaire)")
     p.add_argument("--out", help="output folder for energy.json and energy.png")

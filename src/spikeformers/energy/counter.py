@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from .stats import SPIKE_DOMAINS, TensorStats, tensor_stats
 
-__all__ = ["LayerCount", "OpCounts", "CountingRules", "count_ops", "register_counter", "SYNAPTIC_KINDS"]
+__all__ = ["LayerCount", "OpCounts", "CountingRules", "count_ops", "integer_spikes", "register_counter", "SYNAPTIC_KINDS"]
 
 #: kinds whose operations are synaptic (AC if an operand is spikes, else MAC)
 SYNAPTIC_KINDS = ("conv", "linear", "matmul", "hadamard")
@@ -147,10 +147,17 @@ class OpCounts:
     rules: CountingRules
     first_input_repeated: Optional[bool] = None  # the analog first layer saw the same input at every step
     model_name: Optional[str] = None
+    spikes_per_step: int = 1  # D of integer-valued neurons (I-LIF): spikes one neuron may emit per step
+
+    @property
+    def levels(self) -> int:
+        """Spikes an activation may carry over the whole run (T binary steps, or T steps of up to D)."""
+        return self.T * self.spikes_per_step
 
     @classmethod
     def build(cls, raw: List[LayerCount], T: int, batch_size: int, rules: CountingRules,
-              first_input_repeated: Optional[bool] = None, model_name: Optional[str] = None) -> "OpCounts":
+              first_input_repeated: Optional[bool] = None, model_name: Optional[str] = None,
+              spikes_per_step: int = 1) -> "OpCounts":
         layers = [apply_rules(l, rules) for l in raw]
         times_T = rules.first_layer_times_T
         if times_T is None:
@@ -159,12 +166,12 @@ class OpCounts:
             if l.geometry.get("first_input") and l.event is None:  # fed by the analog model input
                 layers[i] = l if times_T or T == 1 else l.scaled(1.0 / T)
                 layers[i].analog_first = True
-        return cls(layers, raw, T, batch_size, rules, first_input_repeated, model_name)
+        return cls(layers, raw, T, batch_size, rules, first_input_repeated, model_name, spikes_per_step)
 
     def recount(self, **rules: Any) -> "OpCounts":
         """The same measurements under other rules (multi_spike_max, first_layer_times_T)."""
         return OpCounts.build(self.raw, self.T, self.batch_size, replace(self.rules, **rules),
-                              self.first_input_repeated, self.model_name)
+                              self.first_input_repeated, self.model_name, self.spikes_per_step)
 
     def with_rates(self, rates: Mapping[str, float]) -> "OpCounts":
         """Counts with given firing rates instead of measured ones (binary spikes at that rate).
@@ -189,7 +196,8 @@ class OpCounts:
         if unknown:
             raise ValueError(f"with_rates: no layer operand named {', '.join(map(repr, unknown))}; "
                              f"valid keys look like {self.rate_keys()[:3]}")
-        return OpCounts.build(raw, self.T, self.batch_size, self.rules, self.first_input_repeated, self.model_name)
+        return OpCounts.build(raw, self.T, self.batch_size, self.rules, self.first_input_repeated, self.model_name,
+                              self.spikes_per_step)
 
     def rate_keys(self) -> List[str]:
         keys = []
@@ -338,16 +346,26 @@ def _repeated_over_T(x: Optional[Tensor], T: int) -> Optional[bool]:
 
 
 @torch.no_grad()
-def count_ops(model: nn.Module, x: Any, *, multi_spike_max: int = 1, first_layer_times_T: Optional[bool] = None,
+def integer_spikes(model: nn.Module) -> int:
+    """D: the largest spike count an integer-valued neuron of `model` emits per step (1 if none)."""
+    return max([int(getattr(m, "max_spikes", 1)) for m in model.modules()
+                if getattr(m, "domain", None) == "integer" and hasattr(m, "max_spikes")] + [1])
+
+
+def count_ops(model: nn.Module, x: Any, *, multi_spike_max: Optional[int] = None, first_layer_times_T: Optional[bool] = None,
               T: Optional[int] = None, batch_size: Optional[int] = None) -> OpCounts:
     """Run `model(x)` once (eval mode, no grad) with counting hooks; return per-image counts.
+
+    `multi_spike_max` None: D of the model's integer-valued neurons (`integer_spikes`; 1, strict binary,
+    for a model of binary neurons), so an integer spike count n costs n events, as emitted at inference.
 
     T and the batch size are read from the first neuron's input `[T, B, ...]` (override with `T`,
     `batch_size`); without neurons T = 1 and the batch is `x.shape[0]`. `x` may live on the meta
     device: then only shapes are counted (every domain "unknown", counted as MAC; the first layer is
     charged at every step unless `first_layer_times_T=False`) and `with_rates` can supply firing rates.
     """
-    rules = CountingRules(multi_spike_max, first_layer_times_T)
+    D = integer_spikes(model)
+    rules = CountingRules(D if multi_spike_max is None else multi_spike_max, first_layer_times_T)
     col = _Collector()
     handles, covered = [], []
     for name, m in model.named_modules():
@@ -375,7 +393,7 @@ def count_ops(model: nn.Module, x: Any, *, multi_spike_max: int = 1, first_layer
             e.steps = _steps(e.geometry.pop("lead", None), T, B)
         raw.append(e.scaled(1.0 / B, steps=False))
     return OpCounts.build(raw, T, B, rules, _repeated_over_T(col.first_synaptic_input, T),
-                          getattr(model, "model_name", type(model).__name__))
+                          getattr(model, "model_name", type(model).__name__), D)
 
 
 def _steps(lead: Optional[Tuple[int, ...]], T: int, B: int) -> int:

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from ..attention.base import AttentionProduct, CausalLinearProduct, AxisSum, Hadamard, SoftmaxProduct
 from ..attention.adaptive import NonzeroSoftmaxProduct
 from ..attention.shiftmax import Shiftmax, ShiftmaxProduct, shiftmax
+from ..layers.token_shift import TokenShift
 from ..neurons.base import Neuron
 from ..neurons.lif import IFNode
 from .counter import _Collector, register_counter
@@ -49,6 +50,12 @@ def _linear(c: _Collector, name: str, m: nn.Linear, inputs, out) -> None:
 def _token_norm(c: _Collector, name: str, m: nn.Module, inputs, out: Tensor) -> None:
     x = inputs[0]
     c.add(name, "scale", 4 * x.numel(), {"x": x}, dict(scores=4 * x.numel(), lead=tuple(x.shape[:2])))
+
+
+@register_counter(TokenShift)
+def _token_shift(c: _Collector, name: str, m: TokenShift, inputs, out: Tensor) -> None:
+    x = inputs[0]  # x + mu (x_prev - x): a subtraction, a multiply and an addition per element
+    c.add(name, "scale", 2 * x.numel(), {"x": x}, dict(scores=2 * x.numel(), lead=tuple(x.shape[:2])))
 
 
 @register_counter(nn.Conv1d, nn.Conv2d, nn.Conv3d)

@@ -69,7 +69,7 @@ class EnergyReport:
         """Small dict of per-image numbers (energies in uJ), with a one-paragraph `text`."""
         c, uj = self.counts, 1e-6
         h: Dict[str, Any] = {
-            "T": c.T, "images": c.batch_size, "preset": self.preset,
+            "T": c.T, "spikes_per_step": c.spikes_per_step, "images": c.batch_size, "preset": self.preset,
             "rules": {"multi_spike_max": c.rules.multi_spike_max, "first_layer_times_T": c.rules.first_layer_times_T},
             "snn_uJ": self.snn.total * uj, "snn_model": self.model_energy,
             "snn_horowitz45_uJ": self.snn_horowitz.total * uj, "snn_lemaire_uJ": self.snn_lemaire.total * uj,
@@ -80,7 +80,7 @@ class EnergyReport:
             ann_mac = self.twin_counts.total_ops
             h.update({
                 "ann_twin_mac": ann_mac, "ann_twin_uJ": self.ann.total * uj, "ann_twin_fp32_uJ": self.ann_fp32.total * uj,
-                "qann_uJ": self.qann.total * uj, "qann_act_bits": qann_bits(c.T), "weight_bits": self.costs.weight_bits,
+                "qann_uJ": self.qann.total * uj, "qann_act_bits": qann_bits(c.levels), "weight_bits": self.costs.weight_bits,
                 "ann_over_snn": _ratio(self.ann.total, self.snn_horowitz.total),
                 "qann_over_snn": _ratio(self.qann.total, self.snn_lemaire.total),
                 "ops_reduction": 1 - (c.total_ac + c.total_mac) / ann_mac if ann_mac else None,
@@ -92,7 +92,8 @@ class EnergyReport:
     def text(self, h: Optional[Dict[str, Any]] = None) -> str:
         h = h or self.headline()
         c = self.counts
-        s = (f"Energy per {self.info.get('unit', 'image')} (T={c.T}, 45 nm {self.preset}): SNN {format_energy(h['snn_horowitz45_uJ'] * 1e6)} "
+        steps = f"T={c.T}" + (f", up to {c.spikes_per_step} spikes per step" if c.spikes_per_step > 1 else "")
+        s = (f"Energy per {self.info.get('unit', 'image')} ({steps}, 45 nm {self.preset}): SNN {format_energy(h['snn_horowitz45_uJ'] * 1e6)} "
              f"({format_count(c.total_mac)} MAC + {format_count(c.total_ac)} AC)")
         if "ann_twin_uJ" in h:
             s += (f" vs dense ANN twin {format_energy(h['ann_twin_uJ'] * 1e6)} ({format_count(h['ann_twin_mac'])} MAC): "
@@ -183,7 +184,7 @@ def _pct(r: Optional[float]) -> str:
 
 
 def energy_report(model: nn.Module, x: Any, *, model_energy: str = "horowitz45", preset: str = "fp32",
-                  multi_spike_max: int = 1, first_layer_times_T: Optional[bool] = None,
+                  multi_spike_max: Optional[int] = None, first_layer_times_T: Optional[bool] = None,
                   twin: Union[str, nn.Module, None] = "auto", weight_bits: int = 8,
                   costs: Optional[LemaireCosts] = None, info: Optional[Dict[str, Any]] = None) -> EnergyReport:
     """Count `model` on the batch `x` and cost it against its ANN and QANN twins.
@@ -209,7 +210,7 @@ def energy_report(model: nn.Module, x: Any, *, model_energy: str = "horowitz45",
     if twin is not None:
         twin_counts = count_twin(twin, x)
         ann, ann32 = dense_energy(twin_counts, preset), dense_energy(twin_counts, "fp32")
-        q = qann_energy(twin_counts, counts.T, costs.weight_bits, costs)
+        q = qann_energy(twin_counts, counts.levels, costs.weight_bits, costs)
     rate = sum(l.output.nnz for l in counts.neurons) / max(1, sum(l.output.numel for l in counts.neurons))
     if counts.neurons and rate < 0.005:
         notes.append("(Nearly silent, as untrained weights often are: these numbers say little about a "

@@ -9,6 +9,14 @@ the V path of A2OS2A (REFERENCES.md section 1):
 An optional amplitude a multiplies s (learnable in the paper; it folds into the next layer's weights
 at inference, so the output domain stays ternary).
 
+Integer neuron (SpikeYOLO's I-LIF, Luo et al., ECCV 2024; the integer-training mode of SDT-v3 and ASN):
+    s[t] = round(clamp(x[t] / V_th, 0, D))       an integer spike count in {0..D}, per time step
+    backward: the gradient of clamp (straight through the rounding)
+Trained this way, a layer's integer output n is emitted at inference as n binary spikes over D virtual
+time steps (`expand_to_spikes`), and every Linear that reads it gives the same result on those spikes:
+integer training, spike-driven inference. The membrane starts at rest at every step (a one-step
+I-LIF). The energy counter charges an integer n as n spike events.
+
 Bipolar neuron (the signed Q/K spikes of Bipolar Self-attention, REFERENCES.md section 5): an LIF whose
 membrane fires +1 at H >= V_th and -1 at H <= -V_th, resetting on either.
 """
@@ -23,7 +31,7 @@ from torch import Tensor, nn
 from .base import BACKENDS, Neuron, _positive
 from .lif import LIFNode
 
-__all__ = ["TernaryNode", "BipolarNode", "ReLUNode", "IdentityNode"]
+__all__ = ["TernaryNode", "BipolarNode", "IntegerNode", "ReLUNode", "IdentityNode"]
 
 
 class _TernaryFire(torch.autograd.Function):
@@ -128,6 +136,35 @@ class BipolarNode(LIFNode):
         if self.backend == "triton":
             raise RuntimeError("BipolarNode has no Triton kernel; use backend='torch' or 'auto'")
         return None
+
+
+class IntegerNode(Neuron):
+    """Integer-valued spiking neuron (I-LIF): output round(clamp(x / V_th, 0, D)) in {0..D}.
+
+    Args:
+        max_spikes: D, the largest spike count (virtual time steps at inference).
+        v_threshold: V_th, the input worth one spike.
+    """
+
+    domain = "integer"
+
+    def __init__(self, *, max_spikes: int = 4, v_threshold: float = 1.0):
+        super().__init__()
+        if not isinstance(max_spikes, int) or isinstance(max_spikes, bool) or max_spikes < 1:
+            raise ValueError(f"IntegerNode: max_spikes must be a positive integer, got {max_spikes!r}")
+        self.max_spikes = max_spikes
+        self.v_threshold = _positive("v_threshold", v_threshold, "IntegerNode")
+
+    def step(self, x: Tensor, state=None):
+        from .adaptive import integer_fire
+
+        return integer_fire(x if self.v_threshold == 1.0 else x / self.v_threshold, self.max_spikes), None
+
+    def forward(self, x: Tensor) -> Tensor:  # stateless: every step at once
+        return self.step(x)[0]
+
+    def extra_repr(self) -> str:
+        return f"max_spikes={self.max_spikes}, v_threshold={self.v_threshold}"
 
 
 class ReLUNode(Neuron):

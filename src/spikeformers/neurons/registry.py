@@ -7,7 +7,8 @@ from .._registry import Registry, accepted_kwargs, check_options
 from .adaptive import ASNNode
 from .base import Neuron
 from .lif import IFNode, LIFNode, PLIFNode
-from .multilevel import BipolarNode, IdentityNode, ReLUNode, TernaryNode
+from .quant import QuantNode
+from .multilevel import BipolarNode, IdentityNode, IntegerNode, ReLUNode, TernaryNode
 
 __all__ = ["NEURONS", "create_neuron", "list_neurons", "register_neuron", "neuron_factory"]
 
@@ -20,6 +21,8 @@ NEURONS.register("plif")(PLIFNode)
 NEURONS.register("ternary")(TernaryNode)
 NEURONS.register("bipolar")(BipolarNode)
 NEURONS.register("asn")(ASNNode)
+NEURONS.register("ilif")(IntegerNode)
+NEURONS.register("quant")(QuantNode)
 NEURONS.register("relu")(ReLUNode)
 NEURONS.register("identity")(IdentityNode)
 

@@ -7,7 +7,7 @@ evaluates the validation split; the end of a run evaluates validation and test.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -38,12 +38,19 @@ class NextTokenLoss(nn.Module):
 
 @register_task("lm")
 class LanguageModelTask(Task):
-    """Options: none. Metric: bits per byte (`bpc`, lower is better)."""
+    """Options: batches_per_epoch (training batches between evaluations; None: as many windows as the
+    training split has tokens). Metric: bits per byte (`bpc`, lower is better)."""
 
     metric = "bpc"
     higher_is_better = False
     unit = "tokens"
     data_kind = "tokens"
+
+    def __init__(self, cfg: Any, batches_per_epoch: Optional[int] = None):
+        super().__init__(cfg)
+        if batches_per_epoch is not None and (not isinstance(batches_per_epoch, int) or batches_per_epoch < 1):
+            raise ConfigError(f"task.options.batches_per_epoch must be a positive integer or null, got {batches_per_epoch!r}")
+        self.batches_per_epoch = batches_per_epoch
 
     def loaders(self, dataset: Any) -> Tuple[Any, Dict[str, Any]]:
         from ..data import WindowLoader
@@ -51,7 +58,7 @@ class LanguageModelTask(Task):
         d, seed, L = self.cfg.data, self.cfg.run.seed, dataset.seq_len
         self.token_bytes = dataset.tokenizer.token_bytes().to(dataset.train.device)
         try:
-            train = WindowLoader(dataset.train, d.batch_size, L, shuffle=True, seed=seed)
+            train = WindowLoader(dataset.train, d.batch_size, L, shuffle=True, seed=seed, steps=self.batches_per_epoch)
             evals = {s: WindowLoader(getattr(dataset, s), d.eval_batch_size, L, shuffle=False, seed=seed)
                      for s in ("val", "test")}
         except ValueError as e:

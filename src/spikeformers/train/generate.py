@@ -18,8 +18,8 @@ __all__ = ["generate_from_run"]
 
 def generate_from_run(run_dir: str, prompt: str, max_new_tokens: int, temperature: float = 1.0,
                       top_k: Optional[int] = None, seed: int = 0, device: str = "auto",
-                      out: Optional[TextIO] = sys.stdout) -> Dict[str, Any]:
-    """Continue `prompt` by `max_new_tokens` tokens, writing the text to `out` as it is produced.
+                      echo: bool = True) -> Dict[str, Any]:
+    """Continue `prompt` by `max_new_tokens` tokens, writing the text to stdout as it is produced (`echo`).
 
     Returns the prompt, the generated text and ids, and the generation speed (tokens/s, prompt excluded).
     """
@@ -41,6 +41,7 @@ def generate_from_run(run_dir: str, prompt: str, max_new_tokens: int, temperatur
     gen = torch.Generator(device=dev).manual_seed(seed)
     x = torch.tensor([ids], device=dev)
     decode, new = tokenizer.stream_decoder(), []
+    out: Optional[TextIO] = sys.stdout if echo else None
     if out is not None:
         out.write(prompt)
         out.flush()
