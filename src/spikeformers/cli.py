@@ -6,7 +6,9 @@
     spikeformers generate RUN_DIR --prompt TEXT        continue a prompt with a trained language model
     spikeformers energy MODEL|RUN_DIR [options]        synaptic operations and energy vs the ANN twin
     spikeformers models [PATTERN]                      registered models, parameters, published accuracy
-    spikeformers bench SUITE                           benchmark suites (GPU)
+    spikeformers suite SUITE.yaml [--launcher ray]      a benchmark suite: runs x seeds x twins, leaderboard
+    spikeformers suite report DIR                      the leaderboard of a suite folder
+    spikeformers bench SUITE                           speed benchmarks (GPU)
     spikeformers info                                  versions, device, kernels, datasets
 
 Errors caused by input (bad config keys, unknown names, missing files, corrupt checkpoints) print one
@@ -88,6 +90,24 @@ def cmd_generate(ns) -> int:
     r = generate_from_run(ns.run_dir, ns.prompt, ns.max_new_tokens, ns.temperature, ns.top_k, ns.seed, ns.device)
     print(f"-- {r['tokens']} tokens in {r['seconds']:.2f} s ({r['tokens_per_s']:.1f} tokens/s on {r['device']}, "
           f"through step(), prompt of {len(ns.prompt)} characters included in the state)", file=sys.stderr)
+    return 0
+
+
+def cmd_suite(ns) -> int:
+    from .suite import report_suite, run_suite
+
+    if ns.target == "report":
+        if not ns.folder:
+            raise ValueError("usage: spikeformers suite report DIR [--suite SUITE.yaml]")
+        board = report_suite(ns.folder, ns.suite)
+    else:
+        if ns.folder:
+            raise ValueError(f"unexpected argument {ns.folder!r}: give one SUITE.yaml (or: suite report DIR)")
+        board = run_suite(ns.target, out=ns.out, launcher=ns.launcher, jobs=ns.jobs, threads=ns.threads,
+                          progress=not ns.quiet, ray_address=ns.ray_address)["leaderboard"]
+    print(open(board["paths"]["md"], encoding="utf-8").read().rstrip())
+    print(f"leaderboard: {', '.join(board['paths'].values())}" + (f"; plots: {', '.join(board['plots'].values())}"
+                                                                  if board.get("plots") else ""))
     return 0
 
 
@@ -198,6 +218,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     g.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda")
     g.set_defaults(fn=cmd_generate)
+    su = sub.add_parser("suite", help="run a benchmark suite (runs, seeds, twins) and write its leaderboard")
+    su.add_argument("target", help="SUITE.yaml, or 'report' followed by a suite folder")
+    su.add_argument("folder", nargs="?", help="with 'report': the suite folder (its run directories)")
+    su.add_argument("--out", help="suite folder (default runs/<suite name>)")
+    su.add_argument("--launcher", default="local", choices=["local", "ray", "slurm"],
+                    help="local: this machine's GPUs or CPU slots (default); ray: a Ray cluster; slurm: submitit")
+    su.add_argument("--jobs", type=int, help="runs at a time (local; default: one per GPU, else CPU cores / threads)")
+    su.add_argument("--threads", type=int, help="CPU threads per run (default: the suite's launcher.threads, else 1)")
+    su.add_argument("--ray-address", help="Ray cluster address (default: RAY_ADDRESS or a local runtime)")
+    su.add_argument("--suite", help="with 'report': the suite file, for its expected ranges")
+    su.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    su.set_defaults(fn=cmd_suite)
     m = sub.add_parser("models", help="list registered models")
     m.add_argument("pattern", nargs="?", default="*")
     m.set_defaults(fn=cmd_models)

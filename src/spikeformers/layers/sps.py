@@ -12,7 +12,7 @@ first block's neurons read.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, List, Optional
 
 from torch import Tensor, nn
 
@@ -48,10 +48,13 @@ class SPS(nn.Module):
         self.rpe = ConvBN(dim, dim)
         self.rpe_neuron = neuron()
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, maps: Optional[List[Tensor]] = None) -> Tensor:
+        """`maps`: a list that receives each stage's output [T, B, C_i, h_i, w_i] (backbone features)."""
         T = x.shape[0]
         for conv, sn, pool in zip(self.stages, self.neurons, self.pools):
             x = unfold(pool(fold(sn(conv(x)))), T)
+            if maps is not None:
+                maps.append(x)
         x = x + self.rpe_neuron(self.rpe(x))  # [T, B, D, h, w]
         return x.flatten(3).transpose(2, 3)  # [T, B, N, D]
 
@@ -73,10 +76,15 @@ class MSSPS(nn.Module):
         self.pools = nn.ModuleList(MaxPool2d(3, 2, 1) if f == "1" else nn.Identity() for f in pooling)
         self.rpe = ConvBN(dim, dim)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, maps: Optional[List[Tensor]] = None) -> Tensor:
+        """`maps`: a list that receives each stage's output (stage 4: the membrane x_feat)."""
         T = x.shape[0]
         for i in range(3):
             x = unfold(self.pools[i](fold(self.neurons[i](self.stages[i](x)))), T)
+            if maps is not None:
+                maps.append(x)
         x_feat = unfold(self.pools[3](fold(self.stages[3](x))), T)  # membrane [T, B, D, h, w]
+        if maps is not None:
+            maps.append(x_feat)
         x = x_feat + self.rpe(self.neurons[3](x_feat))
         return x.flatten(3).transpose(2, 3)  # [T, B, N, D]

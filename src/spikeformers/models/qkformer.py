@@ -17,7 +17,7 @@ training logs print.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from torch import Tensor, nn
 
@@ -51,7 +51,8 @@ class QKFormerConfig:
     neuron: str = "lif"           # neuron registry name, used everywhere a spiking neuron sits
     neuron_opts: Dict[str, Any] = field(default_factory=dict)
     encoder: str = "direct"       # how a static image becomes [T, B, C, H, W]
-    twin: Optional[str] = None    # "ann": ReLU neurons, softmax attention in every stage, T = 1
+    twin: Optional[str] = None    # "ann" | "qann" (quantized ReLUs): ReLU neurons, softmax attention in every stage, T = 1
+    weight_bits: Optional[int] = None  # quantize every Linear/Conv weight to this many bits (None: float)
 
 
 class QKFormerBlock(nn.Module):
@@ -101,6 +102,22 @@ class QKFormer(nn.Module):
             for w, depth, (name, opts) in zip(widths, cfg.depths, attn)
         )
         self.head = ClassifierHead(cfg.dim, cfg.num_classes)
+
+    def forward_features(self, x: Tensor) -> List[Tensor]:
+        """Every feature map [T, B, C, h, w]: the output of each of the three stages (widths D/4, D/2, D)."""
+        check_image_input(getattr(self, "model_name", "QKFormer"), x, self.cfg.in_chans, self.cfg.img_size)
+        if x.dim() == 4:
+            x = self.encoder(x)
+        maps: List[Tensor] = []
+        for embed, blocks in zip(self.patch_embeds, self.stages):
+            x = embed(x)  # [T, B, C, h, w]
+            h, w = x.shape[-2:]
+            x = x.flatten(3).transpose(2, 3)  # [T, B, N, C]
+            for blk in blocks:
+                x = blk(x)
+            x = x.transpose(2, 3).unflatten(3, (h, w))  # [T, B, C, h, w]
+            maps.append(x)
+        return maps
 
     def forward(self, x: Tensor, per_step: bool = False) -> Tensor:
         check_image_input(getattr(self, "model_name", "QKFormer"), x, self.cfg.in_chans, self.cfg.img_size)

@@ -27,11 +27,27 @@ def register_model(fn: Optional[Callable] = None, **meta: Any):
 def create_model(name: str, **overrides: Any) -> nn.Module:
     """Build a registered model; overrides swap parts (attention, neuron, T, encoder, twin, sizes).
 
-    Unknown names or override keys raise ValueError listing the valid ones.
+    Unknown names or override keys raise ValueError listing the valid ones. `features_only=True` (with
+    `out_indices`) returns the backbone's multi-scale feature maps instead of logits (`features.py`).
     """
+    features_only = overrides.pop("features_only", False)
+    out_indices = overrides.pop("out_indices", None)
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices is an option of features_only=True")
     model = MODELS.get(name)(**overrides)
+    bits = getattr(getattr(model, "cfg", None), "weight_bits", None)
+    if bits is not None:
+        from ..layers.quantize import quantize_weights
+
+        quantize_weights(model, bits)
     model.model_name = name
     model.model_args = dict(overrides)  # with the name, enough to rebuild the model from a checkpoint
+    if features_only:
+        from .features import FeatureBackbone
+
+        model = FeatureBackbone(model, out_indices if out_indices is not None else range(-3, 0))
+        model.model_name, model.model_args = name, {**model.model.model_args, "features_only": True,
+                                                    "out_indices": tuple(model.out_indices)}
     return model
 
 

@@ -16,7 +16,7 @@ attention: `a2os2a_*` variants.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from torch import Tensor, nn
 
@@ -47,7 +47,8 @@ class SDTConfig:
     neuron: str = "lif"           # neuron registry name, used everywhere a spiking neuron sits
     neuron_opts: Dict[str, Any] = field(default_factory=dict)
     encoder: str = "direct"       # how a static image becomes [T, B, C, H, W]
-    twin: Optional[str] = None    # "ann": ReLU neurons, softmax attention, T = 1
+    twin: Optional[str] = None    # "ann" | "qann" (quantized ReLUs): ReLU neurons, softmax attention, T = 1
+    weight_bits: Optional[int] = None  # quantize every Linear/Conv weight to this many bits (None: float)
 
 
 class SDTBlock(nn.Module):
@@ -80,6 +81,18 @@ class SpikeDrivenTransformer(nn.Module):
         self.patch_embed = MSSPS(cfg.in_chans, cfg.dim, cfg.img_size, cfg.pooling, neuron)
         self.blocks = nn.ModuleList(SDTBlock(cfg) for _ in range(cfg.depth))
         self.head = ClassifierHead(cfg.dim, cfg.num_classes, neuron=neuron())
+
+    def forward_features(self, x: Tensor) -> List[Tensor]:
+        """Every feature map [T, B, C, h, w]: the four MS-SPS stages' outputs (the last a membrane), then
+        the last block's membrane tokens on their grid."""
+        check_image_input(getattr(self, "model_name", "SpikeDrivenTransformer"), x, self.cfg.in_chans, self.cfg.img_size)
+        if x.dim() == 4:
+            x = self.encoder(x)
+        maps: List[Tensor] = []
+        x = self.patch_embed(x, maps)
+        for blk in self.blocks:
+            x = blk(x)
+        return maps + [x.transpose(2, 3).unflatten(3, maps[-1].shape[-2:])]
 
     def forward(self, x: Tensor, per_step: bool = False) -> Tensor:
         check_image_input(getattr(self, "model_name", "SpikeDrivenTransformer"), x, self.cfg.in_chans, self.cfg.img_size)

@@ -48,7 +48,8 @@ class SpikformerSeqConfig:
     neuron: str = "lif"           # neuron registry name, used everywhere a spiking neuron sits
     neuron_opts: Dict[str, Any] = field(default_factory=dict)
     encoder: str = "direct"       # how a static sequence becomes [T, B, L, F]
-    twin: Optional[str] = None    # "ann": ReLU neurons, softmax attention, T = 1
+    twin: Optional[str] = None    # "ann" | "qann" (quantized ReLUs): ReLU neurons, softmax attention, T = 1
+    weight_bits: Optional[int] = None  # quantize every Linear/Conv weight to this many bits (None: float)
 
 
 class SpikformerSeq(nn.Module):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import typing
 from dataclasses import dataclass, field, fields
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import yaml
 from torch import Tensor, nn
@@ -22,10 +22,14 @@ from torch import Tensor, nn
 from ..attention.base import create_attention
 from ..encoding import create_encoder
 from ..layers import SPS, ClassifierHead, check_pooling, create_mlp
+from ..neurons.quant import quantize_levels
 from ..neurons.registry import neuron_factory
 from .registry import register_model
 
-__all__ = ["SpikformerConfig", "Spikformer", "SpikformerBlock", "check_image_input", "apply_twin", "build_config"]
+#: what `twin=` may ask for: the dense ANN twin and the quantized one
+TWINS = ("ann", "qann")
+
+__all__ = ["TWINS", "SpikformerConfig", "Spikformer", "SpikformerBlock", "check_image_input", "apply_twin", "build_config"]
 
 
 @dataclass
@@ -46,7 +50,8 @@ class SpikformerConfig:
     neuron: str = "lif"           # neuron registry name, used everywhere a spiking neuron sits
     neuron_opts: Dict[str, Any] = field(default_factory=dict)
     encoder: str = "direct"       # how a static image becomes [T, B, C, H, W]
-    twin: Optional[str] = None    # "ann": ReLU neurons, softmax attention, T = 1
+    twin: Optional[str] = None    # "ann" | "qann" (quantized ReLUs): ReLU neurons, softmax attention, T = 1
+    weight_bits: Optional[int] = None  # quantize every Linear/Conv weight to this many bits (None: float)
 
 
 def check_image_input(model_name: str, x: Tensor, in_chans: int, img_size: int) -> None:
@@ -58,6 +63,8 @@ def check_image_input(model_name: str, x: Tensor, in_chans: int, img_size: int) 
 
 def apply_twin(cfg) -> None:
     """Turn a spiking config into its ANN twin in place: same layout, ReLU, softmax attention, T = 1.
+    "qann": the same with quantized ReLUs of ceil(log2(L + 1)) bits, L the spikes a neuron may emit over
+    the run (T, or T x D for integer neurons), learned step size (`neurons/quant.py`).
 
     Every config field named `attention` or `*_attention` (QKFormer's `token_attention`) becomes
     "softmax", and its `*_opts` are cleared. Parameter names and shapes then equal the spiking model's
@@ -67,9 +74,13 @@ def apply_twin(cfg) -> None:
     """
     if cfg.twin is None:
         return
-    if cfg.twin != "ann":
-        raise ValueError(f"unknown twin {cfg.twin!r}; valid twins: ann")
-    cfg.neuron, cfg.neuron_opts = "relu", {}
+    if cfg.twin not in TWINS:
+        raise ValueError(f"unknown twin {cfg.twin!r}; valid twins: {', '.join(TWINS)}")
+    if cfg.twin == "qann":
+        levels = cfg.T * (int(cfg.neuron_opts.get("max_spikes", 4)) if cfg.neuron == "ilif" else 1)
+        cfg.neuron, cfg.neuron_opts = "quant", {"bits": quantize_levels(levels)}
+    else:
+        cfg.neuron, cfg.neuron_opts = "relu", {}
     for f in fields(cfg):
         if f.name == "attention" or f.name.endswith("_attention"):
             setattr(cfg, f.name, "softmax")
@@ -106,6 +117,18 @@ class Spikformer(nn.Module):
         self.patch_embed = SPS(cfg.in_chans, cfg.dim, cfg.img_size, cfg.pooling, neuron)
         self.blocks = nn.ModuleList(SpikformerBlock(cfg, self.patch_embed.grid) for _ in range(cfg.depth))
         self.head = ClassifierHead(cfg.dim, cfg.num_classes)
+
+    def forward_features(self, x: Tensor) -> List[Tensor]:
+        """Every feature map [T, B, C, h, w]: the four SPS stages' outputs, then the last block's tokens
+        on their grid (`models/features.py` selects and describes them)."""
+        check_image_input(getattr(self, "model_name", "Spikformer"), x, self.cfg.in_chans, self.cfg.img_size)
+        if x.dim() == 4:
+            x = self.encoder(x)
+        maps: List[Tensor] = []
+        x = self.patch_embed(x, maps)
+        for blk in self.blocks:
+            x = blk(x)
+        return maps + [x.transpose(2, 3).unflatten(3, maps[-1].shape[-2:])]
 
     def forward(self, x: Tensor, per_step: bool = False) -> Tensor:
         check_image_input(getattr(self, "model_name", "Spikformer"), x, self.cfg.in_chans, self.cfg.img_size)

@@ -40,6 +40,8 @@ __all__ = [
     "ALIASES",
     "load_config",
     "apply_override",
+    "apply_mapping",
+    "set_key",
     "config_to_dict",
     "config_from_dict",
     "save_config",
@@ -59,7 +61,7 @@ class ModelSection:
     neuron: Optional[str] = None  # neuron override, e.g. "lif", "plif"
     T: Optional[int] = None  # time steps override
     encoder: Optional[str] = None  # input encoding override, e.g. "direct", "rate"
-    twin: Optional[str] = None  # None: the spiking model; "ann": its ANN twin
+    twin: Optional[str] = None  # None: the spiking model; "ann": its ANN twin; "qann": its quantized ANN twin
     options: Dict[str, Any] = field(default_factory=dict)  # other model keywords, checked by create_model
 
 
@@ -150,7 +152,7 @@ ALIASES = {
 
 # Value checks beyond the type, applied to non-null values: (predicate, what it requires).
 _CHECKS = {
-    ("model", "twin"): (lambda v: v == "ann", "'ann' or null"),
+    ("model", "twin"): (lambda v: v in ("ann", "qann"), "'ann', 'qann' or null"),
     ("model", "T"): (lambda v: v >= 1, ">= 1"),
     ("data", "batch_size"): (lambda v: v >= 1, ">= 1"),
     ("data", "eval_batch_size"): (lambda v: v >= 1, ">= 1"),
@@ -296,6 +298,21 @@ def _apply_dict(cfg: TrainConfig, d: Any, origin: str) -> None:
                 _set(cfg, f"{section}.{k}", v)
             except ConfigError as e:
                 raise ConfigError(f"{origin}: {e}") from None
+
+
+def apply_mapping(cfg: TrainConfig, d: Any, origin: str) -> None:
+    """Apply a nested mapping of sections (as a recipe file holds) in place; errors name `origin`."""
+    _apply_dict(cfg, d, origin)
+
+
+def set_key(cfg: TrainConfig, key: str, value: Any) -> None:
+    """Set one dotted key (or an alias from `ALIASES`) to an already parsed value, checked like an override."""
+    if "." not in key:
+        if key not in ALIASES:
+            raise ConfigError(f"unknown key {key!r}; use section.key (sections: {', '.join(SECTIONS)}) "
+                              f"or an alias: {', '.join(ALIASES)}")
+        key = ALIASES[key]
+    _set(cfg, key, value)
 
 
 def apply_override(cfg: TrainConfig, override: str) -> None:

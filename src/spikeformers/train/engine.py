@@ -11,6 +11,7 @@ kill continues from the last finished epoch to the same result.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import platform
@@ -371,8 +372,10 @@ class Trainer:
             "dataset": self.cfg.data.name, "parameters": self.n_params, "epochs": self.epoch, "steps": self.step,
         }
         summary.update(task.evaluate_splits(model, self.eval_loaders, self.amp, self.dist))
+        cfg = getattr(self.model, "cfg", None)
         summary.update({
-            "train_time_s": self.elapsed, "device": device_name(self.device), "world_size": self.dist.world_size,
+            "model_config": dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else {},
+            "peak_memory_gb": peak_memory_gb(self.device), "train_time_s": self.elapsed, "device": device_name(self.device), "world_size": self.dist.world_size,
             "amp": str(self.amp).replace("torch.", "") if self.amp else "off", "seed": self.cfg.run.seed,
             **provenance(),
         })
@@ -436,6 +439,15 @@ def _load_state(model: nn.Module, state: Dict[str, Tensor], path: str) -> None:
         raise CheckpointError(f"checkpoint {path} does not match the model: {first}") from None
 
 
+def peak_memory_gb(device: torch.device) -> float:
+    """Peak memory of this run: allocated GPU memory on CUDA, else the process's peak resident set (CPU)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 1e9
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # kB on Linux
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -459,7 +471,8 @@ def provenance() -> Dict[str, Any]:
             dirty = bool(status.stdout.strip()) if status.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         pass
-    return {"version": __version__, "torch": torch.__version__, "git_commit": commit, "git_dirty": dirty}
+    return {"version": __version__, "torch": torch.__version__, "cuda": torch.version.cuda, "git_commit": commit,
+            "git_dirty": dirty}
 
 
 def load_run(run_dir: str) -> Tuple[TrainConfig, Dict[str, Any]]:

@@ -1,0 +1,185 @@
+"""`spikeformers suite SUITE.yaml`: run every cell of a suite (skipping finished ones, resuming
+interrupted ones), then write its leaderboard; `spikeformers suite report DIR` writes it from the run
+directories alone.
+
+Each cell is an ordinary run directory `<out>/<cell>` (default out: runs/<suite name>). Its resolved
+config is written to `<out>/.cells/<cell>.yaml` and trained by `python -m spikeformers train` in its own
+process (log: `<out>/.logs/<cell>.log`), so a failing run costs only itself. A cell with a checkpoint
+is resumed; a cell folder without one (killed in its first epoch) is started again from scratch.
+`<out>/suite.json` records the suite, the launcher and every cell's state.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import threading
+import time
+from typing import Any, Dict, List, Optional
+
+from tqdm.auto import tqdm
+
+from ..errors import ConfigError
+from .board import write_leaderboard
+from .launch import Job, create_launcher, python_argv
+from .spec import Cell, Suite, expectations, load_suite
+
+__all__ = ["run_suite", "report_suite", "cell_state"]
+
+
+def cell_state(folder: str) -> str:
+    """"finished", "resume" (a checkpoint to continue from) or "start"."""
+    summary = os.path.join(folder, "summary.json")
+    if os.path.isfile(summary):
+        try:
+            with open(summary, encoding="utf-8") as f:
+                if json.load(f).get("finished"):
+                    return "finished"
+        except (OSError, ValueError):
+            pass
+    return "resume" if os.path.isfile(os.path.join(folder, "checkpoint", "latest.json")) else "start"
+
+
+def _gpus() -> List[int]:
+    import torch
+
+    return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+
+
+class _Lock:
+    """An exclusive lock on a suite folder, so two suite commands never launch the same runs."""
+
+    def __init__(self, folder: str):
+        self.path = os.path.join(folder, ".suite.lock")
+
+    def __enter__(self) -> "_Lock":
+        self.f = open(self.path, "a+")
+        try:
+            fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.f.seek(0)
+            holder = self.f.read().strip() or "another process"
+            self.f.close()
+            raise ConfigError(f"{os.path.dirname(self.path)} is being run by {holder}; wait for it or stop it") from None
+        self.f.truncate(0)
+        self.f.write(f"process {os.getpid()}")
+        self.f.flush()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        fcntl.flock(self.f, fcntl.LOCK_UN)
+        self.f.close()
+
+
+def _epochs_done(folder: str) -> int:
+    try:
+        with open(os.path.join(folder, "metrics.jsonl"), encoding="utf-8") as f:
+            return sum(1 for line in f if line.strip())
+    except OSError:
+        return 0
+
+
+def _jobs(suite: Suite, out: str, todo: List[Cell], threads: int, gpus: List[int]) -> List[Job]:
+    from ..train.config import save_config
+
+    jobs = []
+    for c in todo:
+        folder = os.path.join(out, c.name)
+        if cell_state(folder) == "resume":
+            argv = python_argv("train", "-q", f"resume={folder}")
+        else:
+            if os.path.isdir(folder):  # killed before its first checkpoint: nothing to continue from
+                shutil.rmtree(folder)
+            path = os.path.join(out, ".cells", f"{c.name}.yaml")
+            save_config(c.config, path)
+            argv = python_argv("train", "-q", path)
+        jobs.append(Job(c.name, argv, os.path.join(out, ".logs", f"{c.name}.log"), threads=c.config.run.threads or threads,
+                        gpus=1.0 if gpus else 0.0))
+    return jobs
+
+
+def run_suite(path: str, out: Optional[str] = None, launcher: str = "local", jobs: Optional[int] = None,
+              threads: Optional[int] = None, progress: bool = True, ray_address: Optional[str] = None) -> Dict[str, Any]:
+    """Run a suite file (see `spec.py`); returns {"suite", "folder", "cells", "failed", "leaderboard"}."""
+    suite = load_suite(path, out)
+    out = suite.cells[0].config.run.out_dir if suite.cells else (out or os.path.join("runs", suite.name))
+    expect = expectations(suite.expect)  # checked before any run too
+    os.makedirs(out, exist_ok=True)
+    gpus = _gpus()
+    threads = threads or int(suite.launcher.get("threads", 1))
+    jobs_n = jobs or int(suite.launcher.get("jobs") or (len(gpus) if gpus else max(1, (os.cpu_count() or 1) // threads)))
+    for c in suite.cells:  # CPU runs get the suite's threads unless their recipe sets them (part of the config)
+        if not gpus and c.config.run.threads is None:
+            c.config.run.threads = threads
+    say = tqdm.write if progress else (lambda *_: None)
+    with _Lock(out):
+        states = {c.name: cell_state(os.path.join(out, c.name)) for c in suite.cells}
+        todo = [c for c in suite.cells if states[c.name] != "finished"]
+        n_res = sum(states[c.name] == "resume" for c in todo)
+        say(f"suite {suite.name}: {len(suite.cells)} runs in {out}: {len(suite.cells) - len(todo)} finished, "
+            f"{n_res} to resume, {len(todo) - n_res} to start; {launcher} launcher, "
+            + (f"{jobs_n} at a time on GPU(s) {gpus}" if gpus and launcher == "local" else
+               f"{jobs_n} at a time, {threads} thread(s) each" if launcher == "local" else "placed by the launcher"))
+        record = {"suite": suite.name, "file": os.path.abspath(path), "description": suite.description,
+                  "launcher": launcher, "jobs": jobs_n, "cells": {c.name: {"overrides": c.overrides, "state": states[c.name]}
+                                                                  for c in suite.cells}}
+        failed: List[str] = []
+        lock = threading.Lock()
+        bar = tqdm(total=len(suite.cells), initial=len(suite.cells) - len(todo), desc=f"suite {suite.name}",
+                   unit="run", disable=None if progress else True, dynamic_ncols=True)
+        running = {c.name for c in todo}
+
+        def done(job: Job, rc: int) -> None:
+            with lock:
+                running.discard(job.name)
+                state = cell_state(os.path.join(out, job.name))
+                record["cells"][job.name]["state"] = state if rc == 0 else f"failed (exit {rc})"
+                if rc != 0 or state != "finished":
+                    failed.append(job.name)
+                    say(f"  {job.name}: failed (exit {rc}); log: {job.log}")
+                bar.update(1)
+
+        runner = create_launcher(launcher, jobs=jobs_n, gpus=gpus, folder=out, ray_address=ray_address)
+        work = _jobs(suite, out, todo, threads, gpus)
+        errors: List[BaseException] = []
+
+        def launch() -> None:
+            try:
+                runner.run(work, done)
+            except BaseException as e:  # noqa: BLE001 - re-raised in the main thread
+                errors.append(e)
+
+        t = threading.Thread(target=launch, daemon=True)
+        t.start()
+        while t.is_alive():
+            t.join(1.0)
+            with lock:
+                now = sorted(running)[:4]
+            bar.set_postfix_str(", ".join(f"{n} ep {_epochs_done(os.path.join(out, n))}" for n in now))
+        bar.close()
+        if errors:
+            raise errors[0]
+        from ..train.io import atomic_write_json
+
+        atomic_write_json(os.path.join(out, "suite.json"), record)
+        board = write_leaderboard(out, expect, title=f"{suite.name}: {suite.description}".rstrip(": "), axes=suite.axes)
+    say(f"leaderboard ({len(board['rows'])} configurations): {board['paths']['md']}"
+        + (f"; {len(failed)} run(s) failed: {', '.join(failed)}" if failed else ""))
+    return {"suite": suite.name, "folder": out, "cells": record["cells"], "failed": failed, "leaderboard": board}
+
+
+def report_suite(folder: str, suite_file: Optional[str] = None) -> Dict[str, Any]:
+    """The leaderboard of a suite folder from its run directories alone (the suite file, if given or
+    recorded in suite.json and still present, adds its expected ranges and its axes for the plots)."""
+    expect, title, axes = [], os.path.basename(os.path.normpath(folder)), []
+    if suite_file is None:
+        try:
+            with open(os.path.join(folder, "suite.json"), encoding="utf-8") as f:
+                suite_file = json.load(f).get("file")
+        except (OSError, ValueError):
+            suite_file = None
+    if suite_file and os.path.isfile(suite_file):
+        suite = load_suite(suite_file, folder)
+        expect, title, axes = expectations(suite.expect), f"{suite.name}: {suite.description}".rstrip(": "), suite.axes
+    return write_leaderboard(folder, expect, title=title, axes=axes)
