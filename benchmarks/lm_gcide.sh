@@ -2,11 +2,14 @@
 # The spiking LM and its ANN twin on GCIDE, one GPU, in commands of under 10 minutes:
 #   1. training tokens/s of every setting, graphed bf16 (spikeformers bench lm), unless $OUT/lm_speed.json exists;
 #   2. each run NAME:MINUTES given, with its whole cosine schedule sized from the measured tokens/s
-#      (configs/spiking_lm_gcide.yaml, epochs of 500 batches): twin (the ANN twin), if (IF neurons, T = 4,
-#      the recipe), ilif (integer neurons, up to 4 spikes per step, T = 1);
+#      (configs/spiking_lm_gcide.yaml, epochs of 500 batches): twin (the ANN twin), ilif (the recipe: integer
+#      neurons, up to 4 spikes per step, T = 1), if (binary IF neurons over T = 4 steps);
 #   3. a sample from each spiking run through step().
 # Records (logs, metrics, summaries, samples) go to $OUT as one tarball plus the speed JSON.
 #   GCIDE=.data/gcide OUT=bench_out bash benchmarks/lm_gcide.sh twin:2.5 ilif:3
+# On two GPUs, one run each at once:
+#   CUDA_VISIBLE_DEVICES=0 OUT=out/0 BENCH_SETTINGS=twin bash benchmarks/lm_gcide.sh twin:8 &
+#   CUDA_VISIBLE_DEVICES=1 OUT=out/1 BENCH_SETTINGS=ilif-D4 bash benchmarks/lm_gcide.sh ilif:8
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-./bench_out}
@@ -21,8 +24,9 @@ stamp() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
 
 if [ ! -f "$OUT/lm_speed.json" ]; then
   stamp "speed"
-  timeout 200 "$PY" -m spikeformers bench lm --settings twin if-T4 ilif-D4 --modes graph --steps 15 --warmup 3 \
-    --out "$OUT/lm_speed.json" 2>&1 | tail -6
+  timeout 200 "$PY" -m spikeformers bench lm --settings ${BENCH_SETTINGS:-twin if-T4 ilif-D4} --modes graph \
+    --heads 6 --steps 15 --warmup 3 \
+      --out "$OUT/lm_speed.json" 2>&1 | tail -6
 fi
 epochs() {  # epochs of 500 x 64 x 256 tokens that fit $2 minutes at the measured tokens/s of setting $1
   "$PY" - "$OUT/lm_speed.json" "$1" "$2" <<'PYEOF'
@@ -43,8 +47,8 @@ for spec in "$@"; do
   name=${spec%%:*} min=${spec#*:}
   case $name in
     twin) train twin "$min" twin twin=ann ;;
-    if) train if "$min" if-T4 ;;
-    ilif) train ilif "$min" ilif-D4 neuron=ilif T=1 ;;
+    if) train if "$min" if-T4 neuron=if T=4 ;;
+    ilif) train ilif "$min" ilif-D4 ;;
     *) echo "unknown run $name (twin, if, ilif)"; continue ;;
   esac
   if [ "$name" != twin ]; then
