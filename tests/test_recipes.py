@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from spikeformers import list_models
-from spikeformers.data import ArrayDataset, TokenDataset, dataset_info
+from spikeformers.data import ArrayDataset, SceneDataset, TokenDataset, dataset_info
+from spikeformers.data.scenes import compose_scenes
 from spikeformers.train import engine, load_config, read_jsonl, train
 
 RECIPES = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.yaml"))
@@ -22,6 +23,12 @@ def stand_in(name: str, options: dict, n: int = 4, small_events: bool = True):
     info = dataset_info(name)
     layout, classes = info["layout"], info.get("num_classes", 10)
     g = torch.Generator().manual_seed(0)
+    if layout == "scenes":  # a few scenes of random-texture items, at the dataset's canvas size
+        size = options.get("size", info["img_size"])
+        items = torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8, generator=g)
+        parts = [compose_scenes(items, torch.arange(8) % 10, n, size, seed=k) for k in (0, 1)]
+        return SceneDataset(f"stand-in for {name}", *parts[0], *parts[1], num_classes=info["num_classes"],
+                            img_size=size, in_chans=1)
     if layout == "tokens":  # a random byte stream, long enough for a few windows of every split
         L = options.get("seq_len", info["seq_len"])
         t = torch.randint(0, 256, (3, 4 * L + 1), dtype=torch.uint8, generator=g)

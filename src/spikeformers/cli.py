@@ -125,7 +125,7 @@ def cmd_models(ns) -> int:
         pub = meta.get("published") or {}
         with _meta_device():
             m = create_model(n)
-        attn = _attentions(getattr(m, "cfg", None))
+        attn = _attentions(getattr(getattr(m, "backbone", m), "cfg", None))  # a dense model: its backbone's
         acc = f"{pub['top1']:.2f}% {pub['dataset']}" if pub else meta.get("note", "-")
         if pub.get("note"):
             acc += f" ({pub['note']})"
@@ -142,7 +142,8 @@ def _attentions(cfg) -> str:
 
     if not is_dataclass(cfg):
         return "-"
-    return "+".join(getattr(cfg, f.name) for f in fields(cfg) if f.name == "attention" or f.name.endswith("_attention"))
+    return "+".join(getattr(cfg, f.name) for f in fields(cfg)
+                    if (f.name == "attention" or f.name.endswith("_attention")) and getattr(cfg, f.name))
 
 
 def _meta_device():

@@ -22,11 +22,17 @@ from . import dvs_gesture as _dvs_gesture  # noqa: F401  (registers "dvs128_gest
 from . import emulated_dvs as _emulated_dvs  # noqa: F401  (registers "emulated_dvs")
 from . import text as _text  # noqa: F401  (registers "text", "gcide", "enwik8")
 from .text import ByteTokenizer, TokenDataset
+from . import scenes as _scenes  # noqa: F401  (registers "fashion_mnist_scenes")
+from .scenes import SceneDataset
+from . import dense_formats as _dense_formats  # noqa: F401  (registers "coco", "voc", "label_maps")
+from .scene_loader import SceneLoader
 from .windows import WindowLoader
 
 __all__ = [
     "ArrayDataset",
     "TokenDataset",
+    "SceneDataset",
+    "SceneLoader",
     "ByteTokenizer",
     "WindowLoader",
     "Layout",

@@ -1,5 +1,7 @@
 """Model families and the registry."""
-from . import lm, qkformer, sdt, sequence, spikformer  # noqa: F401  (registers the variants)
+from . import dense, lm, qkformer, sdt, sequence, spikformer  # noqa: F401  (registers the variants)
+from .dense import DenseConfig, FCOSDetector, FPNSegmenter
+from .features import FeatureBackbone
 from .lm import LMState, SpikingLM, SpikingLMConfig
 from .qkformer import QKFormer, QKFormerConfig
 from .registry import MODELS, count_parameters, create_model, list_models, model_info, register_model
@@ -9,4 +11,5 @@ from .spikformer import Spikformer, SpikformerConfig
 
 __all__ = ["MODELS", "count_parameters", "create_model", "list_models", "model_info", "register_model",
            "Spikformer", "SpikformerConfig", "SpikeDrivenTransformer", "SDTConfig", "QKFormer", "QKFormerConfig",
-           "SpikingLM", "SpikingLMConfig", "LMState", "SpikformerSeq", "SpikformerSeqConfig"]
+           "SpikingLM", "SpikingLMConfig", "LMState", "SpikformerSeq", "SpikformerSeqConfig", "DenseConfig",
+           "FPNSegmenter", "FCOSDetector", "FeatureBackbone"]

@@ -31,9 +31,7 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
     `out_indices`) returns the backbone's multi-scale feature maps instead of logits (`features.py`).
     """
     features_only = overrides.pop("features_only", False)
-    out_indices = overrides.pop("out_indices", None)
-    if out_indices is not None and not features_only:
-        raise ValueError("out_indices is an option of features_only=True")
+    out_indices = overrides.pop("out_indices", None) if features_only else None
     model = MODELS.get(name)(**overrides)
     bits = getattr(getattr(model, "cfg", None), "weight_bits", None)
     if bits is not None:

@@ -4,7 +4,7 @@ The engine (`train/engine.py`) never branches on a task's name. It asks the run'
 
     loaders(dataset)             -> (train loader, {split: eval loader})   the first split is evaluated every epoch
     model_kwargs(dataset)        -> create_model keywords describing the data (classes, vocabulary, ...)
-    loss()                       -> loss(out, target) (`per_step`: the model returns per-step outputs)
+    loss(model)                  -> loss(out, target) (`per_step`: the model returns per-step outputs)
     units(target)                -> how many units (images, tokens) a batch holds, for throughput
     train_stats(out, target)     -> device sums for the epoch line (e.g. correct predictions)
     evaluate(model, loader, ...) -> metrics of one split (loss, the task's metric, n, firing rates)
@@ -62,10 +62,12 @@ class Task:
         raise NotImplementedError
 
     # --- training --------------------------------------------------------------------------------
-    def loss(self) -> nn.Module:
+    def loss(self, model: nn.Module) -> nn.Module:
+        """The training loss `loss(out, target)` (its `per_step`: the model returns per-step outputs).
+        `model` tells a loss what it needs of the model's layout (a detector's strides)."""
         raise NotImplementedError
 
-    def units(self, target: Tensor) -> int:
+    def units(self, target: Any) -> int:
         return int(target.shape[0])
 
     def train_stats(self, out: Any, target: Tensor) -> Dict[str, Tensor]:
@@ -73,12 +75,12 @@ class Task:
         return {}
 
     # --- evaluation ------------------------------------------------------------------------------
-    def eval_sums(self, out: Any, target: Tensor) -> Dict[str, Tensor]:
-        """Per-batch sums (float64 or int64 scalars); must include "n", the units scored."""
+    def eval_sums(self, out: Any, target: Any) -> Dict[str, Tensor]:
+        """Per-batch sums (scalars, or tensors such as a confusion matrix); must include "n", the units scored."""
         raise NotImplementedError
 
-    def eval_metrics(self, sums: Dict[str, float]) -> Dict[str, Any]:
-        """Metrics from the sums over a whole split."""
+    def eval_metrics(self, sums: Dict[str, Any]) -> Dict[str, Any]:
+        """Metrics from the sums over a whole split (scalars as floats, tensors as float64 CPU tensors)."""
         raise NotImplementedError
 
     @torch.no_grad()
@@ -95,11 +97,7 @@ class Task:
             for x, y in loader:
                 for k, v in self.eval_sums(model(x), y).items():
                     sums[k] = sums[k] + v if k in sums else v
-        names = sorted(sums)
-        vec = torch.stack([sums[k].double() for k in names]) if names else torch.zeros(0, device=device)
-        if dist is not None and dist.world_size > 1:
-            vec = dist.sum(vec)
-        out = self.eval_metrics(dict(zip(names, vec.tolist())))
+        out = self.eval_metrics(_reduce_sums(sums, dist, device))
         if mon:
             out.update(reduce_rates(mon, dist, device))
         return out
@@ -136,6 +134,23 @@ class Task:
     def eval_line(self, res: Dict[str, Any]) -> str:
         """What `spikeformers eval` prints of `evaluate_splits`' result (before the firing rate)."""
         raise NotImplementedError
+
+
+def _reduce_sums(sums: Dict[str, Tensor], dist: Any, device: torch.device) -> Dict[str, Any]:
+    """The per-batch sums over the whole split, added over ranks with one all-reduce."""
+    names = sorted(sums)
+    if not names:
+        return {}
+    flat = torch.cat([sums[k].double().reshape(-1) for k in names])
+    if dist is not None and dist.world_size > 1:
+        flat = dist.sum(flat)
+    out, i, flat = {}, 0, flat.cpu()
+    for k in names:
+        n = sums[k].numel()
+        v = flat[i:i + n].view(sums[k].shape)
+        out[k] = float(v) if sums[k].dim() == 0 else v
+        i += n
+    return out
 
 
 def reduce_rates(mon: Any, dist: Any, device: torch.device) -> Dict[str, Any]:

@@ -45,7 +45,7 @@ class ClassificationTask(Task):
         return DeviceLoader(x, y, self.cfg.data.eval_batch_size, shuffle=False, augment=None, seed=self.cfg.run.seed,
                             layout=dataset.layout)
 
-    def loss(self) -> nn.Module:
+    def loss(self, model: nn.Module) -> nn.Module:
         from ..train.loss import create_loss
 
         return create_loss(self.cfg)

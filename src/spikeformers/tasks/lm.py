@@ -65,7 +65,7 @@ class LanguageModelTask(Task):
             raise ConfigError(f"{dataset.name}: {e}") from None
         return train, evals
 
-    def loss(self) -> nn.Module:
+    def loss(self, model: nn.Module) -> nn.Module:
         return NextTokenLoss(self.cfg.optim.label_smoothing)
 
     def units(self, target: Tensor) -> int:

@@ -23,10 +23,11 @@ synchronisation (all built-in models qualify).
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
+from torch.utils._pytree import tree_flatten, tree_map
 
 from .step import forward_backward
 
@@ -46,14 +47,16 @@ class GraphedStep:
         self.key: Optional[tuple] = None
         self.captures = 0
 
-    def __call__(self, x: Tensor, y: Tensor) -> Tuple[Tensor, Tensor]:
+    def __call__(self, x: Tensor, y: Any) -> Tuple[Tensor, Any]:
         if x.device.type != "cuda":
             raise RuntimeError(f"GraphedStep: CUDA graphs need CUDA tensors, got a {x.device.type} batch")
-        key = (tuple(x.shape), x.dtype, x.stride(), tuple(y.shape), y.dtype)
+        leaves, spec = tree_flatten(y)  # targets: a tensor, or a dict of them (dense tasks)
+        key = (tuple(x.shape), x.dtype, x.stride(), str(spec), tuple((tuple(t.shape), t.dtype) for t in leaves))
         if key != self.key:
             self._capture(x, y, key)
         self.x.copy_(x)
-        self.y.copy_(y)
+        for dst, src in zip(tree_flatten(self.y)[0], leaves):
+            dst.copy_(src)
         self.graph.replay()
         return self.loss, self.logits
 
@@ -63,7 +66,7 @@ class GraphedStep:
 
     def _capture(self, x: Tensor, y: Tensor, key: tuple) -> None:
         self.graph = None  # free the previous graph's memory first
-        self.x, self.y = torch.empty_like(x).copy_(x), torch.empty_like(y).copy_(y)
+        self.x, self.y = torch.empty_like(x).copy_(x), tree_map(lambda t: torch.empty_like(t).copy_(t), y)
         buffers = [b.detach().clone() for b in self.model.buffers()]
         rng = torch.cuda.get_rng_state(x.device)
         side = torch.cuda.Stream(x.device)

@@ -133,6 +133,15 @@ class Distributed:
         tdist.broadcast_object_list(box, src=0)
         return box[0]
 
+    def gather_objects(self, obj: tuple) -> tuple:
+        """Every rank's `obj` (a tuple of lists and numbers) merged on every rank: lists concatenated in rank
+        order, numbers added (metrics that are not sums, such as COCO mAP, need every sample)."""
+        if self.world_size == 1:
+            return obj
+        parts: List[Any] = [None] * self.world_size
+        tdist.all_gather_object(parts, obj)
+        return tuple(sum((p[i] for p in parts), [] if isinstance(obj[i], list) else 0) for i in range(len(obj)))
+
     def close(self) -> None:
         if self.world_size > 1 and tdist.is_initialized():
             tdist.barrier()

@@ -199,7 +199,7 @@ class Trainer:
             self.train_model = torch.compile(self.train_model)
         d, o = cfg.data, cfg.optim
         self.train_loader, self.eval_loaders = self.task.loaders(self.dataset)
-        self.loss_fn = self.task.loss()
+        self.loss_fn = self.task.loss(self.model).to(self.device)  # its buffers (a detector's locations) too
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.buffers = list(self.model.buffers())
         self.graphed = None

@@ -2,27 +2,30 @@
 CUDA-graph capture (`cuda_graph.py`), so both compute exactly the same thing."""
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Any, Callable, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
+from torch.utils._pytree import tree_map
 
 __all__ = ["forward_backward"]
 
 
-def forward_backward(model: nn.Module, x: Tensor, y: Tensor, loss_fn: Callable[[Tensor, Tensor], Tensor],
+def forward_backward(model: nn.Module, x: Tensor, y: Any, loss_fn: Callable[[Any, Any], Tensor],
                      amp: Optional[torch.dtype], grad_clip: Optional[float], params: Sequence[Tensor],
-                     per_step: bool = False, cache: bool = True) -> Tuple[Tensor, Tensor]:
-    """(loss, logits `[B, classes]`), both detached, after `loss.backward()` and clipping `params`.
+                     per_step: bool = False, cache: bool = True) -> Tuple[Tensor, Any]:
+    """(loss, output), both detached, after `loss.backward()` and clipping `params`.
 
+    The output is the model's (logits `[B, classes]`, or a dict of tensors for dense tasks), in float32.
     `per_step`: the model returns per-step logits `[T, B, classes]` for the loss (TET); their mean over T
     is returned. `cache=False` disables autocast's weight-cast cache (required inside a graph capture)."""
     with torch.autocast(x.device.type, dtype=amp or torch.float32, enabled=amp is not None, cache_enabled=cache):
-        logits = model(x, per_step=True) if per_step else model(x)
-    loss = loss_fn(logits.float(), y)
+        out = model(x, per_step=True) if per_step else model(x)
+    out = tree_map(lambda t: t.float() if isinstance(t, Tensor) else t, out)
+    loss = loss_fn(out, y)
     loss.backward()
     if grad_clip:
         nn.utils.clip_grad_norm_(params, grad_clip)
     if per_step:
-        logits = logits.mean(0)
-    return loss.detach(), logits.detach()
+        out = out.mean(0)
+    return loss.detach(), tree_map(lambda t: t.detach() if isinstance(t, Tensor) else t, out)
