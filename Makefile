@@ -13,14 +13,15 @@ TORCH_SPEC = $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check "$(TORCH_SPEC)"
-	$(BIN)/pip install -q --disable-pip-version-check -e ".[data]"
+	$(BIN)/pip install -q --disable-pip-version-check -e ".[data,dense]"
 	touch $@
 
 # Test extras: pytest; SpikingJelly 2.0 (the equivalence tests' reference; installed without its
 # torchvision/torchaudio requirements, which the neuron modules do not need) with loguru; Triton,
-# whose interpreter runs the fused kernels on the CPU in the tests; pytest-xdist for two workers.
+# whose interpreter runs the fused kernels on the CPU in the tests; pytest-xdist for two workers;
+# Ray and submitit (the suite launchers' tests).
 $(BIN)/.installed-test: $(BIN)/.installed
-	$(BIN)/pip install -q --disable-pip-version-check pytest pytest-xdist loguru "triton==3.6.0"
+	$(BIN)/pip install -q --disable-pip-version-check pytest pytest-xdist loguru "triton==3.6.0" -e ".[suite]"
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps "spikingjelly==2.0.0"
 	touch $@
 
