@@ -14,20 +14,27 @@ def box_area(b: Tensor) -> Tensor:
     return (b[..., 2] - b[..., 0]).clamp_min(0) * (b[..., 3] - b[..., 1]).clamp_min(0)
 
 
+def _wh_area(wh: Tensor) -> Tensor:
+    """Width x height of `[..., 2]` extents (not `.prod`: its backward looks for zeros with a host sync,
+    which a CUDA graph capture forbids)."""
+    wh = wh.clamp_min(0)
+    return wh[..., 0] * wh[..., 1]
+
+
 def box_iou(a: Tensor, b: Tensor) -> Tensor:
     """Pairwise IoU `[..., N, M]` of `a [..., N, 4]` and `b [..., M, 4]`."""
     lt = torch.maximum(a[..., :, None, :2], b[..., None, :, :2])
     rb = torch.minimum(a[..., :, None, 2:], b[..., None, :, 2:])
-    inter = (rb - lt).clamp_min(0).prod(-1)
+    inter = _wh_area(rb - lt)
     return inter / (box_area(a)[..., :, None] + box_area(b)[..., None, :] - inter).clamp_min(1e-9)
 
 
 def giou_loss(a: Tensor, b: Tensor) -> Tensor:
     """1 - GIoU of matching boxes `a`, `b` `[..., 4]` (Rezatofighi et al., CVPR 2019), elementwise."""
     lt, rb = torch.maximum(a[..., :2], b[..., :2]), torch.minimum(a[..., 2:], b[..., 2:])
-    inter = (rb - lt).clamp_min(0).prod(-1)
+    inter = _wh_area(rb - lt)
     union = (box_area(a) + box_area(b) - inter).clamp_min(1e-9)
-    hull = (torch.maximum(a[..., 2:], b[..., 2:]) - torch.minimum(a[..., :2], b[..., :2])).clamp_min(0).prod(-1)
+    hull = _wh_area(torch.maximum(a[..., 2:], b[..., 2:]) - torch.minimum(a[..., :2], b[..., :2]))
     return 1 - (inter / union - (hull - union) / hull.clamp_min(1e-9))
 
 
