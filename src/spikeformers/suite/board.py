@@ -98,9 +98,12 @@ def pareto_front(points: Sequence[Tuple[float, float]], higher_is_better: bool =
 
 
 def _model_parts(summary: Dict[str, Any], config: Dict[str, Any]) -> Dict[str, Any]:
+    """Model, attention, neuron, encoder, T and twin of a run. The attention is the design's: the one the
+    config asks for (a twin's softmax replaces it), else the model's own."""
     mc = summary.get("model_config") or {}
     m = config.get("model", {})
-    attn = "+".join(str(v) for k, v in mc.items() if k == "attention" or k.endswith("_attention")) or m.get("attention")
+    attn = m.get("attention") or "+".join(str(v) for k, v in mc.items()
+                                          if (k == "attention" or k.endswith("_attention")) and v) or None
     return {"model": summary.get("model"), "attention": attn, "neuron": mc.get("neuron", m.get("neuron")),
             "encoder": mc.get("encoder", m.get("encoder")), "T": mc.get("T", m.get("T")),
             "twin": mc.get("twin", m.get("twin")) or "snn"}
