@@ -106,12 +106,12 @@ def test_ray_launcher_gives_the_local_launchers_numbers(tmp_path):
 
 
 def test_a_second_suite_command_on_the_same_folder_is_refused(tmp_path):
-    from spikeformers.suite.runner import _Lock
+    from spikeformers.train.lock import FolderLock
 
     out = tmp_path / "out"
     out.mkdir()
-    with _Lock(str(out)):
-        with pytest.raises(ConfigError, match=f"is being run by process {os.getpid()}"):
+    with FolderLock(str(out), "suite"):
+        with pytest.raises(ConfigError, match=f"is in use by process {os.getpid()} \\(suite\\)"):
             run_suite(suite_file(tmp_path), out=str(out), progress=False)
 
 

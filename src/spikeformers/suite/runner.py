@@ -10,7 +10,6 @@ is resumed; a cell folder without one (killed in its first epoch) is started aga
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
@@ -21,6 +20,7 @@ from typing import Any, Dict, List, Optional
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
+from ..train.lock import FolderLock
 from .board import write_leaderboard
 from .launch import Job, create_launcher, python_argv
 from .spec import Cell, Suite, expectations, load_suite
@@ -45,31 +45,6 @@ def _gpus() -> List[int]:
     import torch
 
     return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-
-
-class _Lock:
-    """An exclusive lock on a suite folder, so two suite commands never launch the same runs."""
-
-    def __init__(self, folder: str):
-        self.path = os.path.join(folder, ".suite.lock")
-
-    def __enter__(self) -> "_Lock":
-        self.f = open(self.path, "a+")
-        try:
-            fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.f.seek(0)
-            holder = self.f.read().strip() or "another process"
-            self.f.close()
-            raise ConfigError(f"{os.path.dirname(self.path)} is being run by {holder}; wait for it or stop it") from None
-        self.f.truncate(0)
-        self.f.write(f"process {os.getpid()}")
-        self.f.flush()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        fcntl.flock(self.f, fcntl.LOCK_UN)
-        self.f.close()
 
 
 def _epochs_done(folder: str) -> int:
@@ -113,7 +88,7 @@ def run_suite(path: str, out: Optional[str] = None, launcher: str = "local", job
         if not gpus and c.config.run.threads is None:
             c.config.run.threads = threads
     say = tqdm.write if progress else (lambda *_: None)
-    with _Lock(out):
+    with FolderLock(out, "suite"):
         states = {c.name: cell_state(os.path.join(out, c.name)) for c in suite.cells}
         todo = [c for c in suite.cells if states[c.name] != "finished"]
         n_res = sum(states[c.name] == "resume" for c in todo)
@@ -129,6 +104,7 @@ def run_suite(path: str, out: Optional[str] = None, launcher: str = "local", job
         bar = tqdm(total=len(suite.cells), initial=len(suite.cells) - len(todo), desc=f"suite {suite.name}",
                    unit="run", disable=None if progress else True, dynamic_ncols=True)
         running = {c.name for c in todo}
+        ended: List[str] = []
 
         def done(job: Job, rc: int) -> None:
             with lock:
@@ -139,6 +115,10 @@ def run_suite(path: str, out: Optional[str] = None, launcher: str = "local", job
                     failed.append(job.name)
                     say(f"  {job.name}: failed (exit {rc}); log: {job.log}")
                 bar.update(1)
+                if bar.disable:  # no terminal (a log file, nohup): one line per run instead of the bar
+                    ended.append(job.name)
+                    say(f"  [{len(suite.cells) - len(todo) + len(ended)}/{len(suite.cells)}] {job.name}: "
+                        f"{record['cells'][job.name]['state']}")
 
         runner = create_launcher(launcher, jobs=jobs_n, gpus=gpus, folder=out, ray_address=ray_address)
         work = _jobs(suite, out, todo, threads, gpus)

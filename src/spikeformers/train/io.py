@@ -67,16 +67,30 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
+_UMASK: Optional[int] = None
+
+
+def umask() -> int:
+    """The process's umask (read once: os.umask can only be read by setting it)."""
+    global _UMASK
+    if _UMASK is None:
+        _UMASK = os.umask(0o022)
+        os.umask(_UMASK)
+    return _UMASK
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write `data` to `path` so that readers see either the old file or the whole new one.
 
     The bytes go to a temporary file in the same folder (same filesystem), are fsynced, then
-    `os.replace`d over `path`. Parent folders are created.
+    `os.replace`d over `path`. Parent folders are created. The file gets the permissions a plain
+    `open()` would give it (0666 less the umask), not the temporary file's owner-only 0600.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -266,6 +280,7 @@ def save_checkpoint(
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f"{_TMP_PREFIX}epoch_{epoch:04d}-"))
     try:
+        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp's folder is owner-only
         _write_durable(tmp / "model.safetensors", _st_bytes(model_state))
         for name, tensors in extra_tensors.items():
             _write_durable(tmp / f"{name}.safetensors", _st_bytes(tensors))
@@ -318,11 +333,15 @@ def _load_tensors(path: Path, device: str) -> Dict[str, Tensor]:
         raise CheckpointError(f"{path}: corrupt or truncated safetensors file ({_oneline(e)})") from None
 
 
-def load_checkpoint(dirpath: str | os.PathLike, map_location: str | torch.device = "cpu") -> Checkpoint:
+def load_checkpoint(dirpath: str | os.PathLike, map_location: str | torch.device = "cpu",
+                    train_state: bool = True) -> Checkpoint:
     """Load the checkpoint `dirpath/latest.json` points at (or `dirpath` itself if it is an epoch folder).
 
     Tensors go to `map_location`. Raises `CheckpointError` naming the file on anything missing or corrupt.
+    `train_state=False` reads only the weights and meta (evaluation needs no optimizer state, so a damaged
+    train_state.pt does not block it).
     """
+    load_state = train_state
     root = Path(dirpath)
     device = str(map_location)
     if not root.is_dir():
@@ -336,7 +355,7 @@ def load_checkpoint(dirpath: str | os.PathLike, map_location: str | torch.device
     else:
         raise CheckpointError(f"no {_LATEST} in {root}: no checkpoint was completed there")
 
-    for required in ("model.safetensors", "train_state.pt", "meta.json"):
+    for required in ("model.safetensors", "meta.json") + (("train_state.pt",) if load_state else ()):
         if not (folder / required).is_file():
             raise CheckpointError(f"{folder / required} is missing")
     model_state = _load_tensors(folder / "model.safetensors", device)
@@ -345,8 +364,10 @@ def load_checkpoint(dirpath: str | os.PathLike, map_location: str | torch.device
         for p in sorted(folder.glob("*.safetensors"))
         if p.name != "model.safetensors"
     }
+    train_state = {}
     try:
-        train_state = torch.load(folder / "train_state.pt", map_location=device, weights_only=True)
+        if load_state:
+            train_state = torch.load(folder / "train_state.pt", map_location=device, weights_only=True)
     except Exception as e:  # truncated zip, or a pickle that is not plain data
         raise CheckpointError(
             f"{folder / 'train_state.pt'}: corrupt or not loadable with weights_only=True ({_oneline(e)})"
