@@ -217,9 +217,19 @@ def spikformer_8_384(**kw):
     return _spikformer(dict(_IMAGENET, dim=384, depth=8, num_heads=12), kw)
 
 
+@register_model(family="spikformer", published=_published("ImageNet", 72.46, 23.37))
+def spikformer_6_512(**kw):
+    return _spikformer(dict(_IMAGENET, dim=512, depth=6, num_heads=8), kw)
+
+
 @register_model(family="spikformer", published=_published("ImageNet", 73.38, 29.68))
 def spikformer_8_512(**kw):
     return _spikformer(dict(_IMAGENET, dim=512, depth=8, num_heads=8), kw)
+
+
+@register_model(family="spikformer", published=_published("ImageNet", 73.68, 36.01))
+def spikformer_10_512(**kw):
+    return _spikformer(dict(_IMAGENET, dim=512, depth=10, num_heads=8), kw)
 
 
 @register_model(family="spikformer", published=_published("ImageNet", 74.81, 66.34))

@@ -54,7 +54,8 @@ class TernaryNode(Neuron):
         decay: membrane decay per step (0.25 in the reference code).
         amplitude: initial spike amplitude a.
         learnable_amplitude: make a a trainable scalar.
-        detach_reset: stop the gradient through the reset path.
+        detach_reset: stop the gradient through the reset path (False, as the Ternary Spike reference code:
+            its reset u (1 - |s|) is differentiated).
         backend: "auto" | "torch" | "triton".
     """
 
@@ -67,7 +68,7 @@ class TernaryNode(Neuron):
         decay: float = 0.25,
         amplitude: float = 1.0,
         learnable_amplitude: bool = False,
-        detach_reset: bool = True,
+        detach_reset: bool = False,
         backend: str = "auto",
     ):
         super().__init__()
