@@ -6,6 +6,7 @@
     spikeformers generate RUN_DIR --prompt TEXT        continue a prompt with a trained language model
     spikeformers energy MODEL|RUN_DIR [options]        synaptic operations and energy vs the ANN twin
     spikeformers models [PATTERN]                      registered models, parameters, published accuracy
+    spikeformers config [CONFIG.yaml] [key=value ...]  the resolved config, as YAML (a recipe again)
     spikeformers suite SUITE.yaml [--launcher ray]      a benchmark suite: runs x seeds x twins, leaderboard
     spikeformers suite report DIR                      the leaderboard of a suite folder
     spikeformers bench SUITE                           speed benchmarks (GPU)
@@ -33,6 +34,8 @@ def _split_train_args(args: List[str]):
             path = a
         elif a.split("=", 1)[0] in ("resume", "run.resume"):
             resume = a.split("=", 1)[1]
+            if not resume.strip():
+                raise ValueError("resume= needs a run directory, e.g. resume=runs/NAME")
         else:
             overrides.append(a)
     return path, overrides, resume
@@ -76,11 +79,27 @@ def format_summary(s) -> str:
     return "\n".join(lines)
 
 
+def cmd_config(ns) -> int:
+    """Print the resolved config of a recipe plus overrides, as YAML (usable as a recipe again)."""
+    import yaml
+
+    from .train.config import config_to_dict, load_config
+
+    path, overrides, resume = _split_train_args(ns.args)
+    if resume:
+        raise ValueError("config resolves a recipe; for a run's config read RUN/config.yaml")
+    print(yaml.safe_dump(config_to_dict(load_config(path, overrides)), sort_keys=False).rstrip())
+    return 0
+
+
 def cmd_eval(ns) -> int:
     from .train.evaluate import evaluate_run
 
     res = evaluate_run(ns.run_dir, progress=not ns.quiet)
-    print(f"{_task(res['task']).eval_line(res)}, mean firing rate {100 * res['mean_firing_rate']:.2f}%  ->  {res['path']}")
+    print(f"{_task(res['task']).eval_line(res)}, mean firing rate {100 * res['mean_firing_rate']:.2f}%"
+          + (f"  ->  {res['path']}" if res["path"] else ""))
+    if res.get("write_error"):
+        print(f"spikeformers eval: note: {res['write_error']}", file=sys.stderr)
     return 0
 
 
@@ -200,12 +219,22 @@ def cmd_bench(ns) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     p = argparse.ArgumentParser(prog="spikeformers", description="Spiking transformers: train, measure, compare.")
+    p.add_argument("--version", action="version", version=f"spikeformers {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train a model (no arguments: the embedded digits default)")
+    from .train.config import config_help
+
+    t = sub.add_parser("train", help="train a model (no arguments: the embedded digits default)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="config keys (set as key=value, or in a recipe's sections):\n" + config_help())
     t.add_argument("args", nargs="*", help="[CONFIG.yaml] [key=value ...], or resume=RUN_DIR [run.key=value ...]")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-epoch lines")
     t.set_defaults(fn=cmd_train)
+    c = sub.add_parser("config", help="print the resolved config of [RECIPE] [key=value ...] without running it")
+    c.add_argument("args", nargs="*", help="[CONFIG.yaml] [key=value ...]")
+    c.set_defaults(fn=cmd_config)
     e = sub.add_parser("eval", help="evaluate a run directory's checkpoint on its test set")
     e.add_argument("run_dir")
     e.add_argument("-q", "--quiet", action="store_true")
@@ -261,12 +290,34 @@ def main(argv: Optional[List[str]] = None) -> int:
     ns = build_parser().parse_args(argv)
     try:
         return ns.fn(ns)
+    except BrokenPipeError:  # `spikeformers info | head -1`: the reader left; say nothing more
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except OSError:
+            pass
+        return 0
     except (SpikeformersError, ValueError, FileNotFoundError) as e:
         print(f"spikeformers {ns.command}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # read-only or full disk, a file where a folder should be, permissions
+        print(f"spikeformers {ns.command}: error: {_os_error(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"spikeformers {ns.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _os_error(e: OSError) -> str:
+    """One line: what failed, on which path, and what to do."""
+    import errno
+
+    hint = {errno.ENOSPC: "the disk is full: free space or point run.out_dir elsewhere",
+            errno.EROFS: "the file system is read-only: point run.out_dir at a writable folder",
+            errno.EACCES: "no permission: point run.out_dir at a folder you can write",
+            errno.ENOTDIR: "a file stands where a folder is needed: point run.out_dir at a folder",
+            errno.EISDIR: "a folder stands where a file is needed"}.get(e.errno, "")
+    path = f" ({e.filename})" if e.filename else ""
+    return f"{e.strerror or type(e).__name__}{path}" + (f"; {hint}" if hint else "")
 
 
 if __name__ == "__main__":

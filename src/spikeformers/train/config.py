@@ -22,7 +22,7 @@ import os
 import re
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
@@ -45,6 +45,8 @@ __all__ = [
     "config_to_dict",
     "config_from_dict",
     "save_config",
+    "config_keys",
+    "config_help",
 ]
 
 
@@ -117,6 +119,7 @@ class RunSection:
     max_steps: Optional[int] = None  # stop after this many steps (for tests and smoke runs)
     threads: Optional[int] = None  # CPU intra-op threads (None: torch's default); 1 avoids OpenMP stalls on busy machines
     max_minutes: Optional[float] = None  # stop (resumably) after the first epoch that ends past this
+    loggers: Tuple[str, ...] = ("jsonl", "csv")  # also "tensorboard", "wandb" (offline); jsonl and csv always
 
 
 @dataclass
@@ -173,11 +176,15 @@ _CHECKS = {
     ("schedule", "warmup_epochs"): (lambda v: v >= 0, ">= 0"),
     ("schedule", "min_lr"): (lambda v: v >= 0, ">= 0"),
     ("run", "amp"): (lambda v: v in ("auto", "bf16", "off"), "one of 'auto', 'bf16', 'off'"),
+    ("run", "name"): (lambda v: v not in ("", ".", "..") and "/" not in v and "\\" not in v,
+                      "a plain folder name (no '/', not '..'): runs live in run.out_dir"),
     ("run", "log_every"): (lambda v: v >= 1, ">= 1"),
     ("run", "ema"): (lambda v: 0 <= v < 1, "in [0, 1) or null"),
     ("run", "max_steps"): (lambda v: v >= 1, ">= 1 or null"),
     ("run", "max_minutes"): (lambda v: v > 0, "> 0 or null"),
     ("run", "threads"): (lambda v: v >= 1, ">= 1 or null"),
+    ("run", "loggers"): (lambda v: set(v) <= {"jsonl", "csv", "tensorboard", "wandb"},
+                         "a list of 'jsonl', 'csv', 'tensorboard', 'wandb'"),
 }
 _NO_RAW = object()
 
@@ -200,7 +207,7 @@ def _describe(tp: Any) -> str:
         return f"{_describe(next(a for a in args if a is not type(None)))} or null"
     if origin is tuple:
         items = {float: "numbers", int: "integers", str: "strings"}.get(args[0], "values")
-        return f"a list of {len(args)} {items}"
+        return f"a list of {items}" if args[-1] is Ellipsis else f"a list of {len(args)} {items}"
     if origin is dict:
         return "a mapping"
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, str(tp))
@@ -226,6 +233,8 @@ def _coerce(value: Any, tp: Any) -> Any:
                 pass
         if isinstance(value, (int, float)) and math.isfinite(value):
             return float(value)
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis and isinstance(value, (list, tuple)):
+        return tuple(_coerce(v, args[0]) for v in value)  # Tuple[X, ...]: any length
     if origin is tuple and isinstance(value, (list, tuple)) and len(value) == len(args):
         return tuple(_coerce(v, a) for v, a in zip(value, args))
     if origin is dict and isinstance(value, dict) and all(isinstance(k, str) for k in value):
@@ -352,6 +361,40 @@ def load_config(path: Optional[str], overrides: Sequence[str] = (), base: Option
     for o in overrides:
         apply_override(cfg, o)
     return cfg
+
+
+def config_keys() -> List[Tuple[str, str, Any, str]]:
+    """(dotted key, type in words, default, the comment config.py carries) for every config key."""
+    import inspect
+
+    out = []
+    defaults = TrainConfig()
+    for section in SECTIONS:
+        cls = type(getattr(defaults, section))
+        comments = {}
+        for line in inspect.getsource(cls).splitlines():
+            m = re.match(r"\s+(\w+):[^#]*#\s*(.*)$", line)
+            if m:
+                comments[m.group(1)] = m.group(2).strip()
+        for f in dataclasses.fields(cls):
+            out.append((f"{section}.{f.name}", _describe(_hints(section)[f.name]), getattr(getattr(defaults, section), f.name),
+                        comments.get(f.name, "")))
+    return out
+
+
+def config_help() -> str:
+    """Every config key with its type, default and comment, for `spikeformers train --help`."""
+    lines, section = [], None
+    for key, tp, default, comment in config_keys():
+        sec = key.split(".")[0]
+        if sec != section:
+            lines.append(f"{sec}:")
+            section = sec
+        shown = yaml.safe_dump(list(default) if isinstance(default, tuple) else default, default_flow_style=True)
+        shown = shown.strip().removesuffix("...").strip()
+        lines.append(f"  {key} ({tp}; default {shown}){': ' + comment if comment else ''}")
+    aliases = ", ".join(f"{a}={k}" for a, k in ALIASES.items())
+    return "\n".join(lines + [f"aliases: {aliases}"])
 
 
 def config_to_dict(cfg: TrainConfig) -> Dict[str, Dict[str, Any]]:

@@ -31,6 +31,8 @@ from .config import TrainConfig, config_from_dict, config_to_dict, load_config, 
 from .cuda_graph import GraphedStep
 from .distributed import Distributed
 from .step import forward_backward
+from .lock import FolderLock
+from .loggers import Loggers, create_loggers
 from .io import (append_jsonl, atomic_write_json, atomic_write_text, capture_rng_state, load_checkpoint,
                  read_jsonl, restore_rng_state, save_checkpoint)
 from .monitor import FiringRateMonitor
@@ -103,7 +105,26 @@ def build_model(cfg: TrainConfig, dataset) -> nn.Module:
     try:
         return create_model(cfg.model.name, **model_overrides(cfg, dataset))
     except ValueError as e:
-        raise ConfigError(f"model: {e}") from None
+        raise ConfigError(f"model: {e}{_model_hint(cfg, dataset)}") from None
+
+
+#: the model families that read each kind of data, for the hint after a mismatch
+_FAMILIES = {"sequence": "spikformer_seq", "tokens": "lm", "scenes": "dense"}
+_FAMILY_WORDS = {"spikformer_seq": "sequence", "lm": "language", "dense": "dense-prediction"}
+
+
+def _model_hint(cfg: TrainConfig, dataset) -> str:
+    """'; dataset X holds sequences: use a sequence model (...)' when the model cannot read the data."""
+    from ..models import list_models, model_info
+
+    kind = getattr(dataset, "kind", "array")
+    data = dataset.layout if kind == "array" else kind
+    family = _FAMILIES.get(data)
+    if family is None or model_info(cfg.model.name).get("family") == family:
+        return ""
+    names = [n for n in list_models() if model_info(n).get("family") == family]
+    return (f"; dataset {cfg.data.name!r} holds {data}, which {cfg.model.name} does not read: use a {_FAMILY_WORDS[family]} model, "
+            f"e.g. {', '.join(names[:4])}")
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> List[Dict[str, Any]]:
@@ -218,6 +239,8 @@ class Trainer:
         self.history: List[Dict[str, Any]] = []
         # rank 0 names the run directory (the others could race it into "name-2")
         self.run_dir = run_dir or self.dist.broadcast(_unique_dir(cfg.run.out_dir, cfg.run.name or default_run_name(cfg)))
+        self._locked = False
+        self.loggers = Loggers([])
         self.ckpt_dir = os.path.join(self.run_dir, "checkpoint")
 
     def _check_graphable(self) -> None:
@@ -306,8 +329,10 @@ class Trainer:
             self.step += 1
             if (i + 1) % cfg.run.log_every == 0 or i + 1 == len(self.train_loader):
                 self._check_finite(bad)
-                bar.set_postfix({"loss": f"{float(loss_sum) / seen:.3f}", "lr": f"{lr:.1e}",
-                                 f"{self.task.unit}/s": f"{seen * self.dist.world_size / (time.time() - t0):.0f}"})
+                rate = seen * self.dist.world_size / (time.time() - t0)
+                bar.set_postfix({"loss": f"{float(loss_sum) / seen:.3f}", "lr": f"{lr:.1e}", f"{self.task.unit}/s": f"{rate:.0f}"})
+                self.loggers.step(self.step, {"train/loss": float(loss_sum) / seen, "train/lr": lr,
+                                              f"train/{self.task.unit}_per_s": rate})
             if cfg.run.max_steps and self.step >= cfg.run.max_steps:
                 break
         self._check_finite(bad)
@@ -325,20 +350,44 @@ class Trainer:
                                    f"training stopped and {last}. Try a lower optim.lr or run.amp=off.")
 
     def fit(self) -> Dict[str, Any]:
+        """Train to the end (or to run.max_minutes), holding the run folder's lock (rank 0)."""
+        if not self.dist.is_main or self._locked:
+            return self._fit()
+        with FolderLock(self.run_dir, "training"):
+            self._locked = True
+            try:
+                return self._fit()
+            finally:
+                self._locked = False
+
+    def _fit(self) -> Dict[str, Any]:
         cfg = self.cfg
         if self.dist.is_main:
             os.makedirs(self.run_dir, exist_ok=True)
             save_config(cfg, os.path.join(self.run_dir, "config.yaml"))
             self._write_provenance()
+            try:
+                self.loggers = create_loggers(cfg.run.loggers, self.run_dir, config_to_dict(cfg))
+            except ValueError as e:
+                raise ConfigError(f"run.loggers: {e}") from None
         self._say(f"run {self.run_dir}: {cfg.model.name} ({self.n_params / 1e6:.3f} M parameters) on "
                   f"{cfg.data.name}, {self.device.type}{'' if self.amp is None else ' bf16'}"
                   f"{'' if self.dist.world_size == 1 else f' x{self.dist.world_size} ranks'}")
         deadline = time.time() + 60 * cfg.run.max_minutes if cfg.run.max_minutes else None
         while self.epoch < cfg.schedule.epochs:
             t0 = time.time()
-            rec = self.train_epoch()
+            try:
+                rec = self.train_epoch()
+            except KeyboardInterrupt:
+                where = (f"continue from epoch {self.epoch} with: spikeformers train resume={self.run_dir}" if self.epoch
+                         else "no epoch finished, so nothing was saved: start it again")
+                self._say(f"interrupted in epoch {self.epoch + 1}; {where}")
+                raise
             split, loader = next(iter(self.eval_loaders.items()))  # the split watched every epoch
-            ev = self.task.evaluate(self.ema.model if self.ema else self.model, loader, self.amp, dist=self.dist)
+            ev = self.task.evaluate(self.ema.model if self.ema else self.model, loader, self.amp,
+                                    monitor=self.loggers.wants_rates, dist=self.dist)
+            rates = ev.pop("firing_rates", {})
+            ev.pop("mean_firing_rate", None)
             self.epoch += 1
             self.elapsed += time.time() - t0
             rec = {"epoch": self.epoch, "step": self.step, **rec,
@@ -350,6 +399,7 @@ class Trainer:
                 append_jsonl(os.path.join(self.run_dir, "metrics.jsonl"), rec)
                 self._write_csv()
                 self.save()
+                self.loggers.epoch(self.epoch, rec, rates)
             unit = self.task.unit
             self._say(f"epoch {self.epoch:3d}/{cfg.schedule.epochs}  {self.task.format_metrics(rec, 'train')}  |  "
                       f"{self.task.format_metrics(rec, split)}  |  {rec[f'{unit}_per_s']:.0f} {unit}/s, "
@@ -388,6 +438,7 @@ class Trainer:
                             split=splits[0], percent=task.metric == "acc")
             if summary["firing_rates"]:
                 plot_firing_rates(summary["firing_rates"], os.path.join(self.run_dir, "firing_rates.png"), title)
+            self.loggers.close(summary)
         self.dist.close()
         return summary
 
@@ -435,8 +486,10 @@ def _load_state(model: nn.Module, state: Dict[str, Tensor], path: str) -> None:
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
-        first = str(e).strip().splitlines()[0]
-        raise CheckpointError(f"checkpoint {path} does not match the model: {first}") from None
+        detail = " ".join(str(e).split()).replace("Error(s) in loading state_dict for ", "")
+        detail = detail if len(detail) <= 400 else detail[:397] + "..."
+        raise CheckpointError(f"checkpoint {path} does not match the model ({detail}); was it trained with another "
+                              f"model or options? its config is in the run's config.yaml") from None
 
 
 def peak_memory_gb(device: torch.device) -> float:
@@ -486,24 +539,48 @@ def load_run(run_dir: str) -> Tuple[TrainConfig, Dict[str, Any]]:
     cfg_path = os.path.join(run_dir, "config.yaml")
     if not os.path.isfile(cfg_path):
         raise CheckpointError(f"{run_dir} is not a run directory (no config.yaml)")
-    with open(cfg_path) as f:
-        cfg = config_from_dict(yaml.safe_load(f) or {})
+    try:
+        with open(cfg_path, encoding="utf-8") as f:
+            d = yaml.safe_load(f) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{cfg_path} is not a readable YAML config ({' '.join(str(e).split())[:200]})") from None
+    try:
+        cfg = config_from_dict(d)
+    except ConfigError as e:
+        raise ConfigError(f"{cfg_path}: {e}") from None
     summary_path = os.path.join(run_dir, "summary.json")
-    summary = json.load(open(summary_path)) if os.path.exists(summary_path) else {}
+    summary = {}
+    if os.path.exists(summary_path):
+        try:
+            with open(summary_path, encoding="utf-8") as f:
+                summary = json.load(f)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise CheckpointError(f"{summary_path} is corrupt ({e}); delete it to evaluate the run again") from None
     return cfg, summary
 
 
 def train(cfg: TrainConfig, progress: bool = True, resume: Optional[str] = None,
           overrides: Tuple[str, ...] = ()) -> Dict[str, Any]:
     """Train from a config, or continue the run directory `resume` (only run.* keys may change then)."""
-    if resume:
+    if resume is not None:
+        from .config import ALIASES
+
+        if not str(resume).strip():
+            raise ConfigError("resume= needs a run directory, e.g. resume=runs/NAME")
         saved, _ = load_run(resume)
-        changed = [o.split("=", 1)[0] for o in overrides if not o.split("=", 1)[0].startswith("run.")]
+        keys = [ALIASES.get(k, k) for k in (o.split("=", 1)[0].strip() for o in overrides)]
+        changed = [k for k in keys if not k.startswith("run.")]
         if changed:
             raise ConfigError(f"cannot change {', '.join(changed)} when resuming; only run.* keys may change")
+        fixed = [k for k in keys if k in ("run.seed", "run.name", "run.out_dir")]
+        if fixed:
+            raise ConfigError(f"cannot change {', '.join(fixed)} when resuming: the run continues from its own stored "
+                              f"random state and folder; start a new run for another seed")
         cfg = load_config(None, overrides, base=saved)
-        trainer = Trainer(cfg, progress, run_dir=resume)
-        trainer.restore()
-        trainer._say(f"resuming {resume} after epoch {trainer.epoch}")
-        return trainer.fit()
+        with FolderLock(resume, "training"):
+            trainer = Trainer(cfg, progress, run_dir=resume)
+            trainer._locked = True
+            trainer.restore()
+            trainer._say(f"resuming {resume} after epoch {trainer.epoch}")
+            return trainer.fit()
     return Trainer(cfg, progress).fit()

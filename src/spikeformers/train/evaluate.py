@@ -16,7 +16,7 @@ def load_trained_model(run_dir: str, device: str = "auto"):
     dev = resolve_device(device)
     dataset = build_dataset(cfg).to(dev)
     model = build_model(cfg, dataset)
-    ck = load_checkpoint(os.path.join(run_dir, "checkpoint"), map_location="cpu")
+    ck = load_checkpoint(os.path.join(run_dir, "checkpoint"), map_location="cpu", train_state=False)
     _load_state(model, ck.extra_tensors.get("ema", ck.model_state), ck.path)
     return model.to(dev).eval(), cfg, dataset
 
@@ -30,5 +30,8 @@ def evaluate_run(run_dir: str, device: str = "auto", progress: bool = True) -> D
     res: Dict[str, Any] = {"run_dir": run_dir, "task": task.name, "metric": f"{list(loaders)[-1]}_{task.metric}"}
     res.update(task.evaluate_splits(model, loaders, amp_dtype(cfg.run.amp, dev)))
     res["path"] = os.path.join(run_dir, "eval.json")
-    atomic_write_json(res["path"], res)
+    try:  # a read-only run folder costs the file, not the result
+        atomic_write_json(res["path"], res)
+    except OSError as e:
+        res["path"], res["write_error"] = None, f"could not write {os.path.join(run_dir, 'eval.json')}: {e.strerror or e}"
     return res
