@@ -49,7 +49,8 @@ def test_a_second_process_on_a_run_gets_a_one_line_error_and_records_stay_whole(
 @pytest.mark.parametrize("args, match", [
     (["resume="], "resume= needs a run directory"),
     (["resume={run}", "seed=7"], "cannot change run.seed when resuming"),
-    (["resume={run}", "epochs=9"], "cannot change schedule.epochs when resuming"),
+    (["resume={run}", "lr=0.1"], "cannot change optim.lr when resuming"),
+    (["resume={run}", "epochs=0"], "schedule.epochs must be >= 1"),
     (["name=../elsewhere"], "run.name must be a plain folder name"),
     (["name=/abs/path"], "run.name must be a plain folder name"),
 ])
@@ -202,3 +203,100 @@ def test_tensorboard_event_file_holds_loss_learning_rate_and_firing_rates(tmp_pa
     assert len(ea.Scalars("train/loss")) == 4 and ea.Scalars("train/lr")[0].value > 0
     with pytest.raises(ConfigError, match="run.loggers must be a list of"):
         load_config(None, ["run.loggers=[mlflow]"])
+
+
+def _interrupt_at_call(monkeypatch, n):
+    """Send this process a real SIGINT from inside the n-th training step."""
+    import signal
+
+    from spikeformers.train import engine
+
+    calls, real = [0], engine.forward_backward
+
+    def step(*a, **k):
+        calls[0] += 1
+        if calls[0] == n:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(*a, **k)
+
+    monkeypatch.setattr(engine, "forward_backward", step)
+
+
+def _records(run_dir):
+    from spikeformers.train import read_jsonl
+
+    drop = ("epoch_time_s", "elapsed_s", "images_per_s")
+    return [{k: v for k, v in r.items() if k not in drop} for r in read_jsonl(os.path.join(run_dir, "metrics.jsonl"))]
+
+
+def test_ctrl_c_in_epoch_one_saves_and_the_resume_continues_exactly(tmp_path, monkeypatch, capsys):
+    args = ["epochs=2", "run.device=cpu", "batch_size=64", f"run.out_dir={tmp_path}"]
+    ref = train(load_config(None, args + ["name=ref"]), progress=False)
+    _interrupt_at_call(monkeypatch, 5)  # epoch 1 has 22 steps
+    with pytest.raises(KeyboardInterrupt):
+        train(load_config(None, args + ["name=cut"]), progress=True)
+    assert "after 5 of 22 batches; saved. Continue with: spikeformers train resume=" in capsys.readouterr().out
+    monkeypatch.undo()
+    cut = os.path.join(tmp_path, "cut")
+    resumed = train(None, progress=False, resume=cut)
+    assert _records(cut) == _records(ref["run_dir"])  # same losses, accuracies, learning rates, steps
+    assert resumed["test_acc"] == ref["test_acc"] and resumed["steps"] == ref["steps"] == 44
+
+
+def _lr(step, total, warmup, base, low):
+    """The warmup-cosine schedule written out (the reference for the resumed runs' recorded rates)."""
+    import math
+
+    if step < warmup:
+        return base * (step + 1) / warmup
+    return low + (base - low) * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+
+def test_schedule_epochs_may_grow_on_resume_and_the_cosine_continues_from_the_current_rate(tmp_path, monkeypatch):
+    import json
+    import math
+
+    args = ["epochs=2", "schedule.warmup_epochs=1", "run.device=cpu", "batch_size=64", f"run.out_dir={tmp_path}", "name=grow"]
+    cfg = load_config(None, args)
+    _interrupt_at_call(monkeypatch, 30)  # in epoch 2, past the warmup
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, progress=False)
+    monkeypatch.undo()
+    run = os.path.join(tmp_path, "grow")
+    with pytest.raises(ConfigError, match="fewer than the 2 epoch"):
+        train(None, progress=False, resume=run, overrides=("epochs=1",))
+    train(None, progress=False, resume=run, overrides=("epochs=4",))
+    base, low, spe = cfg.optim.lr, cfg.schedule.min_lr, 22
+    warm = int(round(cfg.schedule.warmup_epochs * spe))
+    anchor = 30  # the step after the interrupted one (the 30th) finished
+    lr0 = _lr(anchor, 2 * spe, warm, base, low)  # the rate the 2-epoch schedule had there
+    lrs = [r["lr"] for r in _records(run)]
+    assert len(lrs) == 4
+    assert lrs[0] == pytest.approx(_lr(spe - 1, 2 * spe, warm, base, low))  # epoch 1: the old schedule
+    for epoch, got in zip((2, 3, 4), lrs[1:]):
+        last = epoch * spe - 1
+        want = low + (lr0 - low) * 0.5 * (1 + math.cos(math.pi * (last - anchor) / (4 * spe - anchor)))
+        assert got == pytest.approx(want)
+    with open(os.path.join(run, "provenance.json")) as f:
+        starts = json.load(f)["starts"]
+    assert [(s["schedule_epochs"], s["step"]) for s in starts] == [(2, 0), (4, 30)]
+    assert "epochs: 4" in open(os.path.join(run, "config.yaml")).read()
+
+
+def test_one_energy_and_firing_rate_measurement_per_run(finished_run, capsys):
+    import json
+
+    from spikeformers.train import evaluate_run
+
+    with open(os.path.join(finished_run, "summary.json")) as f:
+        summary = json.load(f)
+    ev = evaluate_run(finished_run, device="cpu", progress=False)
+    assert main(["energy", finished_run]) == 0
+    capsys.readouterr()
+    with open(os.path.join(finished_run, "energy.json")) as f:
+        energy = json.load(f)["headline"]
+    assert summary["energy"]["sample"] == ev["energy"]["sample"] == "first 64 test images"
+    for key in ("snn_uJ", "snn_lemaire_uJ", "ann_twin_uJ", "qann_uJ", "snn_ac", "snn_mac"):
+        assert summary["energy"][key] == ev["energy"][key] == energy[key], key
+    assert energy["images"] == 64
+    assert ev["mean_firing_rate"] == summary["mean_firing_rate"] and ev["firing_rates"] == summary["firing_rates"]

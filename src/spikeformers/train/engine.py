@@ -13,7 +13,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 import os
+import signal
+import threading
 import platform
 import time
 from contextlib import nullcontext
@@ -187,6 +190,10 @@ def _unique_dir(root: str, name: str) -> str:
     return path
 
 
+class _SavedInterrupt(KeyboardInterrupt):
+    """Ctrl-C after the step in flight finished and the run was saved."""
+
+
 class Trainer:
     """Builds everything a run needs from a config, then `fit()` trains it and returns the summary."""
 
@@ -237,6 +244,9 @@ class Trainer:
         self.warmup_steps = int(round(cfg.schedule.warmup_epochs * self.steps_per_epoch))
         self.epoch, self.step, self.elapsed = 0, 0, 0.0
         self.history: List[Dict[str, Any]] = []
+        self.partial: Dict[str, Any] = {}  # progress inside the current epoch, kept by an interrupt's checkpoint
+        self.lr_anchor: List[float] = []  # [step, lr]: where a resume that changed schedule.epochs re-anchored the cosine
+        self._stop = False  # set by the first Ctrl-C: finish the step, save, stop
         # rank 0 names the run directory (the others could race it into "name-2")
         self.run_dir = run_dir or self.dist.broadcast(_unique_dir(cfg.run.out_dir, cfg.run.name or default_run_name(cfg)))
         self._locked = False
@@ -265,7 +275,8 @@ class Trainer:
             return
         extra = {"ema": _contiguous(self.ema.model.state_dict())} if self.ema else {}
         train_state = {"optimizer": self.optimizer.state_dict(), "epoch": self.epoch, "step": self.step,
-                       "elapsed": self.elapsed, "rng": capture_rng_state(), "history_len": len(self.history)}
+                       "elapsed": self.elapsed, "rng": capture_rng_state(), "history_len": len(self.history),
+                       "partial": self.partial, "lr_anchor": self.lr_anchor}
         save_checkpoint(self.ckpt_dir, model_state=_contiguous(self.model.state_dict()), extra_tensors=extra,
                         train_state=train_state, meta=self._meta())
 
@@ -277,18 +288,46 @@ class Trainer:
         ts = ck.train_state
         self.optimizer.load_state_dict(ts["optimizer"])
         self.epoch, self.step, self.elapsed = int(ts["epoch"]), int(ts["step"]), float(ts["elapsed"])
+        self.partial, self.lr_anchor = dict(ts.get("partial") or {}), list(ts.get("lr_anchor") or [])
         restore_rng_state(ts["rng"])
+        saved_epochs = int(ck.meta["config"]["schedule"]["epochs"])
+        if saved_epochs != self.cfg.schedule.epochs:
+            self._reschedule(saved_epochs)
         metrics = os.path.join(self.run_dir, "metrics.jsonl")
-        records = read_jsonl(metrics)
+        records = read_jsonl(metrics) if os.path.exists(metrics) else []  # none yet: stopped inside epoch 1
         self.history = records[: int(ts["history_len"])]
         if len(records) > len(self.history):  # killed between the metrics line and the checkpoint
             atomic_write_text(metrics, "".join(json.dumps(r) + "\n" for r in self.history))
 
+    def _reschedule(self, saved_epochs: int) -> None:
+        """schedule.epochs changed on resume: the cosine continues from the learning rate the run has now
+        and reaches min_lr at the new end (past warmup; a change during warmup just moves the end)."""
+        new = self.cfg.schedule.epochs
+        done = self.epoch + (1 if self.partial else 0)
+        if new < done:
+            raise ConfigError(f"schedule.epochs={new} is fewer than the {done} epoch(s) this run has already "
+                              f"(partly) trained; give at least {done}")
+        if self.step >= self.warmup_steps:
+            old_total = self.total_steps
+            self.total_steps = saved_epochs * self.steps_per_epoch
+            lr_now = self._lr_at(self.step)  # under the schedule the run was trained with
+            self.total_steps = old_total
+            self.lr_anchor = [self.step, lr_now]
+        self._say(f"schedule.epochs {saved_epochs} -> {new}: the cosine now runs from step {self.step} "
+                  f"to step {self.total_steps}")
+
     # --- loop ------------------------------------------------------------------------------------
+    def _lr_at(self, step: int) -> float:
+        s, base = self.cfg.schedule, self.cfg.optim.lr
+        if self.lr_anchor and step >= self.lr_anchor[0]:  # the re-anchored tail after a schedule change
+            start, lr0 = int(self.lr_anchor[0]), float(self.lr_anchor[1])
+            progress = min(1.0, (step - start) / max(1, self.total_steps - start))
+            return s.min_lr + (lr0 - s.min_lr) * 0.5 * (1 + math.cos(math.pi * progress))
+        return warmup_cosine(step, total_steps=self.total_steps, warmup_steps=self.warmup_steps, base_lr=base,
+                             min_lr=s.min_lr)
+
     def _set_lr(self) -> float:
-        s = self.cfg.schedule
-        lr = warmup_cosine(self.step, total_steps=self.total_steps, warmup_steps=self.warmup_steps,
-                           base_lr=self.cfg.optim.lr, min_lr=s.min_lr)
+        lr = self._lr_at(self.step)
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         return lr
@@ -297,14 +336,22 @@ class Trainer:
         cfg, model = self.cfg, self.train_model
         model.train()
         self.train_loader.set_epoch(self.epoch)
-        loss_sum = torch.zeros((), device=self.device)
-        stats: Dict[str, Tensor] = {}
+        part, self.partial = self.partial, {}
+        skip = int(part.get("batches", 0))  # batches an interrupted run already trained in this epoch
+        loss_sum = torch.tensor(float(part.get("loss_sum", 0.0)), device=self.device)
+        stats: Dict[str, Tensor] = {k: torch.tensor(v, device=self.device) for k, v in part.get("stats", {}).items()}
         bad = torch.zeros((), device=self.device, dtype=torch.bool)  # any non-finite loss, read at sync points
-        seen, t0 = 0, time.time()
+        seen, t0 = int(part.get("seen", 0)), time.time() - float(part.get("seconds", 0.0))
         bar = tqdm(self.train_loader, desc=f"epoch {self.epoch + 1}/{cfg.schedule.epochs}", leave=False,
                    disable=None if (self.progress and self.dist.is_main) else True,  # None: only on a terminal
                    dynamic_ncols=True)
         for i, (x, y) in enumerate(bar):
+            if i < skip:  # drawn anyway: the loader's random order and augmentation advance exactly as before
+                continue
+            if self._stop:  # Ctrl-C: keep what this epoch did so far; a resume continues at batch i
+                self.partial = {"batches": i, "loss_sum": float(loss_sum), "seen": seen,
+                                "stats": {k: float(v) for k, v in stats.items()}, "seconds": time.time() - t0}
+                return {}
             lr = self._set_lr()
             if self.graphed is not None:
                 self.dist.broadcast_tensors(self.buffers)  # DDP's broadcast_buffers (no-op on one process)
@@ -342,6 +389,12 @@ class Trainer:
         rec[f"{self.task.unit}_per_s"] = n / (time.time() - t0)
         return rec
 
+    def _on_sigint(self, signum, frame) -> None:
+        if self._stop:  # the second Ctrl-C: stop at once, without a checkpoint
+            raise KeyboardInterrupt
+        self._stop = True
+        self._say("Ctrl-C: stopping after this step and saving (Ctrl-C again to stop at once, unsaved)")
+
     def _check_finite(self, bad: Tensor) -> None:
         if self.dist.any(bad):  # every rank stops together (one rank alone would leave the others hanging)
             last = (f"the last good checkpoint is {self.ckpt_dir} (epoch {self.epoch})" if self.epoch
@@ -374,15 +427,36 @@ class Trainer:
                   f"{cfg.data.name}, {self.device.type}{'' if self.amp is None else ' bf16'}"
                   f"{'' if self.dist.world_size == 1 else f' x{self.dist.world_size} ranks'}")
         deadline = time.time() + 60 * cfg.run.max_minutes if cfg.run.max_minutes else None
+        # One process in the main thread: the first Ctrl-C finishes the step and saves (several ranks stop
+        # as torchrun stops them, at their last epoch's checkpoint).
+        graceful = self.dist.world_size == 1 and threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, self._on_sigint) if graceful else None
+        try:
+            return self._epochs(deadline)
+        except _SavedInterrupt:
+            raise
+        except KeyboardInterrupt:  # the second Ctrl-C, or several ranks
+            where = (f"continue from epoch {self.epoch} with: spikeformers train resume={self.run_dir}" if self.epoch
+                     else "no epoch finished, so nothing was saved: start it again")
+            self._say(f"interrupted in epoch {self.epoch + 1}; {where}")
+            raise
+        finally:
+            if graceful:
+                signal.signal(signal.SIGINT, previous)
+
+    def _epochs(self, deadline: Optional[float]) -> Dict[str, Any]:
+        cfg = self.cfg
         while self.epoch < cfg.schedule.epochs:
             t0 = time.time()
-            try:
-                rec = self.train_epoch()
-            except KeyboardInterrupt:
-                where = (f"continue from epoch {self.epoch} with: spikeformers train resume={self.run_dir}" if self.epoch
-                         else "no epoch finished, so nothing was saved: start it again")
-                self._say(f"interrupted in epoch {self.epoch + 1}; {where}")
-                raise
+            rec = self.train_epoch()
+            if self.partial:  # stopped by Ctrl-C inside the epoch
+                self.elapsed += time.time() - t0
+                if self.dist.is_main:
+                    self.save()
+                self._say(f"interrupted in epoch {self.epoch + 1} after {self.partial['batches']} of "
+                          f"{self.steps_per_epoch} batches; saved. Continue with: "
+                          f"spikeformers train resume={self.run_dir}")
+                raise _SavedInterrupt()
             split, loader = next(iter(self.eval_loaders.items()))  # the split watched every epoch
             ev = self.task.evaluate(self.ema.model if self.ema else self.model, loader, self.amp,
                                     monitor=self.loggers.wants_rates, dist=self.dist)
@@ -451,19 +525,16 @@ class Trainer:
         if os.path.exists(path):
             with open(path) as f:
                 runs = json.load(f).get("starts", [])
-        runs.append({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "epoch": self.epoch, **provenance(),
+        runs.append({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "epoch": self.epoch, "step": self.step,
+                     "schedule_epochs": self.cfg.schedule.epochs, **provenance(),
                      "device": device_name(self.device), "world_size": self.dist.world_size})
         atomic_write_json(path, {**runs[0], "starts": runs})
 
     def _energy(self, model: nn.Module) -> Dict[str, Any]:
         """Headline energy numbers (filled in by the energy package when it is present)."""
-        try:
-            from ..energy.summary import energy_headline
-        except ImportError:
-            return {}
-        loader = list(self.eval_loaders.values())[-1]
-        x, _ = next(iter(loader))
-        x = x.narrow(loader.batch_dim, 0, min(64, x.shape[loader.batch_dim]))
+        from ..energy.summary import energy_headline, energy_sample
+
+        x = energy_sample(list(self.eval_loaders.values())[-1])
         return {"energy": energy_headline(model, x, self.cfg, self.dataset, task=self.task)}
 
     def _write_csv(self) -> None:
@@ -569,9 +640,10 @@ def train(cfg: TrainConfig, progress: bool = True, resume: Optional[str] = None,
             raise ConfigError("resume= needs a run directory, e.g. resume=runs/NAME")
         saved, _ = load_run(resume)
         keys = [ALIASES.get(k, k) for k in (o.split("=", 1)[0].strip() for o in overrides)]
-        changed = [k for k in keys if not k.startswith("run.")]
+        changed = [k for k in keys if not k.startswith("run.") and k != "schedule.epochs"]
         if changed:
-            raise ConfigError(f"cannot change {', '.join(changed)} when resuming; only run.* keys may change")
+            raise ConfigError(f"cannot change {', '.join(changed)} when resuming; only run.* keys and "
+                              f"schedule.epochs may change")
         fixed = [k for k in keys if k in ("run.seed", "run.name", "run.out_dir")]
         if fixed:
             raise ConfigError(f"cannot change {', '.join(fixed)} when resuming: the run continues from its own stored "
