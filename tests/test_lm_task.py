@@ -95,3 +95,20 @@ def test_lm_task_refuses_image_data_and_classify_refuses_text(tmp_path):
               progress=False)
     with pytest.raises(ConfigError, match="unknown task 'segmentation'"):
         train(load_config(None, ["task=segmentation", f"run.out_dir={tmp_path}"]), progress=False)
+
+
+def test_predict_gives_the_next_bytes_distribution_of_the_text(lm_run, tmp_path, capsys):
+    from spikeformers.train import predict_files
+
+    text = "the dog ate the lo"
+    res = predict_files(lm_run["run_dir"], text=text, top_k=3, device="cpu", out=str(tmp_path / "p.json"))
+    model, _, _ = load_trained_model(lm_run["run_dir"], "cpu")
+    ids = torch.tensor([list(text.encode())[-16:]])  # bytes, the last block_size of them
+    want = model(ids)[0, -1].softmax(-1).topk(3)
+    top = res["predictions"][0]["top"]
+    assert [t["class"] for t in top] == want.indices.tolist()
+    assert [t["prob"] for t in top] == pytest.approx(want.values.tolist(), abs=1e-6)
+    assert [t["token"] for t in top] == [bytes([i]).decode("utf-8", "replace") for i in want.indices.tolist()]
+    assert main(["predict", lm_run["run_dir"], "--text", text, "--out", str(tmp_path / "q.json")]) == 0
+    assert capsys.readouterr().out.startswith(f"--text: {top[0]['token']!r} {top[0]['prob']:.3f}")
+    assert main(["predict", lm_run["run_dir"], "--text", ""]) == 2

@@ -27,8 +27,10 @@ from .scenes import SceneDataset
 from . import dense_formats as _dense_formats  # noqa: F401  (registers "coco", "voc", "label_maps")
 from .scene_loader import SceneLoader
 from .windows import WindowLoader
+from .transform import InputTransform
 
 __all__ = [
+    "InputTransform",
     "ArrayDataset",
     "TokenDataset",
     "SceneDataset",

@@ -15,6 +15,7 @@ from .config import (
 )
 from .engine import Trainer, train
 from .evaluate import evaluate_run, load_trained_model
+from .predict import Predictor, load_predictor, predict_files
 from .monitor import FiringRateMonitor
 from .io import (
     Checkpoint,
@@ -33,6 +34,9 @@ __all__ = [
     "Trainer",
     "train",
     "evaluate_run",
+    "load_predictor",
+    "predict_files",
+    "Predictor",
     "load_trained_model",
     "FiringRateMonitor",
     "ALIASES",
