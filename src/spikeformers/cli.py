@@ -4,6 +4,7 @@
     spikeformers train resume=runs/NAME [run.key=value] continue a stopped run
     spikeformers eval RUN_DIR                          evaluate a run's checkpoint on its test set
     spikeformers generate RUN_DIR --prompt TEXT        continue a prompt with a trained language model
+    spikeformers predict RUN_DIR FILES... [--top-k K]  top-k classes of images / .npy arrays (--text: LMs)
     spikeformers energy MODEL|RUN_DIR [options]        synaptic operations and energy vs the ANN twin
     spikeformers models [PATTERN]                      registered models, parameters, published accuracy
     spikeformers config [CONFIG.yaml] [key=value ...]  the resolved config, as YAML (a recipe again)
@@ -98,8 +99,25 @@ def cmd_eval(ns) -> int:
     res = evaluate_run(ns.run_dir, progress=not ns.quiet)
     print(f"{_task(res['task']).eval_line(res)}, mean firing rate {100 * res['mean_firing_rate']:.2f}%"
           + (f"  ->  {res['path']}" if res["path"] else ""))
+    if res["energy"].get("text"):
+        print(res["energy"]["text"])
     if res.get("write_error"):
         print(f"spikeformers eval: note: {res['write_error']}", file=sys.stderr)
+    return 0
+
+
+def cmd_predict(ns) -> int:
+    from .train.predict import predict_files
+
+    res = predict_files(ns.run_dir, ns.files, ns.text, ns.top_k, ns.value_range, ns.device, ns.out)
+    for row in res["predictions"]:
+        top = ", ".join((f"{t['token']!r}" if "token" in t else f"class {t['class']}") + f" {t['prob']:.3f}"
+                        for t in row["top"])
+        print(f"{row['input']}: {top}")
+    if res["path"]:
+        print(f"-> {res['path']}", file=sys.stderr)
+    else:
+        print(f"spikeformers predict: note: {res['write_error']}", file=sys.stderr)
     return 0
 
 
@@ -239,6 +257,17 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("run_dir")
     e.add_argument("-q", "--quiet", action="store_true")
     e.set_defaults(fn=cmd_eval)
+    pr = sub.add_parser("predict", help="top-k classes of image files or .npy arrays (--text: an LM's next byte)")
+    pr.add_argument("run_dir")
+    pr.add_argument("files", nargs="*", help="images (.png, .jpg, ...: converted and resized to the run's input), "
+                                             ".npy arrays (one sample or a batch), or text files for an LM")
+    pr.add_argument("--text", default=None, help="text whose next token a language-model run predicts")
+    pr.add_argument("--top-k", type=int, default=5, help="classes (tokens) to list per input (default 5)")
+    pr.add_argument("--value-range", default="auto", choices=("auto", "0-1", "0-255"),
+                    help="float pixels: auto reads them as 0-255 when any exceeds 1 (uint8 is always 0-255)")
+    pr.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda")
+    pr.add_argument("--out", default=None, help="JSON file to write (default RUN_DIR/predictions.json)")
+    pr.set_defaults(fn=cmd_predict)
     g = sub.add_parser("generate", help="continue a prompt with a trained language model (streams the text)")
     g.add_argument("run_dir")
     g.add_argument("--prompt", required=True, help="text to continue")

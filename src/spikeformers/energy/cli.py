@@ -15,6 +15,8 @@ import argparse
 import os
 from typing import Any, Dict, List, Tuple
 
+from .summary import ENERGY_SAMPLE, energy_sample
+
 __all__ = ["add_energy_arguments", "run_energy_command"]
 
 
@@ -28,7 +30,9 @@ def add_energy_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="dataset for a model name (default: noise of the model's input shape)")
     p.add_argument("--model-energy", choices=MODEL_ENERGIES, default="horowitz45",
                    help="energy model of the per-layer column (both totals are always printed)")
-    p.add_argument("--batch", type=int, default=32, help="images (sequences) counted (default 32)")
+    p.add_argument("--batch", type=int, default=ENERGY_SAMPLE,
+                   help=f"images (sequences) counted (default {ENERGY_SAMPLE}; for a run, its first test samples, "
+                        f"as in summary.json and eval)")
     p.add_argument("--seq-len", type=int, default=64, help="tokens per sequence of a language model's noise input")
     p.add_argument("--preset", choices=list(PRESETS), default="fp32", help="45 nm energies per MAC/AC")
     p.add_argument("--first-layer-times-T", dest="first_layer_times_T", action="store_true", default=None,
@@ -69,9 +73,7 @@ def _run_batch(cfg, dataset, n: int):
     """The first `n` samples of a run's test split, as its task's loader yields them."""
     from ..train.engine import build_task
 
-    loader = list(build_task(cfg, dataset).loaders(dataset)[1].values())[-1]
-    x = next(iter(loader))[0]
-    return x.narrow(loader.batch_dim, 0, min(n, x.shape[loader.batch_dim]))
+    return energy_sample(list(build_task(cfg, dataset).loaders(dataset)[1].values())[-1], n)
 
 
 def _load(ns) -> Tuple[Any, Any, Dict[str, Any], str]:
@@ -130,13 +132,16 @@ def run_energy_command(ns) -> int:
     model, x, info, default_out = _load(ns)
     costs = LemaireCosts(weight_bits=ns.weight_bits, memory=ns.memory)
     rep = energy_report(model, x, model_energy=ns.model_energy, preset=ns.preset, multi_spike_max=ns.multi_spike_max,
-                        first_layer_times_T=ns.first_layer_times_T, costs=costs, info={**info, "batch": len(x)})
+                        first_layer_times_T=ns.first_layer_times_T, costs=costs, info=info)
     c = rep.counts
+    rep.info["batch"] = c.batch_size
+    if info.get("run_dir"):
+        rep.info["sample"] = f"first {c.batch_size} test {info.get('unit', 'image')}s"
     rules = (f"{'strict binary' if c.rules.multi_spike_max == 1 else f'multi-spike <= {c.rules.multi_spike_max}'}, "
              f"first layer {_first_layer_rule(c)}")
     unit = info.get("unit", "image")
     print(f"{info['model']} ({count_parameters(model) / 1e6:.3f} M parameters, {info['weights']} weights) on "
-          f"{len(x)} {info['data']} {unit}s; T={c.T}; {rules}. Per {unit}:")
+          f"{c.batch_size} {info['data']} {unit}s; T={c.T}; {rules}. Per {unit}:")
     print(rep.table())
     h = rep.headline()
     print(f"dense ops {format_count(c.total_ops)}, {format_count(c.total_ac)} AC + {format_count(c.total_mac)} MAC, "

@@ -93,7 +93,8 @@ class EnergyReport:
         h = h or self.headline()
         c = self.counts
         steps = f"T={c.T}" + (f", up to {c.spikes_per_step} spikes per step" if c.spikes_per_step > 1 else "")
-        s = (f"Energy per {self.info.get('unit', 'image')} ({steps}, 45 nm {self.preset}): SNN {format_energy(h['snn_horowitz45_uJ'] * 1e6)} "
+        sample = f"{self.info['sample']}; " if self.info.get("sample") else ""
+        s = (f"Energy per {self.info.get('unit', 'image')} ({sample}{steps}, 45 nm {self.preset}): SNN {format_energy(h['snn_horowitz45_uJ'] * 1e6)} "
              f"({format_count(c.total_mac)} MAC + {format_count(c.total_ac)} AC)")
         if "ann_twin_uJ" in h:
             s += (f" vs dense ANN twin {format_energy(h['ann_twin_uJ'] * 1e6)} ({format_count(h['ann_twin_mac'])} MAC): "

@@ -22,13 +22,17 @@ def load_trained_model(run_dir: str, device: str = "auto"):
 
 
 def evaluate_run(run_dir: str, device: str = "auto", progress: bool = True) -> Dict[str, Any]:
-    """The run's task metrics on every evaluation split (firing rates on the last), written to eval.json."""
+    """The run's task metrics on every evaluation split (firing rates on the last) and its energy on the
+    fixed sample summary.json uses, written to eval.json."""
+    from ..energy.summary import energy_headline, energy_sample
+
     model, cfg, dataset = load_trained_model(run_dir, device)
     dev = next(model.parameters()).device
     task = build_task(cfg, dataset)
     _, loaders = task.loaders(dataset)
     res: Dict[str, Any] = {"run_dir": run_dir, "task": task.name, "metric": f"{list(loaders)[-1]}_{task.metric}"}
     res.update(task.evaluate_splits(model, loaders, amp_dtype(cfg.run.amp, dev)))
+    res["energy"] = energy_headline(model, energy_sample(list(loaders.values())[-1]), cfg, dataset, task=task)
     res["path"] = os.path.join(run_dir, "eval.json")
     try:  # a read-only run folder costs the file, not the result
         atomic_write_json(res["path"], res)
