@@ -29,9 +29,10 @@ $(BIN)/.installed: pyproject.toml
 # Test extras: pytest; SpikingJelly 2.0 (the equivalence tests' reference; installed without its
 # torchvision/torchaudio requirements, which the neuron modules do not need) with loguru; Triton,
 # whose interpreter runs the fused kernels on the CPU in the tests; pytest-xdist for two workers;
-# Ray and submitit (the suite launchers' tests); TensorBoard (the logger's test).
+# Ray and submitit (the suite launchers' tests); TensorBoard (the logger's test); ONNX and onnxruntime
+# (the export tests).
 $(BIN)/.installed-test: $(BIN)/.installed
-	$(BIN)/pip install -q --disable-pip-version-check pytest pytest-xdist loguru "triton==3.6.0" -e ".[suite,loggers]"
+	$(BIN)/pip install -q --disable-pip-version-check pytest pytest-xdist loguru "triton==3.6.0" -e ".[suite,loggers,export]"
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps "spikingjelly==2.0.0"
 	touch $@
 

@@ -4,6 +4,7 @@
     spikeformers train resume=runs/NAME [run.key=value] continue a stopped run
     spikeformers eval RUN_DIR                          evaluate a run's checkpoint on its test set
     spikeformers generate RUN_DIR --prompt TEXT        continue a prompt with a trained language model
+    spikeformers export RUN_DIR --format onnx|hub      ONNX inference graph / Hugging Face Hub folder
     spikeformers predict RUN_DIR FILES... [--top-k K]  top-k classes of images / .npy arrays (--text: LMs)
     spikeformers energy MODEL|RUN_DIR [options]        synaptic operations and energy vs the ANN twin
     spikeformers models [PATTERN]                      registered models, parameters, published accuracy
@@ -118,6 +119,18 @@ def cmd_predict(ns) -> int:
         print(f"-> {res['path']}", file=sys.stderr)
     else:
         print(f"spikeformers predict: note: {res['write_error']}", file=sys.stderr)
+    return 0
+
+
+def cmd_export(ns) -> int:
+    from .export import export_run
+
+    res = export_run(ns.run_dir, ns.format, ns.out, ns.spikes)
+    if ns.format == "onnx":
+        print(f"{res['path']}: input {res['input']['dtype']} {res['input']['shape']}, outputs "
+              f"{', '.join(res['outputs'][:3])}{', ...' if len(res['outputs']) > 3 else ''} (opset {res['opset']})")
+    else:
+        print(f"{res['path']}: config.json + model.safetensors (spikeformers.from_pretrained loads it)")
     return 0
 
 
@@ -257,6 +270,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("run_dir")
     e.add_argument("-q", "--quiet", action="store_true")
     e.set_defaults(fn=cmd_eval)
+    x = sub.add_parser("export", help="a trained run as ONNX (input transform included) or as a Hub folder")
+    x.add_argument("run_dir")
+    x.add_argument("--format", default="onnx", choices=("onnx", "hub"))
+    x.add_argument("--out", default=None, help="file (onnx) or folder (hub); default inside RUN_DIR")
+    x.add_argument("--spikes", action="store_true", help="onnx: add every spiking layer's output to the outputs")
+    x.set_defaults(fn=cmd_export)
     pr = sub.add_parser("predict", help="top-k classes of image files or .npy arrays (--text: an LM's next byte)")
     pr.add_argument("run_dir")
     pr.add_argument("files", nargs="*", help="images (.png, .jpg, ...: converted and resized to the run's input), "
