@@ -1,25 +1,14 @@
 """Benchmark plumbing on the CPU: the SpikingJelly -> ours weight mapping (the same-loss check rests on
 it) and the `spikeformers bench` command line."""
-import sys
-import types
 
 import pytest
 import torch
 
 from spikeformers import create_model
 from spikeformers.cli import main
+from writers import spikingjelly_spikformer as _spikingjelly  # noqa: E402  (tests/writers.py)
 
 
-def _spikingjelly():
-    pytest.importorskip("spikingjelly.activation_based.neuron")
-    try:
-        import h5py  # noqa: F401  (imported by SpikingJelly's model package, unused here)
-    except ImportError:
-        sys.modules["h5py"] = types.ModuleType("h5py")
-    from spikingjelly.activation_based import functional
-    from spikingjelly.activation_based.model.spikformer import Spikformer
-
-    return functional, Spikformer
 
 
 def test_spikingjelly_weights_map_onto_ours_exactly():

@@ -138,3 +138,21 @@ def random_events(n: int, t0: int, t1: int, seed: int, side: int = 128):
     rng = np.random.default_rng(seed)
     t = np.sort(rng.integers(t0, t1, n))
     return t, rng.integers(0, side, n), rng.integers(0, side, n), rng.integers(0, 2, n)
+
+
+def spikingjelly_spikformer():
+    """(SpikingJelly's `functional`, its `Spikformer` class), or skip the test when it is not installed."""
+    import sys
+    import types
+
+    import pytest
+
+    pytest.importorskip("spikingjelly.activation_based.neuron")
+    try:
+        import h5py  # noqa: F401  (imported by SpikingJelly's model package, unused here)
+    except ImportError:
+        sys.modules["h5py"] = types.ModuleType("h5py")
+    from spikingjelly.activation_based import functional
+    from spikingjelly.activation_based.model.spikformer import Spikformer
+
+    return functional, Spikformer

@@ -5,6 +5,7 @@
     spikeformers eval RUN_DIR                          evaluate a run's checkpoint on its test set
     spikeformers generate RUN_DIR --prompt TEXT        continue a prompt with a trained language model
     spikeformers export RUN_DIR --format onnx|hub      ONNX inference graph / Hugging Face Hub folder
+    spikeformers convert SRC.pth DST_DIR --from SOURCE official Spikformer / SpikingJelly weights -> ours
     spikeformers predict RUN_DIR FILES... [--top-k K]  top-k classes of images / .npy arrays (--text: LMs)
     spikeformers energy MODEL|RUN_DIR [options]        synaptic operations and energy vs the ANN twin
     spikeformers models [PATTERN]                      registered models, parameters, published accuracy
@@ -119,6 +120,18 @@ def cmd_predict(ns) -> int:
         print(f"-> {res['path']}", file=sys.stderr)
     else:
         print(f"spikeformers predict: note: {res['write_error']}", file=sys.stderr)
+    return 0
+
+
+def cmd_convert(ns) -> int:
+    from .convert import convert_file
+    from .energy.cli import _parse_overrides
+
+    if ns.options and not ns.model:
+        raise ValueError("model options need --model NAME")
+    r = convert_file(ns.src, ns.dst, ns.source, ns.model, _parse_overrides(ns.options) if ns.model else None)
+    print(f"{ns.src} ({r['source']} names, {r['tensors']} tensors) -> {r['model']} "
+          f"{r['options']} in {r['path']} (spikeformers.from_pretrained loads it)")
     return 0
 
 
@@ -270,6 +283,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("run_dir")
     e.add_argument("-q", "--quiet", action="store_true")
     e.set_defaults(fn=cmd_eval)
+    cv = sub.add_parser("convert", help="official Spikformer / SpikingJelly weights as one of our models (a Hub folder)")
+    cv.add_argument("src", help="the official checkpoint file (.pth / .pth.tar)")
+    cv.add_argument("dst", help="output folder (config.json + model.safetensors)")
+    cv.add_argument("--from", dest="source", default=None, choices=("spikformer", "spikingjelly"),
+                    help="the code that wrote SRC (default: told by its parameter names)")
+    cv.add_argument("--model", default=None, help="our model (default: the registered Spikformer that fits)")
+    cv.add_argument("options", nargs="*", metavar="key=value", help="options of --model (num_classes=10 ...)")
+    cv.set_defaults(fn=cmd_convert)
     x = sub.add_parser("export", help="a trained run as ONNX (input transform included) or as a Hub folder")
     x.add_argument("run_dir")
     x.add_argument("--format", default="onnx", choices=("onnx", "hub"))

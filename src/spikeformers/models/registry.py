@@ -29,7 +29,11 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
 
     Unknown names or override keys raise ValueError listing the valid ones. `features_only=True` (with
     `out_indices`) returns the backbone's multi-scale feature maps instead of logits (`features.py`).
+    `checkpoint=PATH` loads an official checkpoint (Spikformer or SpikingJelly names; `convert.py`),
+    `checkpoint_source=` names its source when the names do not tell.
     """
+    checkpoint = overrides.pop("checkpoint", None)
+    checkpoint_source = overrides.pop("checkpoint_source", None)
     features_only = overrides.pop("features_only", False)
     out_indices = overrides.pop("out_indices", None) if features_only else None
     model = MODELS.get(name)(**overrides)
@@ -40,6 +44,10 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
         quantize_weights(model, bits)
     model.model_name = name
     model.model_args = dict(overrides)  # with the name, enough to rebuild the model from a checkpoint
+    if checkpoint is not None:
+        from ..convert import load_official
+
+        load_official(model, checkpoint, checkpoint_source)
     if features_only:
         from .features import FeatureBackbone
 

@@ -1,0 +1,177 @@
+"""Official weights in: the state dicts of the official Spikformer code (CIFAR and ImageNet layouts) and
+of SpikingJelly 2.0's `Spikformer`, mapped onto our models.
+
+    create_model("spikformer_4_384", num_classes=10, checkpoint="model_best.pth.tar")  # source guessed
+    spikeformers convert model_best.pth.tar out_dir --from spikformer       # -> a save_pretrained folder
+
+Files are read with `torch.load(weights_only=True)` (no code is unpickled; the `argparse.Namespace` of
+the training arguments that timm checkpoints carry is the one plain class allowed), and the weights are
+taken from `state_dict`, `model` or the top level, with DDP's `module.` prefixes removed. Missing or
+unexpected keys and shape mismatches come back as one readable error.
+
+Name rules (official -> ours):
+- Spikformer: `patch_embed.proj_conv{,1,2,3}` / `proj_bn{,1,2,3}` -> `patch_embed.stages.{0..3}.conv/bn`,
+  `rpe_conv/rpe_bn` -> `patch_embed.rpe.conv/bn`, `block.i.attn.{q,k,v,proj}_{linear,conv}` and `_bn`
+  -> `blocks.i.attn.{q,k,v,proj}.linear/bn` (1x1 conv kernels squeezed), `block.i.mlp.fc{1,2}_*` ->
+  `blocks.i.mlp.fc{1,2}.*`, `head` -> `head.fc`. The official Blocks' LayerNorms (`norm1`, `norm2`) are
+  built but never used by the official forward: they are ignored.
+- SpikingJelly: `spikeformers.bench.sj.sj_to_ours` (its fused QKV conv split in three; its bias-free
+  layers get zero biases, which a following BatchNorm makes irrelevant).
+
+SDT and QKFormer checkpoints are not mapped yet.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from typing import Dict, List, Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from .errors import ConfigError
+
+__all__ = ["SOURCES", "read_state_dict", "convert_state_dict", "load_official", "convert_file"]
+
+SOURCES = ("spikformer", "spikingjelly")
+
+_SPIKFORMER_RULES: List[Tuple[str, str]] = [
+    (r"patch_embed\.proj_conv\.(.+)", r"patch_embed.stages.0.conv.\1"),
+    (r"patch_embed\.proj_bn\.(.+)", r"patch_embed.stages.0.bn.\1"),
+    (r"patch_embed\.proj_conv(\d)\.(.+)", r"patch_embed.stages.\1.conv.\2"),
+    (r"patch_embed\.proj_bn(\d)\.(.+)", r"patch_embed.stages.\1.bn.\2"),
+    (r"patch_embed\.rpe_(conv|bn)\.(.+)", r"patch_embed.rpe.\1.\2"),
+    (r"block\.(\d+)\.attn\.(q|k|v|proj)_(?:linear|conv)\.(.+)", r"blocks.\1.attn.\2.linear.\3"),
+    (r"block\.(\d+)\.attn\.(q|k|v|proj)_bn\.(.+)", r"blocks.\1.attn.\2.bn.\3"),
+    (r"block\.(\d+)\.mlp\.(fc1|fc2)_(?:linear|conv)\.(.+)", r"blocks.\1.mlp.\2.linear.\3"),
+    (r"block\.(\d+)\.mlp\.(fc1|fc2)_bn\.(.+)", r"blocks.\1.mlp.\2.bn.\3"),
+    (r"head\.(weight|bias)", r"head.fc.\1"),
+]
+_SPIKFORMER_IGNORED = re.compile(r"block\.\d+\.norm[12]\.(weight|bias)")
+
+
+def read_state_dict(path: str) -> Dict[str, Tensor]:
+    """The weights in a checkpoint file, loaded without unpickling code."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"{path}: no such checkpoint file")
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - an unpickling refusal or a corrupt file: one line either way
+        raise ConfigError(f"{path}: not a loadable weights file ({str(e).splitlines()[0][:200]}); save only the "
+                          f"state dict in its own environment: torch.save(model.state_dict(), 'weights.pth')") from None
+    for key in ("state_dict", "model", "state_dict_ema"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
+    if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
+        raise ConfigError(f"{path}: holds no state dict (a dict of tensors, or one under 'state_dict'/'model')")
+    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in obj.items()}
+
+
+def _spikformer_to_ours(src: Dict[str, Tensor], ours: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    out, unexpected, shapes = {}, [], []
+    for k, v in src.items():
+        if _SPIKFORMER_IGNORED.fullmatch(k):
+            continue
+        for pat, rep in _SPIKFORMER_RULES:
+            if re.fullmatch(pat, k):
+                dst = re.sub(pat, rep, k)
+                break
+        else:
+            unexpected.append(k)
+            continue
+        if dst not in ours:
+            unexpected.append(k)
+        elif v.shape != ours[dst].shape and v.numel() == ours[dst].numel() and v.dim() > ours[dst].dim():
+            out[dst] = v.reshape(ours[dst].shape)  # a 1x1 conv kernel as our Linear weight
+        elif v.shape != ours[dst].shape:
+            shapes.append(f"{k} {tuple(v.shape)} -> {dst} {tuple(ours[dst].shape)}")
+        else:
+            out[dst] = v
+    missing = [k for k in ours if k not in out]
+    _raise_if(missing, unexpected, shapes)
+    return out
+
+
+def _raise_if(missing: List[str], unexpected: List[str], shapes: List[str]) -> None:
+    parts = []
+    for what, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)):
+        if keys:
+            parts.append(f"{what} ({len(keys)}): {', '.join(keys[:4])}{', ...' if len(keys) > 4 else ''}")
+    if parts:
+        raise ConfigError("the checkpoint does not fit the model: " + "; ".join(parts))
+
+
+def _spikingjelly_to_ours(src: Dict[str, Tensor], ours: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    from .bench.sj import sj_to_ours
+
+    try:
+        return sj_to_ours(src, ours)
+    except KeyError as e:
+        raise ConfigError(f"the checkpoint does not fit the model: {e.args[0] if e.args else e}") from None
+
+
+def guess_source(src: Dict[str, Tensor]) -> str:
+    """Which official code wrote a state dict, from its names."""
+    if any(k.startswith("patch_embed.stages.") and "conv_bn" in k for k in src):
+        return "spikingjelly"
+    if any(k.startswith("patch_embed.proj_conv") for k in src):
+        return "spikformer"
+    raise ConfigError("cannot tell which code wrote this checkpoint (known: "
+                      f"{', '.join(SOURCES)}; SDT and QKFormer are not mapped yet); pass its source")
+
+
+def convert_state_dict(src: Dict[str, Tensor], model: nn.Module, source: Optional[str] = None) -> Dict[str, Tensor]:
+    """`src` (official names) as a state dict of `model`."""
+    source = source or guess_source(src)
+    if source not in SOURCES:
+        raise ConfigError(f"unknown checkpoint source {source!r}; known: {', '.join(SOURCES)}")
+    ours = model.state_dict()
+    mapped = (_spikformer_to_ours if source == "spikformer" else _spikingjelly_to_ours)(src, ours)
+    return {k: v.to(ours[k].dtype) for k, v in mapped.items()}
+
+
+def load_official(model: nn.Module, path: str, source: Optional[str] = None) -> nn.Module:
+    """Load an official checkpoint file into `model` (in place); returns the model."""
+    model.load_state_dict(convert_state_dict(read_state_dict(path), model, source))
+    return model
+
+
+def _infer_model(src: Dict[str, Tensor], source: str) -> Tuple[str, Dict]:
+    """The registered Spikformer whose layout the state dict fits (depth, width, classes, input channels)."""
+    from .models import create_model, list_models
+
+    head = src.get("head.weight")
+    first = src.get("patch_embed.proj_conv.weight", src.get("patch_embed.stages.0.conv_bn.block.0.weight"))
+    if head is None or first is None:
+        raise ConfigError("cannot infer the model (no head.weight or first patch conv): pass --model NAME")
+    kw = {"num_classes": head.shape[0], "in_chans": first.shape[1]}
+    for name in list_models("spikformer_*"):
+        with torch.device("meta"):
+            try:
+                model = create_model(name, **kw)
+                convert_state_dict(src, model, source)
+            except (ConfigError, ValueError):
+                continue
+        return name, kw
+    raise ConfigError(f"no registered Spikformer fits this checkpoint (width {head.shape[1]}, {kw['num_classes']} "
+                      f"classes): pass --model NAME and its options")
+
+
+def convert_file(path: str, out_dir: str, source: Optional[str] = None, model_name: Optional[str] = None,
+                 options: Optional[Dict] = None) -> Dict:
+    """Convert an official checkpoint file into a `save_pretrained` folder; returns what was built."""
+    from .export import save_pretrained
+    from .models import create_model
+
+    src = read_state_dict(path)
+    source = source or guess_source(src)
+    if model_name is None:
+        model_name, options = _infer_model(src, source)
+    model = create_model(model_name, **(options or {}))
+    model.load_state_dict(convert_state_dict(src, model, source))
+    save_pretrained(model, out_dir)
+    return {"path": out_dir, "model": model_name, "options": options or {}, "source": source,
+            "tensors": len(src)}

@@ -1,0 +1,141 @@
+"""Official weights in. The official Spikformer parameter names and shapes (read from the official
+code's cifar10/model.py and imagenet/model.py, written here as lists) load through `convert`, and the
+model gives the outputs of one whose weights were set attribute by attribute; SpikingJelly's real
+`Spikformer` loads through a checkpoint file."""
+import pytest
+import torch
+
+from spikeformers import create_model, from_pretrained
+from spikeformers.cli import main
+from spikeformers.convert import convert_state_dict, read_state_dict
+from spikeformers.errors import ConfigError
+from writers import spikingjelly_spikformer  # noqa: E402  (tests/writers.py)
+
+BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+
+
+def official_spikformer(D, depth, classes, chans, layout):
+    """(name, shape) of every tensor of the official Spikformer state dict (`layout` cifar or imagenet)."""
+    H = 4 * D
+    names = []
+    stem = [("", chans, D // 8), ("1", D // 8, D // 4), ("2", D // 4, D // 2), ("3", D // 2, D)]
+    for s, cin, cout in stem:
+        names.append((f"patch_embed.proj_conv{s}.weight", (cout, cin, 3, 3)))
+        names += [(f"patch_embed.proj_bn{s}.{p}", () if p == "num_batches_tracked" else (cout,)) for p in BN]
+    names.append(("patch_embed.rpe_conv.weight", (D, D, 3, 3)))
+    names += [(f"patch_embed.rpe_bn.{p}", () if p == "num_batches_tracked" else (D,)) for p in BN]
+    for b in range(depth):
+        pre = f"block.{b}"
+        names += [(f"{pre}.norm{i}.{p}", (D,)) for i in (1, 2) for p in ("weight", "bias")]  # built, unused
+        for p in ("q", "k", "v", "proj"):
+            if layout == "cifar":
+                names += [(f"{pre}.attn.{p}_linear.weight", (D, D)), (f"{pre}.attn.{p}_linear.bias", (D,))]
+            else:  # Conv1d, bias only on proj
+                names.append((f"{pre}.attn.{p}_conv.weight", (D, D, 1)))
+                if p == "proj":
+                    names.append((f"{pre}.attn.proj_conv.bias", (D,)))
+            names += [(f"{pre}.attn.{p}_bn.{q}", () if q == "num_batches_tracked" else (D,)) for q in BN]
+        for fc, cin, cout in (("fc1", D, H), ("fc2", H, D)):
+            kind, shape = ("linear", (cout, cin)) if layout == "cifar" else ("conv", (cout, cin, 1, 1))
+            names += [(f"{pre}.mlp.{fc}_{kind}.weight", shape), (f"{pre}.mlp.{fc}_{kind}.bias", (cout,))]
+            names += [(f"{pre}.mlp.{fc}_bn.{q}", () if q == "num_batches_tracked" else (cout,)) for q in BN]
+    names += [("head.weight", (classes, D)), ("head.bias", (classes,))]
+    return names
+
+
+def random_state(names, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for n, shape in names:
+        if n.endswith("num_batches_tracked"):
+            out[n] = torch.tensor(7)
+        elif n.endswith("running_var"):
+            out[n] = torch.rand(shape, generator=g) + 0.5
+        else:
+            out[n] = torch.randn(shape, generator=g) * 0.3
+    return out
+
+
+@torch.no_grad()
+def set_directly(model, sd, depth, layout):
+    """The reference: each of our tensors assigned from its official counterpart by hand."""
+    def bn(ours, pre):
+        for p in BN:
+            getattr(ours, p).copy_(sd[f"{pre}.{p}"])
+
+    for i, s in enumerate(("", "1", "2", "3")):
+        model.patch_embed.stages[i].conv.weight.copy_(sd[f"patch_embed.proj_conv{s}.weight"])
+        bn(model.patch_embed.stages[i].bn, f"patch_embed.proj_bn{s}")
+    model.patch_embed.rpe.conv.weight.copy_(sd["patch_embed.rpe_conv.weight"])
+    bn(model.patch_embed.rpe.bn, "patch_embed.rpe_bn")
+    kind = "linear" if layout == "cifar" else "conv"
+    for b in range(depth):
+        blk, pre = model.blocks[b], f"block.{b}"
+        for p in ("q", "k", "v", "proj"):
+            layer = getattr(blk.attn, p)
+            layer.linear.weight.copy_(sd[f"{pre}.attn.{p}_{kind}.weight"].reshape(layer.linear.weight.shape))
+            if layer.linear.bias is not None:
+                layer.linear.bias.copy_(sd[f"{pre}.attn.{p}_{kind}.bias"])
+            bn(layer.bn, f"{pre}.attn.{p}_bn")
+        for fc in ("fc1", "fc2"):
+            layer = getattr(blk.mlp, fc)
+            layer.linear.weight.copy_(sd[f"{pre}.mlp.{fc}_{kind}.weight"].reshape(layer.linear.weight.shape))
+            layer.linear.bias.copy_(sd[f"{pre}.mlp.{fc}_{kind}.bias"])
+            bn(layer.bn, f"{pre}.mlp.{fc}_bn")
+    model.head.fc.weight.copy_(sd["head.weight"])
+    model.head.fc.bias.copy_(sd["head.bias"])
+
+
+@pytest.mark.parametrize("layout, name", [("cifar", "spikformer_4_384"), ("imagenet", "spikformer_8_512")])
+def test_official_spikformer_names_load_and_give_the_directly_set_models_outputs(layout, name, tmp_path):
+    D, depth, kw = 64, 2, dict(dim=64, num_heads=4, depth=2, num_classes=10, img_size=32, T=2)
+    sd = random_state(official_spikformer(D, depth, 10, 3, layout))
+    torch.save({"epoch": 3, "state_dict": {f"module.{k}": v for k, v in sd.items()}}, tmp_path / "best.pth.tar")
+    loaded = create_model(name, **kw, checkpoint=str(tmp_path / "best.pth.tar")).eval()
+    ref = create_model(name, **kw).eval()
+    set_directly(ref, sd, depth, layout)
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), ref(x))
+
+
+def test_mismatches_are_one_readable_error(tmp_path):
+    sd = random_state(official_spikformer(64, 2, 10, 3, "cifar"))
+    model = create_model("spikformer_4_384", dim=64, num_heads=4, depth=1, num_classes=10, img_size=32)
+    with pytest.raises(ConfigError, match=r"unexpected \(\d+\): block\.1\.attn\.q_linear\.weight"):
+        convert_state_dict(sd, model, "spikformer")
+    wide = create_model("spikformer_4_384", dim=128, num_heads=4, depth=2, num_classes=10, img_size=32)
+    with pytest.raises(ConfigError, match="shape mismatch"):
+        convert_state_dict(sd, wide, "spikformer")
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(ConfigError, match="junk.pth: not a loadable weights file"):
+        read_state_dict(str(tmp_path / "junk.pth"))
+
+
+def test_convert_command_finds_the_registered_model_and_writes_a_hub_folder(tmp_path, capsys):
+    sd = random_state(official_spikformer(384, 4, 10, 3, "cifar"))
+    torch.save(sd, tmp_path / "spikformer_cifar10.pth")
+    assert main(["convert", str(tmp_path / "spikformer_cifar10.pth"), str(tmp_path / "out")]) == 0
+    assert "-> spikformer_4_384 {'num_classes': 10, 'in_chans': 3}" in capsys.readouterr().out
+    model = from_pretrained(str(tmp_path / "out"))
+    ref = create_model("spikformer_4_384", num_classes=10).eval()
+    set_directly(ref, sd, 4, "cifar")
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model(x), ref(x))
+
+
+def test_spikingjelly_checkpoint_file_loads_onto_ours(tmp_path):
+    from spikeformers.bench.sj import match_pool_order, sj_logits
+
+    functional, Spikformer = spikingjelly_spikformer()
+
+    torch.manual_seed(0)
+    sj = Spikformer(T=2, in_channels=3, img_size_h=16, img_size_w=16, patch_size=4, num_classes=10, embed_dims=32,
+                    num_heads=4, mlp_ratio=4.0, depths=2).double()
+    torch.save(sj.state_dict(), tmp_path / "sj.pth")
+    ours = create_model("spikformer_4_384", dim=32, num_heads=4, depth=2, T=2, img_size=16,
+                        checkpoint=str(tmp_path / "sj.pth")).double()
+    match_pool_order(sj)
+    x = torch.rand(3, 3, 16, 16, dtype=torch.float64)
+    torch.testing.assert_close(sj_logits(sj, x, functional), ours(x), rtol=1e-10, atol=1e-12)
