@@ -15,7 +15,8 @@ BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
 
 def official_spikformer(D, depth, classes, chans, layout):
-    """(name, shape) of every tensor of the official Spikformer state dict (`layout` cifar or imagenet)."""
+    """(name, shape) of every tensor of the official Spikformer state dict (`layout` cifar or imagenet) or of
+    the official Spike-driven Transformer (`layout` sdt: module/ms_conv.py, module/sps.py)."""
     H = 4 * D
     names = []
     stem = [("", chans, D // 8), ("1", D // 8, D // 4), ("2", D // 4, D // 2), ("3", D // 2, D)]
@@ -26,12 +27,15 @@ def official_spikformer(D, depth, classes, chans, layout):
     names += [(f"patch_embed.rpe_bn.{p}", () if p == "num_batches_tracked" else (D,)) for p in BN]
     for b in range(depth):
         pre = f"block.{b}"
-        names += [(f"{pre}.norm{i}.{p}", (D,)) for i in (1, 2) for p in ("weight", "bias")]  # built, unused
+        if layout == "sdt":
+            names.append((f"{pre}.attn.talking_heads.weight", (4, 4, 1)))  # Conv1d over the 4 heads
+        else:
+            names += [(f"{pre}.norm{i}.{p}", (D,)) for i in (1, 2) for p in ("weight", "bias")]  # built, unused
         for p in ("q", "k", "v", "proj"):
             if layout == "cifar":
                 names += [(f"{pre}.attn.{p}_linear.weight", (D, D)), (f"{pre}.attn.{p}_linear.bias", (D,))]
-            else:  # Conv1d, bias only on proj
-                names.append((f"{pre}.attn.{p}_conv.weight", (D, D, 1)))
+            else:  # 1x1 Conv1d (Spikformer ImageNet) or Conv2d (SDT), bias only on proj
+                names.append((f"{pre}.attn.{p}_conv.weight", (D, D, 1) if layout == "imagenet" else (D, D, 1, 1)))
                 if p == "proj":
                     names.append((f"{pre}.attn.proj_conv.bias", (D,)))
             names += [(f"{pre}.attn.{p}_bn.{q}", () if q == "num_batches_tracked" else (D,)) for q in BN]
@@ -77,6 +81,8 @@ def set_directly(model, sd, depth, layout):
             if layer.linear.bias is not None:
                 layer.linear.bias.copy_(sd[f"{pre}.attn.{p}_{kind}.bias"])
             bn(layer.bn, f"{pre}.attn.{p}_bn")
+        if layout == "sdt":
+            blk.attn.talking_heads.weight.copy_(sd[f"{pre}.attn.talking_heads.weight"])
         for fc in ("fc1", "fc2"):
             layer = getattr(blk.mlp, fc)
             layer.linear.weight.copy_(sd[f"{pre}.mlp.{fc}_{kind}.weight"].reshape(layer.linear.weight.shape))
@@ -86,7 +92,8 @@ def set_directly(model, sd, depth, layout):
     model.head.fc.bias.copy_(sd["head.bias"])
 
 
-@pytest.mark.parametrize("layout, name", [("cifar", "spikformer_4_384"), ("imagenet", "spikformer_8_512")])
+@pytest.mark.parametrize("layout, name", [("cifar", "spikformer_4_384"), ("imagenet", "spikformer_8_512"),
+                                          ("sdt", "sdt_8_512")])
 def test_official_spikformer_names_load_and_give_the_directly_set_models_outputs(layout, name, tmp_path):
     D, depth, kw = 64, 2, dict(dim=64, num_heads=4, depth=2, num_classes=10, img_size=32, T=2)
     sd = random_state(official_spikformer(D, depth, 10, 3, layout))

@@ -1,5 +1,5 @@
-"""Official weights in: the state dicts of the official Spikformer code (CIFAR and ImageNet layouts) and
-of SpikingJelly 2.0's `Spikformer`, mapped onto our models.
+"""Official weights in: the state dicts of the official Spikformer code (CIFAR and ImageNet layouts), of
+the official Spike-driven Transformer (SDT v1) and of SpikingJelly 2.0's `Spikformer`, mapped onto ours.
 
     create_model("spikformer_4_384", num_classes=10, checkpoint="model_best.pth.tar")  # source guessed
     spikeformers convert model_best.pth.tar out_dir --from spikformer       # -> a save_pretrained folder
@@ -15,10 +15,11 @@ Name rules (official -> ours):
   -> `blocks.i.attn.{q,k,v,proj}.linear/bn` (1x1 conv kernels squeezed), `block.i.mlp.fc{1,2}_*` ->
   `blocks.i.mlp.fc{1,2}.*`, `head` -> `head.fc`. The official Blocks' LayerNorms (`norm1`, `norm2`) are
   built but never used by the official forward: they are ignored.
+- SDT: the same names (its Q/K/V/projection and MLP are 1x1 Conv2d), plus `block.i.attn.talking_heads`.
 - SpikingJelly: `spikeformers.bench.sj.sj_to_ours` (its fused QKV conv split in three; its bias-free
   layers get zero biases, which a following BatchNorm makes irrelevant).
 
-SDT and QKFormer checkpoints are not mapped yet.
+QKFormer checkpoints are not mapped yet.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ from .errors import ConfigError
 
 __all__ = ["SOURCES", "read_state_dict", "convert_state_dict", "load_official", "convert_file"]
 
-SOURCES = ("spikformer", "spikingjelly")
+SOURCES = ("spikformer", "sdt", "spikingjelly")
 
 _SPIKFORMER_RULES: List[Tuple[str, str]] = [
     (r"patch_embed\.proj_conv\.(.+)", r"patch_embed.stages.0.conv.\1"),
@@ -46,6 +47,7 @@ _SPIKFORMER_RULES: List[Tuple[str, str]] = [
     (r"block\.(\d+)\.attn\.(q|k|v|proj)_bn\.(.+)", r"blocks.\1.attn.\2.bn.\3"),
     (r"block\.(\d+)\.mlp\.(fc1|fc2)_(?:linear|conv)\.(.+)", r"blocks.\1.mlp.\2.linear.\3"),
     (r"block\.(\d+)\.mlp\.(fc1|fc2)_bn\.(.+)", r"blocks.\1.mlp.\2.bn.\3"),
+    (r"block\.(\d+)\.attn\.talking_heads\.weight", r"blocks.\1.attn.talking_heads.weight"),  # SDT
     (r"head\.(weight|bias)", r"head.fc.\1"),
 ]
 _SPIKFORMER_IGNORED = re.compile(r"block\.\d+\.norm[12]\.(weight|bias)")
@@ -117,10 +119,12 @@ def guess_source(src: Dict[str, Tensor]) -> str:
     """Which official code wrote a state dict, from its names."""
     if any(k.startswith("patch_embed.stages.") and "conv_bn" in k for k in src):
         return "spikingjelly"
+    if any(k.endswith("attn.talking_heads.weight") for k in src):
+        return "sdt"
     if any(k.startswith("patch_embed.proj_conv") for k in src):
         return "spikformer"
     raise ConfigError("cannot tell which code wrote this checkpoint (known: "
-                      f"{', '.join(SOURCES)}; SDT and QKFormer are not mapped yet); pass its source")
+                      f"{', '.join(SOURCES)}; QKFormer is not mapped yet); pass its source")
 
 
 def convert_state_dict(src: Dict[str, Tensor], model: nn.Module, source: Optional[str] = None) -> Dict[str, Tensor]:
@@ -129,7 +133,7 @@ def convert_state_dict(src: Dict[str, Tensor], model: nn.Module, source: Optiona
     if source not in SOURCES:
         raise ConfigError(f"unknown checkpoint source {source!r}; known: {', '.join(SOURCES)}")
     ours = model.state_dict()
-    mapped = (_spikformer_to_ours if source == "spikformer" else _spikingjelly_to_ours)(src, ours)
+    mapped = (_spikingjelly_to_ours if source == "spikingjelly" else _spikformer_to_ours)(src, ours)
     return {k: v.to(ours[k].dtype) for k, v in mapped.items()}
 
 
@@ -140,7 +144,7 @@ def load_official(model: nn.Module, path: str, source: Optional[str] = None) -> 
 
 
 def _infer_model(src: Dict[str, Tensor], source: str) -> Tuple[str, Dict]:
-    """The registered Spikformer whose layout the state dict fits (depth, width, classes, input channels)."""
+    """The registered model whose layout the state dict fits (depth, width, classes, input channels)."""
     from .models import create_model, list_models
 
     head = src.get("head.weight")
@@ -148,7 +152,7 @@ def _infer_model(src: Dict[str, Tensor], source: str) -> Tuple[str, Dict]:
     if head is None or first is None:
         raise ConfigError("cannot infer the model (no head.weight or first patch conv): pass --model NAME")
     kw = {"num_classes": head.shape[0], "in_chans": first.shape[1]}
-    for name in list_models("spikformer_*"):
+    for name in list_models("sdt_*" if source == "sdt" else "spikformer_*"):
         with torch.device("meta"):
             try:
                 model = create_model(name, **kw)
@@ -156,7 +160,7 @@ def _infer_model(src: Dict[str, Tensor], source: str) -> Tuple[str, Dict]:
             except (ConfigError, ValueError):
                 continue
         return name, kw
-    raise ConfigError(f"no registered Spikformer fits this checkpoint (width {head.shape[1]}, {kw['num_classes']} "
+    raise ConfigError(f"no registered {source} model fits this checkpoint (width {head.shape[1]}, {kw['num_classes']} "
                       f"classes): pass --model NAME and its options")
 
 
