@@ -1,7 +1,7 @@
-"""Official weights in. The official Spikformer parameter names and shapes (read from the official
-code's cifar10/model.py and imagenet/model.py, written here as lists) load through `convert`, and the
-model gives the outputs of one whose weights were set attribute by attribute; SpikingJelly's real
-`Spikformer` loads through a checkpoint file."""
+"""Official weights in. The official Spikformer, SDT and QKFormer parameter names and shapes (read from
+the official code, written here as lists) load through `convert`, and the model gives the outputs of
+one whose weights were set attribute by attribute; SpikingJelly's real `Spikformer` loads through a
+checkpoint file and matches its logits."""
 import pytest
 import torch
 
@@ -146,3 +146,78 @@ def test_spikingjelly_checkpoint_file_loads_onto_ours(tmp_path):
     match_pool_order(sj)
     x = torch.rand(3, 3, 16, 16, dtype=torch.float64)
     torch.testing.assert_close(sj_logits(sj, x, functional), ours(x), rtol=1e-10, atol=1e-12)
+
+
+def official_qkformer(D, depths, classes, chans):
+    """(name, shape) of the official QKFormer state dict (imagenet/qkformer.py: three patch embeddings,
+    Q-K token attention in stages 1-2, SSA in stage 3)."""
+    def bn(pre, c):
+        return [(f"{pre}.{p}", () if p == "num_batches_tracked" else (c,)) for p in BN]
+
+    def conv(pre, cout, cin, k):
+        return [(f"{pre}_conv.weight", (cout, cin, k, k))] + bn(f"{pre}_bn", cout)
+
+    names = conv("patch_embed1.proj", D // 8, chans, 3) + conv("patch_embed1.proj1", D // 4, D // 8, 3)
+    names += conv("patch_embed1.proj2", D // 4, D // 4, 3) + conv("patch_embed1.proj_res", D // 4, D // 8, 1)
+    for pe, d in ((2, D // 2), (3, D)):
+        names += conv(f"patch_embed{pe}.proj3", d, d // 2, 3) + conv(f"patch_embed{pe}.proj4", d, d, 3)
+        names += conv(f"patch_embed{pe}.proj_res", d, d // 2, 1)
+    for s, (d, n, attn, parts) in enumerate([(D // 4, 1, "tssa", ("q", "k")), (D // 2, 2, "tssa", ("q", "k")),
+                                            (D, depths - 3, "attn", ("q", "k", "v"))], start=1):
+        for j in range(n):
+            pre = f"stage{s}.{j}"
+            for p in parts + ("proj",):
+                names.append((f"{pre}.{attn}.{p}_conv.weight", (d, d, 1)))
+                if p == "proj":
+                    names.append((f"{pre}.{attn}.proj_conv.bias", (d,)))
+                names += bn(f"{pre}.{attn}.{p}_bn", d)
+            for fc, cin, cout in (("fc1", d, 4 * d), ("fc2", 4 * d, d)):
+                names += [(f"{pre}.mlp.{fc}_conv.weight", (cout, cin, 1, 1)), (f"{pre}.mlp.{fc}_conv.bias", (cout,))]
+                names += bn(f"{pre}.mlp.{fc}_bn", cout)
+    return names + [("head.weight", (classes, D)), ("head.bias", (classes,))]
+
+
+@torch.no_grad()
+def set_qkformer_directly(model, sd):
+    def conv_bn(ours, pre):
+        ours.conv.weight.copy_(sd[f"{pre}_conv.weight"])
+        for p in BN:
+            getattr(ours.bn, p).copy_(sd[f"{pre}_bn.{p}"])
+
+    for i, proj in enumerate(("proj", "proj1", "proj2")):
+        conv_bn(model.patch_embeds[0].stages[i], f"patch_embed1.{proj}")
+    conv_bn(model.patch_embeds[0].shortcut, "patch_embed1.proj_res")
+    for pe in (2, 3):
+        conv_bn(model.patch_embeds[pe - 1].stages[0], f"patch_embed{pe}.proj3")
+        conv_bn(model.patch_embeds[pe - 1].stages[1], f"patch_embed{pe}.proj4")
+        conv_bn(model.patch_embeds[pe - 1].shortcut, f"patch_embed{pe}.proj_res")
+    for s, stage in enumerate(model.stages, start=1):
+        for j, blk in enumerate(stage):
+            pre = f"stage{s}.{j}.{'attn' if s == 3 else 'tssa'}"
+            for p in ("q", "k", "v", "proj") if s == 3 else ("q", "k", "proj"):
+                layer = getattr(blk.attn, p)
+                layer.linear.weight.copy_(sd[f"{pre}.{p}_conv.weight"].squeeze(-1))
+                if p == "proj":
+                    layer.linear.bias.copy_(sd[f"{pre}.proj_conv.bias"])
+                for q in BN:
+                    getattr(layer.bn, q).copy_(sd[f"{pre}.{p}_bn.{q}"])
+            for fc in ("fc1", "fc2"):
+                layer = getattr(blk.mlp, fc)
+                layer.linear.weight.copy_(sd[f"stage{s}.{j}.mlp.{fc}_conv.weight"].flatten(1))
+                layer.linear.bias.copy_(sd[f"stage{s}.{j}.mlp.{fc}_conv.bias"])
+                for q in BN:
+                    getattr(layer.bn, q).copy_(sd[f"stage{s}.{j}.mlp.{fc}_bn.{q}"])
+    model.head.fc.weight.copy_(sd["head.weight"])
+    model.head.fc.bias.copy_(sd["head.bias"])
+
+
+def test_official_qkformer_names_load_and_give_the_directly_set_models_outputs(tmp_path):
+    kw = dict(dim=64, depths=(1, 2, 2), num_heads=4, num_classes=10, img_size=32, T=2)
+    sd = random_state(official_qkformer(64, 5, 10, 3))
+    torch.save({"model": sd}, tmp_path / "qkformer.pth")
+    loaded = create_model("qkformer_10_384", **kw, checkpoint=str(tmp_path / "qkformer.pth")).eval()
+    ref = create_model("qkformer_10_384", **kw).eval()
+    set_qkformer_directly(ref, sd)
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), ref(x))

@@ -5,7 +5,7 @@
     spikeformers eval RUN_DIR                          evaluate a run's checkpoint on its test set
     spikeformers generate RUN_DIR --prompt TEXT        continue a prompt with a trained language model
     spikeformers export RUN_DIR --format onnx|hub      ONNX inference graph / Hugging Face Hub folder
-    spikeformers convert SRC.pth DST_DIR --from SOURCE official Spikformer / SDT / SpikingJelly weights -> ours
+    spikeformers convert SRC.pth DST_DIR --from SOURCE official Spikformer/SDT/QKFormer/SJ weights -> ours
     spikeformers predict RUN_DIR FILES... [--top-k K]  top-k classes of images / .npy arrays (--text: LMs)
     spikeformers energy MODEL|RUN_DIR [options]        synaptic operations and energy vs the ANN twin
     spikeformers models [PATTERN]                      registered models, parameters, published accuracy
@@ -283,10 +283,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("run_dir")
     e.add_argument("-q", "--quiet", action="store_true")
     e.set_defaults(fn=cmd_eval)
-    cv = sub.add_parser("convert", help="official Spikformer / SDT / SpikingJelly weights as one of our models (a Hub folder)")
+    cv = sub.add_parser("convert", help="official Spikformer / SDT / QKFormer / SpikingJelly weights as one of our models (a Hub folder)")
     cv.add_argument("src", help="the official checkpoint file (.pth / .pth.tar)")
     cv.add_argument("dst", help="output folder (config.json + model.safetensors)")
-    cv.add_argument("--from", dest="source", default=None, choices=("spikformer", "sdt", "spikingjelly"),
+    cv.add_argument("--from", dest="source", default=None, choices=("spikformer", "sdt", "qkformer", "spikingjelly"),
                     help="the code that wrote SRC (default: told by its parameter names)")
     cv.add_argument("--model", default=None, help="our model (default: the registered Spikformer that fits)")
     cv.add_argument("options", nargs="*", metavar="key=value", help="options of --model (num_classes=10 ...)")

@@ -1,5 +1,6 @@
 """Official weights in: the state dicts of the official Spikformer code (CIFAR and ImageNet layouts), of
-the official Spike-driven Transformer (SDT v1) and of SpikingJelly 2.0's `Spikformer`, mapped onto ours.
+the official Spike-driven Transformer (SDT v1), of the official QKFormer (ImageNet layout) and of
+SpikingJelly 2.0's `Spikformer`, mapped onto ours.
 
     create_model("spikformer_4_384", num_classes=10, checkpoint="model_best.pth.tar")  # source guessed
     spikeformers convert model_best.pth.tar out_dir --from spikformer       # -> a save_pretrained folder
@@ -16,10 +17,14 @@ Name rules (official -> ours):
   `blocks.i.mlp.fc{1,2}.*`, `head` -> `head.fc`. The official Blocks' LayerNorms (`norm1`, `norm2`) are
   built but never used by the official forward: they are ignored.
 - SDT: the same names (its Q/K/V/projection and MLP are 1x1 Conv2d), plus `block.i.attn.talking_heads`.
+- QKFormer: `patch_embed1.proj{,1,2}_*` -> `patch_embeds.0.stages.{0,1,2}.*`, `patch_embed{2,3}.proj{3,4}_*`
+  -> `patch_embeds.{1,2}.stages.{0,1}.*`, `patch_embedN.proj_res_*` -> `patch_embeds.N-1.shortcut.*`,
+  `stageS.j.{tssa,attn}.{q,k,v,proj}_conv/_bn` -> `stages.S-1.j.attn.*.linear/bn`, `stageS.j.mlp.*` ->
+  `stages.S-1.j.mlp.*`. Its stage-3 projection LIF runs over T*B samples in the official code (membrane
+  leaks across a batch, `docs/models.md`); ours is per sample, so a batch's outputs can differ slightly.
 - SpikingJelly: `spikeformers.bench.sj.sj_to_ours` (its fused QKV conv split in three; its bias-free
   layers get zero biases, which a following BatchNorm makes irrelevant).
 
-QKFormer checkpoints are not mapped yet.
 """
 from __future__ import annotations
 
@@ -35,7 +40,7 @@ from .errors import ConfigError
 
 __all__ = ["SOURCES", "read_state_dict", "convert_state_dict", "load_official", "convert_file"]
 
-SOURCES = ("spikformer", "sdt", "spikingjelly")
+SOURCES = ("spikformer", "sdt", "qkformer", "spikingjelly")
 
 _SPIKFORMER_RULES: List[Tuple[str, str]] = [
     (r"patch_embed\.proj_conv\.(.+)", r"patch_embed.stages.0.conv.\1"),
@@ -51,6 +56,28 @@ _SPIKFORMER_RULES: List[Tuple[str, str]] = [
     (r"head\.(weight|bias)", r"head.fc.\1"),
 ]
 _SPIKFORMER_IGNORED = re.compile(r"block\.\d+\.norm[12]\.(weight|bias)")
+
+
+def _qk_stem(m: "re.Match") -> str:
+    pe, proj, part, rest = int(m.group(1)), m.group(2), m.group(3), m.group(4)
+    if proj == "_res":
+        return f"patch_embeds.{pe - 1}.shortcut.{part}.{rest}"
+    n = int(proj or 0)
+    return f"patch_embeds.{pe - 1}.stages.{n if pe == 1 else n - 3}.{part}.{rest}"
+
+
+_QKFORMER_RULES: List[Tuple[str, object]] = [
+    (r"patch_embed(\d)\.proj(\d?|_res)_(conv|bn)\.(.+)", _qk_stem),
+    (r"stage(\d)\.(\d+)\.(?:tssa|attn)\.(q|k|v|proj)_(?:conv|linear)\.(.+)",
+     lambda m: f"stages.{int(m.group(1)) - 1}.{m.group(2)}.attn.{m.group(3)}.linear.{m.group(4)}"),
+    (r"stage(\d)\.(\d+)\.(?:tssa|attn)\.(q|k|v|proj)_bn\.(.+)",
+     lambda m: f"stages.{int(m.group(1)) - 1}.{m.group(2)}.attn.{m.group(3)}.bn.{m.group(4)}"),
+    (r"stage(\d)\.(\d+)\.mlp\.(fc1|fc2)_(?:conv|linear)\.(.+)",
+     lambda m: f"stages.{int(m.group(1)) - 1}.{m.group(2)}.mlp.{m.group(3)}.linear.{m.group(4)}"),
+    (r"stage(\d)\.(\d+)\.mlp\.(fc1|fc2)_bn\.(.+)",
+     lambda m: f"stages.{int(m.group(1)) - 1}.{m.group(2)}.mlp.{m.group(3)}.bn.{m.group(4)}"),
+    (r"head\.(weight|bias)", r"head.fc.\1"),
+]
 
 
 def read_state_dict(path: str) -> Dict[str, Tensor]:
@@ -72,12 +99,13 @@ def read_state_dict(path: str) -> Dict[str, Tensor]:
     return {k[len("module."):] if k.startswith("module.") else k: v for k, v in obj.items()}
 
 
-def _spikformer_to_ours(src: Dict[str, Tensor], ours: Dict[str, Tensor]) -> Dict[str, Tensor]:
+def _renamed(src: Dict[str, Tensor], ours: Dict[str, Tensor], rules, ignored=None) -> Dict[str, Tensor]:
+    """Rename by the first matching rule, reshape 1x1 kernels to our Linear weights, report what does not fit."""
     out, unexpected, shapes = {}, [], []
     for k, v in src.items():
-        if _SPIKFORMER_IGNORED.fullmatch(k):
+        if ignored is not None and ignored.fullmatch(k):
             continue
-        for pat, rep in _SPIKFORMER_RULES:
+        for pat, rep in rules:
             if re.fullmatch(pat, k):
                 dst = re.sub(pat, rep, k)
                 break
@@ -106,6 +134,14 @@ def _raise_if(missing: List[str], unexpected: List[str], shapes: List[str]) -> N
         raise ConfigError("the checkpoint does not fit the model: " + "; ".join(parts))
 
 
+def _spikformer_to_ours(src: Dict[str, Tensor], ours: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    return _renamed(src, ours, _SPIKFORMER_RULES, _SPIKFORMER_IGNORED)
+
+
+def _qkformer_to_ours(src: Dict[str, Tensor], ours: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    return _renamed(src, ours, _QKFORMER_RULES)
+
+
 def _spikingjelly_to_ours(src: Dict[str, Tensor], ours: Dict[str, Tensor]) -> Dict[str, Tensor]:
     from .bench.sj import sj_to_ours
 
@@ -119,12 +155,14 @@ def guess_source(src: Dict[str, Tensor]) -> str:
     """Which official code wrote a state dict, from its names."""
     if any(k.startswith("patch_embed.stages.") and "conv_bn" in k for k in src):
         return "spikingjelly"
+    if any(k.startswith("patch_embed1.") for k in src):
+        return "qkformer"
     if any(k.endswith("attn.talking_heads.weight") for k in src):
         return "sdt"
     if any(k.startswith("patch_embed.proj_conv") for k in src):
         return "spikformer"
     raise ConfigError("cannot tell which code wrote this checkpoint (known: "
-                      f"{', '.join(SOURCES)}; QKFormer is not mapped yet); pass its source")
+                      f"{', '.join(SOURCES)}); pass its source")
 
 
 def convert_state_dict(src: Dict[str, Tensor], model: nn.Module, source: Optional[str] = None) -> Dict[str, Tensor]:
@@ -133,7 +171,8 @@ def convert_state_dict(src: Dict[str, Tensor], model: nn.Module, source: Optiona
     if source not in SOURCES:
         raise ConfigError(f"unknown checkpoint source {source!r}; known: {', '.join(SOURCES)}")
     ours = model.state_dict()
-    mapped = (_spikingjelly_to_ours if source == "spikingjelly" else _spikformer_to_ours)(src, ours)
+    mapping = {"spikingjelly": _spikingjelly_to_ours, "qkformer": _qkformer_to_ours}.get(source, _spikformer_to_ours)
+    mapped = mapping(src, ours)
     return {k: v.to(ours[k].dtype) for k, v in mapped.items()}
 
 
@@ -148,11 +187,12 @@ def _infer_model(src: Dict[str, Tensor], source: str) -> Tuple[str, Dict]:
     from .models import create_model, list_models
 
     head = src.get("head.weight")
-    first = src.get("patch_embed.proj_conv.weight", src.get("patch_embed.stages.0.conv_bn.block.0.weight"))
+    first = next((src[k] for k in ("patch_embed.proj_conv.weight", "patch_embed1.proj_conv.weight",
+                                   "patch_embed.stages.0.conv_bn.block.0.weight") if k in src), None)
     if head is None or first is None:
         raise ConfigError("cannot infer the model (no head.weight or first patch conv): pass --model NAME")
     kw = {"num_classes": head.shape[0], "in_chans": first.shape[1]}
-    for name in list_models("sdt_*" if source == "sdt" else "spikformer_*"):
+    for name in list_models({"sdt": "sdt_*", "qkformer": "qkformer_*"}.get(source, "spikformer_*")):
         with torch.device("meta"):
             try:
                 model = create_model(name, **kw)
