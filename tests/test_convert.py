@@ -221,3 +221,23 @@ def test_official_qkformer_names_load_and_give_the_directly_set_models_outputs(t
     x = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(loaded(x), ref(x))
+
+
+def test_qkformer_batch_quirk_runs_the_stage3_projection_lif_over_t_times_b_like_the_official_code():
+    pytest.importorskip("spikingjelly.activation_based.neuron")
+    from spikingjelly.activation_based import functional, neuron
+
+    from spikeformers.models.qkformer import official_batch_quirk
+
+    model = official_batch_quirk(create_model("qkformer_10_384", dim=64, depths=(1, 2, 2), num_heads=4,
+                                              num_classes=10, img_size=32, T=2)).double()
+    ours = model.stages[2][0].attn.proj_neuron
+    T, B, N, C = 2, 3, 4, 64
+    x = torch.randn(T, B, N, C, dtype=torch.float64) * 2
+    official = neuron.LIFNode(tau=2.0, detach_reset=True, step_mode="m")  # its MultiStepLIFNode
+    want = official(x.flatten(0, 1).transpose(-1, -2)).transpose(-1, -2).reshape(T, B, N, C)  # on [T B, C, N]
+    functional.reset_net(official)
+    assert torch.equal(ours(x), want)
+    per_sample = create_model("qkformer_10_384", dim=64, depths=(1, 2, 2), num_heads=4, num_classes=10,
+                              img_size=32, T=2).double().stages[2][0].attn.proj_neuron
+    assert not torch.equal(per_sample(x), want)  # the quirk is a real difference

@@ -29,7 +29,7 @@ from ..neurons.registry import neuron_factory
 from .registry import register_model
 from .spikformer import apply_twin, build_config, check_image_input
 
-__all__ = ["QKFormerConfig", "QKFormer", "QKFormerBlock"]
+__all__ = ["QKFormerConfig", "QKFormer", "QKFormerBlock", "official_batch_quirk"]
 
 
 @dataclass
@@ -136,6 +136,28 @@ class QKFormer(nn.Module):
 
 _CIFAR = dict(img_size=32, in_chans=3, num_classes=10, embed="cifar", num_heads=8)
 _IMAGENET = dict(img_size=224, in_chans=3, num_classes=1000, embed="imagenet", depths=(1, 2, 7))
+
+
+class _BatchAsTime(nn.Module):
+    """A neuron run over `[T B, ...]` as if T B were its time axis (the official QKFormer's stage-3
+    projection LIF sees that tensor): membrane passes from each sample to the next of the batch."""
+
+    def __init__(self, neuron: nn.Module):
+        super().__init__()
+        self.neuron = neuron
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.neuron(x.reshape(x.shape[0] * x.shape[1], 1, *x.shape[2:])).reshape(x.shape)
+
+
+def official_batch_quirk(model: "QKFormer") -> "QKFormer":
+    """Make stage 3's projection LIFs behave as in the official code (in place), so that official
+    checkpoints reproduce their published evaluation numbers; outputs then depend on the batch. For
+    evaluation with converted weights, not for training."""
+    for blk in model.stages[-1]:
+        if not isinstance(blk.attn.proj_neuron, _BatchAsTime):
+            blk.attn.proj_neuron = _BatchAsTime(blk.attn.proj_neuron)
+    return model
 
 
 def _qkformer(defaults: Dict[str, Any], overrides: Dict[str, Any]) -> QKFormer:
