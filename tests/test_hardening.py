@@ -300,3 +300,26 @@ def test_one_energy_and_firing_rate_measurement_per_run(finished_run, capsys):
         assert summary["energy"][key] == ev["energy"][key] == energy[key], key
     assert energy["images"] == 64
     assert ev["mean_firing_rate"] == summary["mean_firing_rate"] and ev["firing_rates"] == summary["firing_rates"]
+
+
+def test_two_concurrent_resumes_one_proceeds_the_other_exits_2(tmp_path, monkeypatch):
+    import json
+
+    args = ["epochs=3", "run.device=cpu", "batch_size=64", f"run.out_dir={tmp_path}", "name=two"]
+    _interrupt_at_call(monkeypatch, 3)  # stopped (and saved) inside epoch 1
+    with pytest.raises(KeyboardInterrupt):
+        train(load_config(None, args), progress=False)
+    run = os.path.join(tmp_path, "two")
+    cmd = [sys.executable, "-m", "spikeformers", "train", "-q", f"resume={run}"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = sorted((p.wait(timeout=300), p.stderr.read()) for p in procs)
+    assert [rc for rc, _ in results] == [0, 2]
+    assert "is in use by process" in results[1][1] and results[1][1].count("\n") == 1
+    with open(os.path.join(run, "metrics.jsonl")) as f:
+        assert [json.loads(line)["epoch"] for line in f] == [1, 2, 3]
+
+
+def test_a_lock_file_left_by_a_killed_process_does_not_block(finished_run):
+    with open(os.path.join(finished_run, ".lock"), "w") as f:
+        f.write("process 999999 (training)\n")  # its holder is gone: the kernel released the lock
+    assert main(["train", "-q", f"resume={finished_run}", "device=cpu"]) == 0
