@@ -1,0 +1,159 @@
+"""Each backbone against an independent reference written here from the papers' equations (and the
+official code's order of operations), sharing no code with the library: the library model's weights
+are copied in, and logits and input gradients must agree in float64 (eval mode, so BatchNorm uses its
+running statistics, which are randomised first)."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from spikeformers import create_model
+
+
+class _Spike(torch.autograd.Function):
+    """Heaviside forward; sigmoid surrogate alpha * sig(alpha x) * (1 - sig(alpha x)) backward."""
+
+    @staticmethod
+    def forward(ctx, x, alpha):
+        ctx.save_for_backward(x)
+        ctx.alpha = alpha
+        return (x >= 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        s = torch.sigmoid(ctx.alpha * x)
+        return g * ctx.alpha * s * (1 - s), None
+
+
+def lif(x, v_th=1.0, tau=2.0):
+    """LIF over the leading time axis: H = V + (X - V) / tau, S = H >= v_th, hard reset to 0 (detached)."""
+    v, out = torch.zeros_like(x[0]), []
+    for xt in x:
+        h = v + (xt - v) / tau
+        s = _Spike.apply(h - v_th, 4.0)
+        v = h * (1 - s.detach())
+        out.append(s)
+    return torch.stack(out)
+
+
+def bn(x, p, pre, axis):
+    """Eval-mode BatchNorm of channel `axis` with the parameters `pre.*` of state dict `p`."""
+    shape = [1] * x.dim()
+    shape[axis] = -1
+    w, b, m, v = (p[f"{pre}.{k}"].view(shape) for k in ("weight", "bias", "running_mean", "running_var"))
+    return (x - m) / torch.sqrt(v + 1e-5) * w + b
+
+
+def time_conv(x, p, pre, **kw):
+    """conv + BN on [T, B, C, H, W] (time folded into the batch)."""
+    T = x.shape[0]
+    y = F.conv2d(x.flatten(0, 1), p[f"{pre}.conv.weight"], p.get(f"{pre}.conv.bias"), **kw)
+    return bn(y, p, f"{pre}.bn", 1).unflatten(0, (T, -1))
+
+
+def linear_bn(x, p, pre):
+    return bn(F.linear(x, p[f"{pre}.linear.weight"], p.get(f"{pre}.linear.bias")), p, f"{pre}.bn", -1)
+
+
+def pool(x):
+    return F.max_pool2d(x.flatten(0, 1), 3, 2, 1).unflatten(0, (x.shape[0], -1))
+
+
+def calibrate_bn(model, x, seed=0):
+    """Running statistics from one training-mode pass (momentum 1), then random affine parameters
+    around the threshold, so that every layer fires a fair share of spikes."""
+    g = torch.Generator().manual_seed(seed)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in norms:
+        m.momentum = 1.0
+    model.train()
+    with torch.no_grad():
+        model(x)
+        for m in norms:
+            m.weight.copy_(torch.rand(m.weight.shape, generator=g, dtype=m.weight.dtype) * 2 + 1)
+            m.bias.copy_(torch.randn(m.bias.shape, generator=g, dtype=m.bias.dtype) + 1.0)
+    model.eval()
+
+
+def spikformer_reference(x, p, T, depth, heads, pools=(False, False, True, True)):
+    """Spikformer (Zhou et al. 2023), CIFAR layout: SPS (4 conv-BN-LIF stages, max-pool after the LIF of
+    the pooled ones; conv-BN-LIF relative position embedding added to its input), L blocks of
+    X + SSA(X), X + MLP(X); SSA = LIF_0.5(Q K^T V * 0.125) then Linear-BN-LIF; head: mean over tokens
+    and time, Linear."""
+    x = x.unsqueeze(0).repeat(T, 1, 1, 1, 1)
+    for i, pooled in enumerate(pools):
+        x = lif(time_conv(x, p, f"patch_embed.stages.{i}", padding=1))
+        x = pool(x) if pooled else x
+    x = x + lif(time_conv(x, p, "patch_embed.rpe", padding=1))
+    x = x.flatten(-2).transpose(-1, -2)  # [T, B, N, D]
+    T_, B, N, D = x.shape
+    for b in range(depth):
+        pre = f"blocks.{b}"
+        q, k, v = (lif(linear_bn(x, p, f"{pre}.attn.{n}")).view(T_, B, N, heads, D // heads).transpose(2, 3)
+                   for n in "qkv")
+        a = (q @ k.transpose(-1, -2) @ v) * 0.125
+        a = lif(a.transpose(2, 3).reshape(T_, B, N, D), v_th=0.5)
+        x = x + lif(linear_bn(a, p, f"{pre}.attn.proj"))
+        x = x + lif(linear_bn(lif(linear_bn(x, p, f"{pre}.mlp.fc1")), p, f"{pre}.mlp.fc2"))
+    return F.linear(x.mean(2).mean(0), p["head.fc.weight"], p["head.fc.bias"])
+
+
+def _compare(model, reference, x):
+    from spikeformers.train.monitor import FiringRateMonitor
+
+    model = model.double()
+    calibrate_bn(model, x)
+    with FiringRateMonitor(model) as mon:
+        model(x)
+    silent = [n for n, r in mon.rates().items() if not 0.02 < r < 0.98]
+    assert not silent, f"layers that do not fire a fair share: {silent}"  # else the comparison is vacuous
+    p = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    xa = x.clone().requires_grad_(True)
+    xb = x.clone().requires_grad_(True)
+    a, b = model(xa), reference(xb, p)
+    torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    w = torch.arange(1.0, a.shape[1] + 1, dtype=a.dtype)
+    (a * w).sum().backward()
+    (b * w).sum().backward()
+    torch.testing.assert_close(xa.grad, xb.grad, rtol=1e-9, atol=1e-12)
+    assert xa.grad.abs().sum() > 0  # the gradient reached the input through the surrogates
+
+
+def test_spikformer_equals_the_reference_in_logits_and_input_gradients():
+    torch.manual_seed(0)
+    model = create_model("spikformer_4_384", dim=32, num_heads=4, depth=2, num_classes=10, img_size=16, T=2)
+    x = torch.rand(3, 3, 16, 16, dtype=torch.float64)
+    _compare(model, lambda x, p: spikformer_reference(x, p, T=2, depth=2, heads=4), x)
+
+
+def sdt_reference(x, p, T, depth, heads):
+    """Spike-driven Transformer (Yao et al. 2023; official v1 code's order): MS-SPS with a max-pool after
+    every stage, stage 4 conv-BN-pool whose membrane is the shortcut of the LIF -> conv-BN position
+    embedding; blocks with membrane shortcuts: X + BN(Linear(SDSA(LIF(X)))), SDSA = Q (.) LIF_0.5(sum_N
+    K (.) V); X + BN(fc2(LIF(BN(fc1(LIF(X)))))); head: LIF of the token mean, Linear, mean over time."""
+    x = x.unsqueeze(0).repeat(T, 1, 1, 1, 1)
+    for i in range(3):
+        x = pool(lif(time_conv(x, p, f"patch_embed.stages.{i}", padding=1)))
+    x = pool(time_conv(x, p, "patch_embed.stages.3", padding=1))
+    x = x + time_conv(lif(x), p, "patch_embed.rpe", padding=1)
+    x = x.flatten(-2).transpose(-1, -2)  # [T, B, N, D]
+    T_, B, N, D = x.shape
+    for b in range(depth):
+        pre = f"blocks.{b}"
+        s = lif(x)
+        q, k, v = (lif(linear_bn(s, p, f"{pre}.attn.{n}")).view(T_, B, N, heads, D // heads).transpose(2, 3)
+                   for n in "qkv")
+        kv = lif((k * v).sum(-2, keepdim=True), v_th=0.5)
+        a = (q * kv).transpose(2, 3).reshape(T_, B, N, D)
+        x = x + linear_bn(a, p, f"{pre}.attn.proj")
+        x = x + linear_bn(lif(linear_bn(lif(x), p, f"{pre}.mlp.fc1")), p, f"{pre}.mlp.fc2")
+    return F.linear(lif(x.mean(2)), p["head.fc.weight"], p["head.fc.bias"]).mean(0)
+
+
+def test_sdt_equals_the_reference_in_logits_and_input_gradients():
+    torch.manual_seed(0)
+    model = create_model("sdt_8_512", dim=32, num_heads=4, depth=2, num_classes=10, img_size=32, T=2)
+    x = torch.rand(3, 3, 32, 32, dtype=torch.float64)
+    _compare(model, lambda x, p: sdt_reference(x, p, T=2, depth=2, heads=4), x)
