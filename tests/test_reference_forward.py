@@ -61,7 +61,7 @@ def pool(x):
     return F.max_pool2d(x.flatten(0, 1), 3, 2, 1).unflatten(0, (x.shape[0], -1))
 
 
-def calibrate_bn(model, x, seed=0):
+def calibrate_bn(model, x, seed=0, shift=0.0):
     """Running statistics from one training-mode pass (momentum 1), then random affine parameters
     around the threshold, so that every layer fires a fair share of spikes."""
     g = torch.Generator().manual_seed(seed)
@@ -73,7 +73,7 @@ def calibrate_bn(model, x, seed=0):
         model(x)
         for m in norms:
             m.weight.copy_(torch.rand(m.weight.shape, generator=g, dtype=m.weight.dtype) * 2 + 1)
-            m.bias.copy_(torch.randn(m.bias.shape, generator=g, dtype=m.bias.dtype) * 1.5)
+            m.bias.copy_(torch.randn(m.bias.shape, generator=g, dtype=m.bias.dtype) * 1.5 + shift)
     model.eval()
 
 
@@ -100,11 +100,11 @@ def spikformer_reference(x, p, T, depth, heads, pools=(False, False, True, True)
     return F.linear(x.mean(2).mean(0), p["head.fc.weight"], p["head.fc.bias"])
 
 
-def _compare(model, reference, x):
+def _compare(model, reference, x, shift=0.0):
     from spikeformers.train.monitor import FiringRateMonitor
 
     model = model.double()
-    calibrate_bn(model, x)
+    calibrate_bn(model, x, shift=shift)
     with FiringRateMonitor(model) as mon:
         model(x)
     silent = [n for n, r in mon.rates().items() if not 0.005 < r < 0.995]
@@ -204,3 +204,89 @@ def test_qkformer_equals_the_reference_in_logits_and_input_gradients():
     model = create_model("qkformer_10_384", dim=64, depths=(1, 2, 2), num_heads=8, num_classes=10, img_size=32, T=2)
     x = torch.rand(3, 3, 32, 32, dtype=torch.float64)
     _compare(model, lambda x, p: qkformer_reference(x, p, T=2, depths=(1, 2, 2), heads=8), x)
+
+
+class _Ternary(torch.autograd.Function):
+    """sign(z) where |z| >= 0.5, else 0; straight-through gradient on |z| <= 1 (Ternary Spike)."""
+
+    @staticmethod
+    def forward(ctx, z):
+        ctx.save_for_backward(z)
+        return torch.sign(z) * (z.abs() >= 0.5).to(z.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        (z,) = ctx.saved_tensors
+        return g * (z.abs() <= 1).to(g.dtype)
+
+
+def ternary(x, decay=0.25):
+    """u_t = decay u_{t-1} + x_t; s = Ternary(u); u <- u (1 - |s|), the reset differentiated (Guo et al.)."""
+    u, out = None, []
+    for xt in x:
+        u = xt if u is None else decay * u + xt
+        s = _Ternary.apply(u)
+        u = u * (1 - s.abs())
+        out.append(s)
+    return torch.stack(out)
+
+
+def heads_of(x, h):
+    T, B, N, D = x.shape
+    return x.view(T, B, N, h, D // h).transpose(2, 3)  # [T, B, h, N, d]
+
+
+def merged(x):
+    T, B, h, N, d = x.shape
+    return x.transpose(2, 3).reshape(T, B, N, h * d)
+
+
+def attention_reference(name, x, p, h):
+    """Each attention from its paper's equations; the output projection is LIF(BN(Linear(.)))."""
+    qkv = {n: linear_bn(x, p, n) for n in ("q", "k", "v") if f"{n}.linear.weight" in p}
+    if name == "ssa":  # Spikformer
+        q, k, v = (heads_of(lif(qkv[n]), h) for n in "qkv")
+        a = lif(q @ k.transpose(-1, -2) @ v * 0.125, v_th=0.5)
+    elif name == "sdsa":  # Spike-driven Transformer
+        q, k, v = (heads_of(lif(qkv[n]), h) for n in "qkv")
+        a = q * lif((k * v).sum(-2, keepdim=True), v_th=0.5)
+    elif name in ("qk_token", "qk_channel"):  # QKFormer: a mask from row (token) or column (channel) sums of Q
+        q, k = (heads_of(lif(qkv[n]), h) for n in "qk")
+        a = lif(q.sum(-1 if name == "qk_token" else -2, keepdim=True), v_th=0.5) * k
+    elif name == "a2os2a":  # binary Q, ReLU K, ternary V
+        q, k, v = heads_of(lif(qkv["q"]), h), heads_of(torch.relu(qkv["k"]), h), heads_of(ternary(qkv["v"]), h)
+        a = lif(q @ k.transpose(-1, -2) @ v, v_th=0.5)
+    elif name == "softmax":
+        q, k, v = (heads_of(qkv[n], h) for n in "qkv")
+        a = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), -1) @ v
+    elif name == "semm":  # spiking experts: E queries share one K and V, a spiking router gates them
+        E = p["router.linear.weight"].shape[0]
+        q = heads_of(lif(qkv["q"]), E)  # [T, B, E, N, d_e]
+        k, v = lif(qkv["k"]).unsqueeze(2), lif(qkv["v"]).unsqueeze(2)
+        r = lif(linear_bn(x, p, "router")).transpose(2, 3).unsqueeze(-1)  # [T, B, E, N, 1]
+        a = (r * lif(q @ k.transpose(-1, -2) @ v * 0.125, v_th=1.0)).sum(2, keepdim=True)
+    return lif(linear_bn(merged(a), p, "proj"))
+
+
+@pytest.mark.parametrize("name", ["ssa", "sdsa", "qk_token", "qk_channel", "a2os2a", "softmax", "semm"])
+def test_attention_equals_its_reference(name):
+    from spikeformers import create_attention
+
+    torch.manual_seed(0)
+    attn = create_attention(name, dim=32, num_heads=4)
+    x = torch.randn(2, 3, 6, 32, dtype=torch.float64)  # [T, B, N, D]
+
+    class Wrap(torch.nn.Module):  # a [B, ...] -> [B, classes] shape for _compare: batch first, summed logits
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, x):
+            return self.m(x.transpose(0, 1)).sum((0, 2))
+
+    def ref(x, p):
+        q = {k[2:]: v for k, v in p.items() if k.startswith("m.")}
+        return attention_reference(name, x.transpose(0, 1), q, 4).sum((0, 2))
+
+    # denser Q/K/V (BN shifted up) where the products must reach the attention neurons' thresholds
+    _compare(Wrap(attn), ref, x.transpose(0, 1).contiguous(), shift={"ssa": 1.0, "semm": 2.5}.get(name, 0.0))
