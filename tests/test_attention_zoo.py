@@ -265,6 +265,14 @@ def test_nonzero_softmax_excludes_zero_scores_and_empty_rows():
     qg = q.clone().requires_grad_(True)
     prod(qg, k, v).sum().backward()
     assert torch.isfinite(qg.grad).all()
+    source = NonzeroSoftmaxProduct(scale=1.0, form="source")(q, k, v)  # the seed's form, by hand
+    p = torch.softmax(torch.tensor([2.0, 0.0, 1.0], dtype=torch.float64), 0)  # every score, then zero the 0
+    torch.testing.assert_close(source[0, 0], p[0] * 1 + p[2] * 100)
+    assert source[1, 0] == 0
+    attn = create_attention("adaptive", 16, 2, softmax="source")
+    assert attn.product.form == "source"
+    with pytest.raises(ValueError, match="unknown softmax form 'x'"):
+        create_attention("adaptive", 16, 2, softmax="x")
 
 
 def test_adaptive_thresholds_steer_rates_into_the_band_deterministically():

@@ -32,9 +32,13 @@ class NonzeroSoftmaxProduct(nn.Module):
     scores are all zero yields a zero output; gradients stay finite in both cases.
     """
 
-    def __init__(self, scale: float):
+    FORMS = ("nonzero", "source")
+
+    def __init__(self, scale: float, form: str = "nonzero"):
         super().__init__()
-        self.scale = float(scale)
+        if form not in self.FORMS:
+            raise ValueError(f"unknown softmax form {form!r}; valid: {', '.join(self.FORMS)}")
+        self.scale, self.form = float(scale), form
 
     def order_for(self, q_shape) -> str:
         return "qk_v"
@@ -42,6 +46,8 @@ class NonzeroSoftmaxProduct(nn.Module):
     def forward(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         scores = (q @ k.transpose(-2, -1)) * self.scale  # [.., N, N]
         keep = scores != 0
+        if self.form == "source":  # the seed source: softmax over every score, then zero the zero scores
+            return (scores.softmax(-1) * keep) @ v
         top = scores.masked_fill(~keep, float("-inf")).amax(-1, keepdim=True)
         top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))  # all-zero rows
         e = torch.exp(scores - top) * keep
@@ -49,7 +55,7 @@ class NonzeroSoftmaxProduct(nn.Module):
         return (e / e.sum(-1, keepdim=True).clamp_min(1.0)) @ v
 
     def extra_repr(self) -> str:
-        return f"scale={self.scale}"
+        return f"scale={self.scale}, form={self.form!r}"
 
 
 @register_attention("adaptive")
@@ -58,6 +64,8 @@ class AdaptiveAttention(SpikingAttention):
         target_rate: firing-rate band (lo, hi) the Q/K/V thresholds are steered into (0.05, 0.15).
         rate_step: multiplicative step of the threshold controller per training forward (0.05).
         scale: score scale before the softmax (None: d^-0.5, as the seed).
+        softmax: "nonzero" (default: normalised over the non-zero scores only) or "source" (the seed
+            source's form: softmax over every score, then the entries whose score is 0 set to 0).
     The Q/K/V neurons are the backbone's `neuron` (e.g. "asn" for spike-triggered adaptation within T)
     wrapped in `Homeostatic` controllers (see neurons/homeostasis.py for the rule).
     """
@@ -66,7 +74,7 @@ class AdaptiveAttention(SpikingAttention):
 
     def __init__(self, dim: int, num_heads: int, *, neuron: str = "lif", neuron_opts: Optional[Dict[str, Any]] = None,
                  qkv_bias: bool = True, out_neuron: bool = True, norm: str = "batch", target_rate: Sequence[float] = (0.05, 0.15),
-                 rate_step: float = 0.05, scale: Optional[float] = None):
+                 rate_step: float = 0.05, scale: Optional[float] = None, softmax: str = "nonzero"):
         super().__init__(dim, num_heads, neuron=neuron, neuron_opts=neuron_opts, qkv_bias=qkv_bias, out_neuron=out_neuron,
                          norm=norm)
         if scale is not None and not float(scale) > 0:
@@ -75,7 +83,7 @@ class AdaptiveAttention(SpikingAttention):
         self.q_neuron, self.k_neuron, self.v_neuron = (
             Homeostatic(self.make_neuron(), dim, target=target_rate, step=rate_step) for _ in range(3))
         self.count = AxisSum(dim=0)  # spike counts over T
-        self.product = NonzeroSoftmaxProduct((dim // num_heads) ** -0.5 if scale is None else float(scale))
+        self.product = NonzeroSoftmaxProduct((dim // num_heads) ** -0.5 if scale is None else float(scale), softmax)
 
     def project(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         T, h = x.shape[0], self.num_heads
