@@ -241,6 +241,27 @@ def merged(x):
     return x.transpose(2, 3).reshape(T, B, N, h * d)
 
 
+def bipolar_lif(x, v_th=1.0, tau=2.0):
+    """Signed spikes sign(H) where |H| >= V_th, hard reset to 0 on either polarity (detached); the
+    surrogate at |H| - V_th."""
+    v, out = torch.zeros_like(x[0]), []
+    for xt in x:
+        h = v + (xt - v) / tau
+        s = torch.sign(h).detach() * _Spike.apply(h.abs() - v_th, 4.0)
+        v = h * (1 - s.abs().detach())
+        out.append(s)
+    return torch.stack(out)
+
+
+def shiftmax(x):
+    """2^(x - max) / 2^ceil(log2 sum): powers of two; the gradient is the base-2 softmax's (straight
+    through the ceiling)."""
+    p = torch.softmax(x * math.log(2.0), -1)
+    num = torch.exp2(x - x.amax(-1, keepdim=True))
+    exact = num / torch.exp2(torch.ceil(torch.log2(num.sum(-1, keepdim=True))))
+    return p + (exact - p).detach()
+
+
 def attention_reference(name, x, p, h):
     """Each attention from its paper's equations; the output projection is LIF(BN(Linear(.)))."""
     qkv = {n: linear_bn(x, p, n) for n in ("q", "k", "v") if f"{n}.linear.weight" in p}
@@ -256,6 +277,18 @@ def attention_reference(name, x, p, h):
     elif name == "a2os2a":  # binary Q, ReLU K, ternary V
         q, k, v = heads_of(lif(qkv["q"]), h), heads_of(torch.relu(qkv["k"]), h), heads_of(ternary(qkv["v"]), h)
         a = lif(q @ k.transpose(-1, -2) @ v, v_th=0.5)
+    elif name == "bipolar":  # ternary Q, K (bipolar LIF), binary V, Shiftmax of Q K^T
+        q, k, v = heads_of(bipolar_lif(qkv["q"]), h), heads_of(bipolar_lif(qkv["k"]), h), heads_of(lif(qkv["v"]), h)
+        a = lif(shiftmax(q @ k.transpose(-1, -2)) @ v, v_th=0.5)
+    elif name == "adaptive":  # firing rates of threshold-scaled LIFs, softmax over the non-zero scores
+        T = x.shape[0]
+        q, k, v = (heads_of(lif(qkv[n] / p[f"{n}_neuron.scale"]).sum(0, keepdim=True) / T, h) for n in "qkv")
+        scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+        keep = scores != 0
+        some = keep.any(-1, keepdim=True)
+        w = torch.softmax(scores.masked_fill(~keep & some, float("-inf")), -1) * some
+        y = linear_bn(merged(w @ v), p, "proj").expand(T, -1, -1, -1)
+        return lif(y)
     elif name == "softmax":
         q, k, v = (heads_of(qkv[n], h) for n in "qkv")
         a = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), -1) @ v
@@ -268,7 +301,8 @@ def attention_reference(name, x, p, h):
     return lif(linear_bn(merged(a), p, "proj"))
 
 
-@pytest.mark.parametrize("name", ["ssa", "sdsa", "qk_token", "qk_channel", "a2os2a", "softmax", "semm"])
+@pytest.mark.parametrize("name", ["ssa", "sdsa", "qk_token", "qk_channel", "a2os2a", "bipolar", "semm", "adaptive",
+                                  "softmax"])
 def test_attention_equals_its_reference(name):
     from spikeformers import create_attention
 
