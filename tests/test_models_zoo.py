@@ -49,6 +49,7 @@ EXACT = [  # from the official training logs / checkpoints (REFERENCES.md sectio
     ("qkformer_4_384", {}, 6_706_234),
     ("qkformer_4_384", {"num_classes": 100}, 6_740_884),
     ("qkformer_10_768", {}, 64_962_760),
+    ("qkformer_2_256_dvs", {}, 1_504_138),  # CIFAR10-DVS, two stages, MLP ratio 1
 ]
 
 

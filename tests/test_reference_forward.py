@@ -159,33 +159,40 @@ def test_sdt_equals_the_reference_in_logits_and_input_gradients():
     _compare(model, lambda x, p: sdt_reference(x, p, T=2, depth=2, heads=4), x)
 
 
-def qkformer_reference(x, p, T, depths, heads):
-    """QKFormer (Zhou et al. 2024), ImageNet layout, per-sample neurons: three patch embeddings (conv-BN-
-    pool-LIF stages, pool first where it pools, plus a LIF(BN(1x1 stride-2 conv)) shortcut); stages 1-2
-    with Q-K token attention LIF_0.5(sum_d Q) (.) K, stage 3 with SSA; spiking MLPs; head: Linear of the
-    token and time mean."""
-    x = x.unsqueeze(0).repeat(T, 1, 1, 1, 1)
+QKFORMER_EMBEDS = {  # per patch embedding: pool flags of its conv stages, where its shortcut starts, its stride
+    "imagenet": [((True, True, False), 1, 2), ((True, False), 0, 2), ((True, False), 0, 2)],
+    "dvs": [((False, True, True, True), 2, 4), ((False, True), 0, 2)],
+}
 
-    def stage(x, pe, convs):
+
+def qkformer_reference(x, p, T, depths, heads, embed="imagenet"):
+    """QKFormer (Zhou et al. 2024), per-sample neurons: patch embeddings of conv-BN-pool-LIF stages (the
+    pool first where it pools) plus a LIF(BN(1x1 strided conv)) shortcut from an earlier point; Q-K token
+    attention LIF_0.5(sum_d Q) (.) K in all stages but the last, SSA in the last; spiking MLPs; head:
+    Linear of the token and time mean."""
+    x = x.unsqueeze(0).repeat(T, 1, 1, 1, 1) if x.dim() == 4 else x
+    layouts = QKFORMER_EMBEDS[embed]
+
+    def patch_embed(x, pe, pools, at, stride):
         feat = x
-        for j, pooled in enumerate(convs):
+        for j, pooled in enumerate(pools):
+            if j == at:
+                feat = x
             y = time_conv(x, p, f"patch_embeds.{pe}.stages.{j}", padding=1)
             x = lif(pool(y) if pooled else y)
-            if j == 0 and pe == 0:
-                feat = x  # the first embedding's shortcut starts after its first stage
-        return x + lif(time_conv(feat, p, f"patch_embeds.{pe}.shortcut", stride=2))
+        return x + lif(time_conv(feat, p, f"patch_embeds.{pe}.shortcut", stride=stride))
 
     def mlp(x, pre):
         return lif(linear_bn(lif(linear_bn(x, p, f"{pre}.mlp.fc1")), p, f"{pre}.mlp.fc2"))
 
-    for pe, convs in enumerate([(True, True, False), (True, False), (True, False)]):
-        x = stage(x, pe, convs)
+    for pe, layout in enumerate(layouts):
+        x = patch_embed(x, pe, *layout)
         Tt, B, C, H, W = x.shape
         x = x.flatten(3).transpose(2, 3)  # [T, B, N, C]
         N, d = H * W, C // heads
         for j in range(depths[pe]):
             pre = f"stages.{pe}.{j}"
-            if pe < 2:  # Q-K token attention
+            if pe < len(layouts) - 1:  # Q-K token attention
                 q, k = (lif(linear_bn(x, p, f"{pre}.attn.{n}")).view(Tt, B, N, heads, d) for n in "qk")
                 a = (lif(q.sum(-1, keepdim=True), v_th=0.5) * k).reshape(Tt, B, N, C)
             else:  # SSA
@@ -324,3 +331,23 @@ def test_attention_equals_its_reference(name):
 
     # denser Q/K/V (BN shifted up) where the products must reach the attention neurons' thresholds
     _compare(Wrap(attn), ref, x.transpose(0, 1).contiguous(), shift={"ssa": 1.0, "semm": 2.5}.get(name, 0.0))
+
+
+def test_qkformer_dvs_layout_equals_the_reference_on_event_frames():
+    torch.manual_seed(0)
+    model = create_model("qkformer_2_256_dvs", dim=64, num_heads=8, img_size=32, T=3)
+    x = torch.rand(3, 2, 2, 32, 32, dtype=torch.float64).round()  # [T, B, 2, H, W] event counts 0/1
+
+    class BatchFirst(torch.nn.Module):  # _compare feeds [B, ...]
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, x):
+            return self.m(x.transpose(0, 1))
+
+    def ref(x, p):
+        q = {k[2:]: v for k, v in p.items() if k.startswith("m.")}
+        return qkformer_reference(x.transpose(0, 1), q, T=3, depths=(1, 1), heads=8, embed="dvs")
+
+    _compare(BatchFirst(model), ref, x.transpose(0, 1).contiguous())

@@ -13,6 +13,9 @@ Layouts of the official code (zhouchenlin2096/QKFormer), `d` the output width:
 - stem, "cifar":    in->d/2, d/2->d; shortcut d/2->d stride 1 from the first stage (grid kept).
 - stage, "imagenet": d/2->d (pool), d->d; shortcut d/2->d stride 2 from the input.
 - stage, "cifar":    d/2->d, d->d (pool); shortcut d/2->d stride 2 from the input.
+- stem, "dvs":      in->d/8, d/8->d/4 (pool), d/4->d/2 (pool), d/2->d (pool); shortcut d/4->d stride 4
+  from the second stage (the CIFAR10-DVS / DVS128 model, 128 -> 16).
+- stage, "dvs":     as "cifar".
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ from .time import ConvBN, fold, unfold
 
 __all__ = ["SPEDS", "speds_stem", "speds_stage", "SPEDS_LAYOUTS"]
 
-SPEDS_LAYOUTS = ("cifar", "imagenet")
+SPEDS_LAYOUTS = ("cifar", "imagenet", "dvs")
 
 
 class SPEDS(nn.Module):
@@ -71,10 +74,12 @@ def speds_stem(in_chans: int, dim: int, layout: str, neuron: Callable[..., nn.Mo
     _check_layout(layout)
     if layout == "imagenet":
         return SPEDS([in_chans, dim // 2, dim, dim], "110", 1, neuron)
+    if layout == "dvs":
+        return SPEDS([in_chans, dim // 8, dim // 4, dim // 2, dim], "0111", 2, neuron)
     return SPEDS([in_chans, dim // 2, dim], "00", 1, neuron)
 
 
 def speds_stage(dim: int, layout: str, neuron: Callable[..., nn.Module]) -> SPEDS:
     """Between stages: width dim/2 -> dim, grid halved."""
     _check_layout(layout)
-    return SPEDS([dim // 2, dim, dim], "10" if layout == "imagenet" else "01", 0, neuron)
+    return SPEDS([dim // 2, dim, dim], "10" if layout == "imagenet" else "01", 0, neuron)  # "dvs": as "cifar"

@@ -37,12 +37,13 @@ class QKFormerConfig:
     img_size: int = 32            # square input side
     in_chans: int = 3
     num_classes: int = 10
-    dim: int = 384                # D, the width of stage 3 (stages 1-2 run at D/4 and D/2)
-    depths: Tuple[int, int, int] = (1, 1, 2)  # blocks per stage (CIFAR 1-1-2; ImageNet 1-2-7)
+    dim: int = 384                # D, the width of the last stage (the others run at D/4 and D/2)
+    depths: Tuple[int, ...] = (1, 1, 2)  # blocks per stage (CIFAR 1-1-2; ImageNet 1-2-7; DVS, two stages: 1-1)
     num_heads: int = 8            # heads in every stage (CIFAR 8; ImageNet 6 / 8 / 12 for D 384 / 512 / 768)
     mlp_ratio: float = 4.0        # MLP hidden = mlp_ratio * stage width
     T: int = 4                    # time steps for static input (temporal input brings its own T)
-    embed: str = "cifar"          # SPEDS layout: "cifar" (stem keeps the grid) or "imagenet" (stem downsamples 4x)
+    embed: str = "cifar"          # SPEDS layout: "cifar" (stem keeps the grid), "imagenet" (stem downsamples 4x)
+                                  # or "dvs" (two stages, D/2 and D; the stem downsamples 8x)
     qkv_bias: bool = False        # Q/K/V are bias-free 1x1 convs in the official code
     token_attention: str = "qk_token"  # attention of stages 1-2
     token_attention_opts: Dict[str, Any] = field(default_factory=dict)
@@ -71,13 +72,17 @@ class QKFormerBlock(nn.Module):
 
 def _check(cfg: QKFormerConfig) -> None:
     cfg.depths = tuple(cfg.depths)
-    if len(cfg.depths) != 3 or any(not isinstance(d, int) or d < 0 for d in cfg.depths):
-        raise ValueError(f"QKFormer depths must be 3 non-negative integers (blocks per stage), got {cfg.depths!r}")
     if cfg.embed not in SPEDS_LAYOUTS:
         raise ValueError(f"QKFormer embed must be one of {', '.join(SPEDS_LAYOUTS)}, got {cfg.embed!r}")
-    if cfg.dim % 8 or (cfg.dim // 4) % cfg.num_heads:
-        raise ValueError(f"QKFormer dim {cfg.dim} must be divisible by 8 and dim/4 by num_heads {cfg.num_heads}")
-    div = 16 if cfg.embed == "imagenet" else 4  # the grid is halved 4 (imagenet) or 2 (cifar) times
+    n = 2 if cfg.embed == "dvs" else 3
+    if len(cfg.depths) != n or any(not isinstance(d, int) or d < 0 for d in cfg.depths):
+        raise ValueError(f"QKFormer depths must be {n} non-negative integers (blocks per stage) with embed "
+                         f"{cfg.embed!r}, got {cfg.depths!r}")
+    first, unit = cfg.dim // (2 ** (n - 1)), 16 if cfg.embed == "dvs" else 8  # first stage width; stem's narrowest
+    if cfg.dim % unit or first % cfg.num_heads:
+        raise ValueError(f"QKFormer dim {cfg.dim} must be divisible by {unit} and its first stage width {first} by "
+                         f"num_heads {cfg.num_heads}")
+    div = {"imagenet": 16, "dvs": 16, "cifar": 4}[cfg.embed]  # how often the grid is halved
     if cfg.img_size % div:
         raise ValueError(f"QKFormer img_size must be a multiple of {div} with embed {cfg.embed!r}, got {cfg.img_size}")
 
@@ -92,11 +97,12 @@ class QKFormer(nn.Module):
         _check(cfg)
         self.cfg = cfg
         neuron = neuron_factory(cfg.neuron, **cfg.neuron_opts)
-        widths = (cfg.dim // 4, cfg.dim // 2, cfg.dim)
+        n = len(cfg.depths)
+        widths = tuple(cfg.dim // 2 ** (n - 1 - i) for i in range(n))  # D/4, D/2, D (DVS: D/2, D)
         self.encoder = create_encoder(cfg.encoder, cfg.T)
-        self.patch_embeds = nn.ModuleList([speds_stem(cfg.in_chans, widths[0], cfg.embed, neuron),
-                                           speds_stage(widths[1], cfg.embed, neuron), speds_stage(widths[2], cfg.embed, neuron)])
-        attn = [(cfg.token_attention, cfg.token_attention_opts)] * 2 + [(cfg.attention, cfg.attention_opts)]
+        self.patch_embeds = nn.ModuleList([speds_stem(cfg.in_chans, widths[0], cfg.embed, neuron)]
+                                          + [speds_stage(w, cfg.embed, neuron) for w in widths[1:]])
+        attn = [(cfg.token_attention, cfg.token_attention_opts)] * (n - 1) + [(cfg.attention, cfg.attention_opts)]
         self.stages = nn.ModuleList(
             nn.ModuleList(QKFormerBlock(cfg, w, name, opts) for _ in range(depth))
             for w, depth, (name, opts) in zip(widths, cfg.depths, attn)
@@ -104,7 +110,7 @@ class QKFormer(nn.Module):
         self.head = ClassifierHead(cfg.dim, cfg.num_classes)
 
     def forward_features(self, x: Tensor) -> List[Tensor]:
-        """Every feature map [T, B, C, h, w]: the output of each of the three stages (widths D/4, D/2, D)."""
+        """Every feature map [T, B, C, h, w]: the output of each stage (widths D/4, D/2, D; DVS: D/2, D)."""
         check_image_input(getattr(self, "model_name", "QKFormer"), x, self.cfg.in_chans, self.cfg.img_size)
         if x.dim() == 4:
             x = self.encoder(x)
@@ -176,6 +182,12 @@ def qkformer_tiny(**kw):
 @register_model(family="qkformer", published=_published("CIFAR-10", 96.18, 6.70, note="CIFAR-100 81.15 with 6.74 M"))
 def qkformer_4_384(**kw):
     return _qkformer(dict(_CIFAR, dim=384, depths=(1, 1, 2)), kw)
+
+
+@register_model(family="qkformer", published=_published("CIFAR10-DVS", 84.0, 1.50, note="T = 16; official count 1,504,138"))
+def qkformer_2_256_dvs(**kw):
+    return _qkformer(dict(img_size=128, in_chans=2, num_classes=10, dim=256, depths=(1, 1), num_heads=16, mlp_ratio=1.0,
+                          embed="dvs", T=16), kw)
 
 
 @register_model(family="qkformer", published=_published("ImageNet", 78.80, 16.47))
