@@ -1,7 +1,7 @@
 """The `spikeformers` command.
 
     spikeformers train [CONFIG.yaml] [key=value ...]   train (no arguments: the embedded digits default)
-    spikeformers train resume=runs/NAME [run.key=value] continue a stopped run
+    spikeformers train resume=runs/NAME [run.key=value] continue a stopped run (epochs=N: to N epochs)
     spikeformers eval RUN_DIR                          evaluate a run's checkpoint on its test set
     spikeformers generate RUN_DIR --prompt TEXT        continue a prompt with a trained language model
     spikeformers export RUN_DIR --format onnx|hub      ONNX inference graph / Hugging Face Hub folder

@@ -632,7 +632,8 @@ def load_run(run_dir: str) -> Tuple[TrainConfig, Dict[str, Any]]:
 
 def train(cfg: TrainConfig, progress: bool = True, resume: Optional[str] = None,
           overrides: Tuple[str, ...] = ()) -> Dict[str, Any]:
-    """Train from a config, or continue the run directory `resume` (only run.* keys may change then)."""
+    """Train from a config, or continue the run directory `resume` (then only run.* keys and
+    schedule.epochs may change)."""
     if resume is not None:
         from .config import ALIASES
 
