@@ -351,3 +351,12 @@ def test_mlp_option_is_validated():
     assert emsp(tokens(N=9)).shape == (2, 2, 9, 16)
     with pytest.raises(ValueError, match="3x3 = 9 tokens"):
         emsp(tokens(N=8))
+
+
+def test_sdsa_erode_refuses_causal_and_non_square_grids():
+    with pytest.raises(ValueError, match="erode pools over neighbouring tokens"):
+        create_attention("sdsa", 16, 2, erode=True, causal=True)
+    attn = create_attention("sdsa", 16, 2, erode=True)
+    with pytest.raises(ValueError, match="square token grid, got 6 tokens"):
+        attn(torch.zeros(2, 1, 6, 16))
+    assert attn(torch.zeros(2, 1, 9, 16)).shape == (2, 1, 9, 16)

@@ -128,25 +128,41 @@ def test_spikformer_equals_the_reference_in_logits_and_input_gradients():
     _compare(model, lambda x, p: spikformer_reference(x, p, T=2, depth=2, heads=4), x)
 
 
-def sdt_reference(x, p, T, depth, heads):
+def erode(x):
+    """The official `Erode`: MaxPool3d(kernel (1, 3, 3), stride 1, padding (0, 1, 1)) on a 5-d tensor."""
+    return F.max_pool3d(x, (1, 3, 3), 1, (0, 1, 1))
+
+
+def sdt_reference(x, p, T, depth, heads, dvs=False):
     """Spike-driven Transformer (Yao et al. 2023; official v1 code's order): MS-SPS with a max-pool after
     every stage, stage 4 conv-BN-pool whose membrane is the shortcut of the LIF -> conv-BN position
     embedding; blocks with membrane shortcuts: X + BN(Linear(SDSA(LIF(X)))), SDSA = Q (.) LIF_0.5(sum_N
     K (.) V); X + BN(fc2(LIF(BN(fc1(LIF(X)))))); head: LIF of the token mean, Linear, mean over time."""
-    x = x.unsqueeze(0).repeat(T, 1, 1, 1, 1)
+    x = x.unsqueeze(0).repeat(T, 1, 1, 1, 1) if x.dim() == 4 else x
+    pools = (False, False, True, True) if dvs else (True, True, True, True)
     for i in range(3):
-        x = pool(lif(time_conv(x, p, f"patch_embed.stages.{i}", padding=1)))
+        y = lif(time_conv(x, p, f"patch_embed.stages.{i}", padding=1))
+        x = pool(y) if pools[i] else y
     x = pool(time_conv(x, p, "patch_embed.stages.3", padding=1))
     x = x + time_conv(lif(x), p, "patch_embed.rpe", padding=1)
+    side = x.shape[-1]
     x = x.flatten(-2).transpose(-1, -2)  # [T, B, N, D]
     T_, B, N, D = x.shape
+
+    def grid_erode(t):  # [T, B, N, D] -> as the official code pools [T, B, C, H, W]
+        return erode(t.transpose(2, 3).reshape(T_, B, D, side, side)).flatten(3).transpose(2, 3)
+
     for b in range(depth):
         pre = f"blocks.{b}"
         s = lif(x)
-        q, k, v = (lif(linear_bn(s, p, f"{pre}.attn.{n}")).view(T_, B, N, heads, D // heads).transpose(2, 3)
-                   for n in "qkv")
-        kv = lif((k * v).sum(-2, keepdim=True), v_th=0.5)
-        a = (q * kv).transpose(2, 3).reshape(T_, B, N, D)
+        q, k, v = (lif(linear_bn(s, p, f"{pre}.attn.{n}")) for n in "qkv")
+        if dvs:
+            k, v = grid_erode(k), grid_erode(v)
+        q, k, v = (t.view(T_, B, N, heads, D // heads).transpose(2, 3) for t in (q, k, v))
+        kv = k * v
+        kv = lif((erode(kv) if dvs else kv).sum(-2, keepdim=True), v_th=0.5)
+        a = q * kv
+        a = (erode(a) if dvs else a).transpose(2, 3).reshape(T_, B, N, D)
         x = x + linear_bn(a, p, f"{pre}.attn.proj")
         x = x + linear_bn(lif(linear_bn(lif(x), p, f"{pre}.mlp.fc1")), p, f"{pre}.mlp.fc2")
     return F.linear(lif(x.mean(2)), p["head.fc.weight"], p["head.fc.bias"]).mean(0)
@@ -349,5 +365,25 @@ def test_qkformer_dvs_layout_equals_the_reference_on_event_frames():
     def ref(x, p):
         q = {k[2:]: v for k, v in p.items() if k.startswith("m.")}
         return qkformer_reference(x.transpose(0, 1), q, T=3, depths=(1, 1), heads=8, embed="dvs")
+
+    _compare(BatchFirst(model), ref, x.transpose(0, 1).contiguous())
+
+
+def test_sdt_dvs_with_erode_equals_the_reference_on_event_frames():
+    torch.manual_seed(0)
+    model = create_model("sdt_2_256_dvs", dim=32, num_heads=4, img_size=16, T=3)
+    x = torch.rand(3, 2, 2, 16, 16, dtype=torch.float64).round()  # [T, B, 2, H, W] event counts 0/1
+
+    class BatchFirst(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, x):
+            return self.m(x.transpose(0, 1))
+
+    def ref(x, p):
+        q = {k[2:]: v for k, v in p.items() if k.startswith("m.")}
+        return sdt_reference(x.transpose(0, 1), q, T=3, depth=2, heads=4, dvs=True)
 
     _compare(BatchFirst(model), ref, x.transpose(0, 1).contiguous())
