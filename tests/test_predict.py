@@ -71,7 +71,9 @@ def test_predict_command_prints_top_k_and_names_bad_files(digits_run, tmp_path, 
     assert os.path.isfile(os.path.join(digits_run["run_dir"], "predictions.json"))
     bad = tmp_path / "notes.txt"
     bad.write_text("hello")
+    np.save(tmp_path / "wide.npy", np.zeros((9, 9), np.uint8))
     for args, match in (([str(bad)], "unknown file type"), ([str(tmp_path / "y.png")], "y.png"),
+                        ([str(tmp_path / "wide.npy")], "wide.npy: input of shape [9, 9] does not fit"),
                         ([], "give input files"), (["--text", "hi"], "--text is for language-model runs")):
         if match == "y.png":
             (tmp_path / "y.png").write_bytes(b"not a png")

@@ -76,20 +76,22 @@ def export_onnx(model: nn.Module, transform: InputTransform, path: str, spikes: 
     wrapper = _Exported(model, transform, spikes).eval()
     dtype = torch.uint8 if transform.layout == "image" else torch.float32
     example = torch.zeros((2, *transform.sample_shape), dtype=dtype)
-    with torch.no_grad():
-        out = wrapper(example)
-    if not isinstance(out, (Tensor, tuple)) or (out[0] if isinstance(out, tuple) else out).dim() != 2:
-        raise ConfigError("ONNX export covers classification models (logits [B, classes]); this model's output "
-                          "is not (dense and language models are not exported yet)")
     names = ["logits"] + [f"spikes.{n}" for n in wrapper.layers]
     tmp = f"{path}.tmp-{os.getpid()}"
     try:  # torch.export-based: traces the Python loop over T (unrolled), keeps the batch axis symbolic
+        with torch.no_grad():
+            out = wrapper(example)
+        if not isinstance(out, (Tensor, tuple)) or (out[0] if isinstance(out, tuple) else out).dim() != 2:
+            raise ConfigError("ONNX export covers classification models (logits [B, classes]); this model's "
+                              "output is not (dense and language models are not exported yet)")
         with warnings.catch_warnings(), _quiet_exporter():
             warnings.simplefilter("ignore")
             torch.onnx.export(wrapper, (example,), tmp, input_names=["input"], output_names=names,
                               opset_version=opset, dynamo=True, verbose=False,
                               dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=1 << 16)},))
         graph = onnx.load(tmp)
+    except ConfigError:
+        raise
     except Exception as e:  # name the part the exporter could not take
         raise ConfigError(f"ONNX export failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from None
     finally:

@@ -121,7 +121,10 @@ def predict_files(run_dir: str, files: Sequence[str] = (), text: Optional[str] =
     inputs: List[tuple] = [(f, p.read(f)) for f in files] + ([("--text", text)] if text is not None else [])
     rows = []
     for name, raw in inputs:
-        probs = p(raw, value_range)
+        try:
+            probs = p(raw, value_range)
+        except ValueError as e:  # a shape or dtype the model does not take: name the file
+            raise ConfigError(f"{name}: {e}") from None
         probs = probs[None] if probs.dim() == 1 else probs
         for i, row in enumerate(probs):
             k = min(top_k, row.numel())
