@@ -16,6 +16,7 @@ from .config import (
 from .engine import Trainer, train
 from .evaluate import evaluate_run, load_trained_model
 from .predict import Predictor, load_predictor, predict_files
+from .fast_step import make_step
 from .monitor import FiringRateMonitor
 from .io import (
     Checkpoint,
@@ -35,6 +36,7 @@ __all__ = [
     "train",
     "evaluate_run",
     "load_predictor",
+    "make_step",
     "predict_files",
     "Predictor",
     "load_trained_model",
