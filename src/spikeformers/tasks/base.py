@@ -128,8 +128,14 @@ class Task:
         return " ".join(parts)
 
     def headline(self, summary: Dict[str, Any]) -> str:
-        """The first line of a finished run's report."""
+        """The first line of a finished run's report (ending in `run_facts`)."""
         raise NotImplementedError
+
+    @staticmethod
+    def run_facts(s: Dict[str, Any]) -> str:
+        """The part every headline ends with: (model, parameters, epochs, time on device)."""
+        return (f"({s['model']}, {s['parameters'] / 1e6:.3f} M parameters, {s['epochs']} epochs, "
+                f"{s['train_time_s']:.0f} s on {s['device']})")
 
     def eval_line(self, res: Dict[str, Any]) -> str:
         """What `spikeformers eval` prints of `evaluate_splits`' result (before the firing rate)."""

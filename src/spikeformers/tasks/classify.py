@@ -67,9 +67,8 @@ class ClassificationTask(Task):
         return f"acc {100 * value:.2f}%"
 
     def headline(self, s: Dict[str, Any]) -> str:
-        return (f"test accuracy {100 * s['test_acc']:.2f}% on {s['test_images']} {s['dataset']} test images "
-                f"({s['model']}, {s['parameters'] / 1e6:.3f} M parameters, {s['epochs']} epochs, "
-                f"{s['train_time_s']:.0f} s on {s['device']})")
+        return f"test accuracy {100 * s['test_acc']:.2f}% on {s['test_images']} {s['dataset']} test images " \
+            + self.run_facts(s)
 
     def eval_line(self, r: Dict[str, Any]) -> str:
         return f"test accuracy {100 * r['test_acc']:.2f}% ({r['test_images']} images), test loss {r['test_loss']:.4f}"

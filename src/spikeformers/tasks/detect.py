@@ -162,8 +162,7 @@ class DetectionTask(Task):
 
     def headline(self, s: Dict[str, Any]) -> str:
         return (f"test mAP@0.5 {100 * s['test_map50']:.2f}%, mAP@0.5:0.95 {100 * s['test_map']:.2f}% (COCO evaluator) on "
-                f"{s['test_images']} {s['dataset']} test images ({s['model']}, {s['parameters'] / 1e6:.3f} M parameters, "
-                f"{s['epochs']} epochs, {s['train_time_s']:.0f} s on {s['device']})")
+                f"{s['test_images']} {s['dataset']} test images " + self.run_facts(s))
 
     def eval_line(self, r: Dict[str, Any]) -> str:
         return f"test mAP@0.5 {100 * r['test_map50']:.2f}%, mAP@0.5:0.95 {100 * r['test_map']:.2f}% ({r['test_images']} images)"

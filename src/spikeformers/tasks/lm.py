@@ -90,8 +90,7 @@ class LanguageModelTask(Task):
 
     def headline(self, s: Dict[str, Any]) -> str:
         return (f"test {s['test_bpc']:.3f} bits per byte (validation {s['val_bpc']:.3f}), perplexity {s['test_ppl']:.2f}, "
-                f"on {s['test_tokens']} {s['dataset']} test tokens ({s['model']}, {s['parameters'] / 1e6:.3f} M "
-                f"parameters, {s['epochs']} epochs, {s['train_time_s']:.0f} s on {s['device']})")
+                f"on {s['test_tokens']} {s['dataset']} test tokens " + self.run_facts(s))
 
     def eval_line(self, r: Dict[str, Any]) -> str:
         return (f"test {r['test_bpc']:.3f} bits per byte, validation {r['val_bpc']:.3f} "

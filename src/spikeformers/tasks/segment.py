@@ -81,8 +81,7 @@ class SegmentationTask(Task):
 
     def headline(self, s: Dict[str, Any]) -> str:
         return (f"test mIoU {100 * s['test_miou']:.2f}% (background included), pixel accuracy "
-                f"{100 * s['test_pixel_acc']:.2f}%, on {s['test_images']} {s['dataset']} test images ({s['model']}, "
-                f"{s['parameters'] / 1e6:.3f} M parameters, {s['epochs']} epochs, {s['train_time_s']:.0f} s on {s['device']})")
+                f"{100 * s['test_pixel_acc']:.2f}%, on {s['test_images']} {s['dataset']} test images " + self.run_facts(s))
 
     def eval_line(self, r: Dict[str, Any]) -> str:
         return (f"test mIoU {100 * r['test_miou']:.2f}%, pixel accuracy {100 * r['test_pixel_acc']:.2f}% "
