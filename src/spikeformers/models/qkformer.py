@@ -27,7 +27,7 @@ from ..layers import ClassifierHead, SpikingMLP, speds_stage, speds_stem
 from ..layers.speds import SPEDS_LAYOUTS
 from ..neurons.registry import neuron_factory
 from .registry import register_model
-from .spikformer import apply_twin, build_config, check_image_input
+from .spikformer import apply_twin, build_config, encoded_input
 
 __all__ = ["QKFormerConfig", "QKFormer", "QKFormerBlock", "official_batch_quirk"]
 
@@ -111,9 +111,7 @@ class QKFormer(nn.Module):
 
     def forward_features(self, x: Tensor) -> List[Tensor]:
         """Every feature map [T, B, C, h, w]: the output of each stage (widths D/4, D/2, D; DVS: D/2, D)."""
-        check_image_input(getattr(self, "model_name", "QKFormer"), x, self.cfg.in_chans, self.cfg.img_size)
-        if x.dim() == 4:
-            x = self.encoder(x)
+        x = encoded_input(self, x, "QKFormer")
         maps: List[Tensor] = []
         for embed, blocks in zip(self.patch_embeds, self.stages):
             x = embed(x)  # [T, B, C, h, w]
@@ -126,16 +124,7 @@ class QKFormer(nn.Module):
         return maps
 
     def forward(self, x: Tensor, per_step: bool = False) -> Tensor:
-        check_image_input(getattr(self, "model_name", "QKFormer"), x, self.cfg.in_chans, self.cfg.img_size)
-        if x.dim() == 4:
-            x = self.encoder(x)  # [T, B, C, H, W]
-        for embed, blocks in zip(self.patch_embeds, self.stages):
-            x = embed(x)  # [T, B, C, h, w]
-            h, w = x.shape[-2:]
-            x = x.flatten(3).transpose(2, 3)  # [T, B, N, C]
-            for blk in blocks:
-                x = blk(x)
-            x = x.transpose(2, 3).unflatten(3, (h, w))  # [T, B, C, h, w]
+        x = self.forward_features(x)[-1]  # the last stage's map [T, B, D, h, w]
         logits = self.head(x.flatten(3).transpose(2, 3))  # [T, B, classes]
         return logits if per_step else logits.mean(0)
 

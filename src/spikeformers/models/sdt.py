@@ -25,7 +25,7 @@ from ..encoding import create_encoder
 from ..layers import MSSPS, ClassifierHead, MembraneMLP, check_pooling
 from ..neurons.registry import neuron_factory
 from .registry import register_model
-from .spikformer import apply_twin, build_config, check_image_input
+from .spikformer import apply_twin, build_config, encoded_input, token_backbone_features
 
 __all__ = ["SDTConfig", "SpikeDrivenTransformer", "SDTBlock"]
 
@@ -85,20 +85,10 @@ class SpikeDrivenTransformer(nn.Module):
     def forward_features(self, x: Tensor) -> List[Tensor]:
         """Every feature map [T, B, C, h, w]: the four MS-SPS stages' outputs (the last a membrane), then
         the last block's membrane tokens on their grid."""
-        check_image_input(getattr(self, "model_name", "SpikeDrivenTransformer"), x, self.cfg.in_chans, self.cfg.img_size)
-        if x.dim() == 4:
-            x = self.encoder(x)
-        maps: List[Tensor] = []
-        x = self.patch_embed(x, maps)
-        for blk in self.blocks:
-            x = blk(x)
-        return maps + [x.transpose(2, 3).unflatten(3, maps[-1].shape[-2:])]
+        return token_backbone_features(self, x, "SpikeDrivenTransformer")
 
     def forward(self, x: Tensor, per_step: bool = False) -> Tensor:
-        check_image_input(getattr(self, "model_name", "SpikeDrivenTransformer"), x, self.cfg.in_chans, self.cfg.img_size)
-        if x.dim() == 4:
-            x = self.encoder(x)  # [T, B, C, H, W]
-        x = self.patch_embed(x)  # [T, B, N, D] membrane
+        x = self.patch_embed(encoded_input(self, x, "SpikeDrivenTransformer"))  # [T, B, N, D] membrane
         for blk in self.blocks:
             x = blk(x)
         logits = self.head(x)  # [T, B, classes]

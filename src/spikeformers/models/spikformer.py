@@ -29,7 +29,8 @@ from .registry import register_model
 #: what `twin=` may ask for: the dense ANN twin and the quantized one
 TWINS = ("ann", "qann")
 
-__all__ = ["TWINS", "SpikformerConfig", "Spikformer", "SpikformerBlock", "check_image_input", "apply_twin", "build_config"]
+__all__ = ["TWINS", "SpikformerConfig", "Spikformer", "SpikformerBlock", "check_image_input", "encoded_input",
+           "token_backbone_features", "apply_twin", "build_config"]
 
 
 @dataclass
@@ -59,6 +60,22 @@ def check_image_input(model_name: str, x: Tensor, in_chans: int, img_size: int) 
     if not hasattr(x, "shape") or x.dim() not in (4, 5) or tuple(x.shape[-3:]) != (in_chans, img_size, img_size):
         shape = tuple(x.shape) if hasattr(x, "shape") else type(x).__name__
         raise ValueError(f"{model_name} expects images {expect}, got shape {shape}")
+
+
+def encoded_input(model: nn.Module, x: Tensor, family: str) -> Tensor:
+    """`x` checked against the model's config; a static batch [B, C, H, W] encoded to [T, B, C, H, W]."""
+    check_image_input(getattr(model, "model_name", family), x, model.cfg.in_chans, model.cfg.img_size)
+    return model.encoder(x) if x.dim() == 4 else x
+
+
+def token_backbone_features(model: nn.Module, x: Tensor, family: str) -> List[Tensor]:
+    """Feature maps of a patch embedding + token blocks backbone (Spikformer, SDT): each embedding stage's
+    output, then the last block's tokens [T, B, N, D] on their grid as [T, B, D, h, w]."""
+    maps: List[Tensor] = []
+    x = model.patch_embed(encoded_input(model, x, family), maps)
+    for blk in model.blocks:
+        x = blk(x)
+    return maps + [x.transpose(2, 3).unflatten(3, maps[-1].shape[-2:])]
 
 
 def apply_twin(cfg) -> None:
@@ -121,20 +138,10 @@ class Spikformer(nn.Module):
     def forward_features(self, x: Tensor) -> List[Tensor]:
         """Every feature map [T, B, C, h, w]: the four SPS stages' outputs, then the last block's tokens
         on their grid (`models/features.py` selects and describes them)."""
-        check_image_input(getattr(self, "model_name", "Spikformer"), x, self.cfg.in_chans, self.cfg.img_size)
-        if x.dim() == 4:
-            x = self.encoder(x)
-        maps: List[Tensor] = []
-        x = self.patch_embed(x, maps)
-        for blk in self.blocks:
-            x = blk(x)
-        return maps + [x.transpose(2, 3).unflatten(3, maps[-1].shape[-2:])]
+        return token_backbone_features(self, x, "Spikformer")
 
     def forward(self, x: Tensor, per_step: bool = False) -> Tensor:
-        check_image_input(getattr(self, "model_name", "Spikformer"), x, self.cfg.in_chans, self.cfg.img_size)
-        if x.dim() == 4:
-            x = self.encoder(x)  # [T, B, C, H, W]
-        x = self.patch_embed(x)  # [T, B, N, D]
+        x = self.patch_embed(encoded_input(self, x, "Spikformer"))  # [T, B, N, D]
         for blk in self.blocks:
             x = blk(x)
         logits = self.head(x)  # [T, B, classes]
