@@ -121,6 +121,27 @@ def _compare(model, reference, x, shift=0.0):
     assert xa.grad.abs().sum() > 0  # the gradient reached the input through the surrogates
 
 
+class _TimeFirst(torch.nn.Module):
+    """`_compare` feeds `[B, ...]`: hand the module `[T, B, ...]`; `summed` reduces `[T, B, N, D]` to `[B, D]`."""
+
+    def __init__(self, m, summed=False):
+        super().__init__()
+        self.m, self.summed = m, summed
+
+    def forward(self, x):
+        y = self.m(x.transpose(0, 1))
+        return y.sum((0, 2)) if self.summed else y
+
+
+def _compare_time_first(module, reference, x, summed=False, shift=0.0):
+    """`_compare` for a module and a `reference(x, params)` that both take time-first `x`."""
+    def ref(xb, p):
+        y = reference(xb.transpose(0, 1), {k[2:]: v for k, v in p.items() if k.startswith("m.")})
+        return y.sum((0, 2)) if summed else y
+
+    _compare(_TimeFirst(module, summed), ref, x.transpose(0, 1).contiguous(), shift=shift)
+
+
 def test_spikformer_equals_the_reference_in_logits_and_input_gradients():
     torch.manual_seed(0)
     model = create_model("spikformer_4_384", dim=32, num_heads=4, depth=2, num_classes=10, img_size=16, T=2)
@@ -332,58 +353,20 @@ def test_attention_equals_its_reference(name):
     torch.manual_seed(0)
     attn = create_attention(name, dim=32, num_heads=4)
     x = torch.randn(2, 3, 6, 32, dtype=torch.float64)  # [T, B, N, D]
-
-    class Wrap(torch.nn.Module):  # a [B, ...] -> [B, classes] shape for _compare: batch first, summed logits
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, x):
-            return self.m(x.transpose(0, 1)).sum((0, 2))
-
-    def ref(x, p):
-        q = {k[2:]: v for k, v in p.items() if k.startswith("m.")}
-        return attention_reference(name, x.transpose(0, 1), q, 4).sum((0, 2))
-
     # denser Q/K/V (BN shifted up) where the products must reach the attention neurons' thresholds
-    _compare(Wrap(attn), ref, x.transpose(0, 1).contiguous(), shift={"ssa": 1.0, "semm": 2.5}.get(name, 0.0))
+    _compare_time_first(attn, lambda x, p: attention_reference(name, x, p, 4), x, summed=True,
+                        shift={"ssa": 1.0, "semm": 2.5}.get(name, 0.0))
 
 
 def test_qkformer_dvs_layout_equals_the_reference_on_event_frames():
     torch.manual_seed(0)
     model = create_model("qkformer_2_256_dvs", dim=64, num_heads=8, img_size=32, T=3)
     x = torch.rand(3, 2, 2, 32, 32, dtype=torch.float64).round()  # [T, B, 2, H, W] event counts 0/1
-
-    class BatchFirst(torch.nn.Module):  # _compare feeds [B, ...]
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, x):
-            return self.m(x.transpose(0, 1))
-
-    def ref(x, p):
-        q = {k[2:]: v for k, v in p.items() if k.startswith("m.")}
-        return qkformer_reference(x.transpose(0, 1), q, T=3, depths=(1, 1), heads=8, embed="dvs")
-
-    _compare(BatchFirst(model), ref, x.transpose(0, 1).contiguous())
+    _compare_time_first(model, lambda x, p: qkformer_reference(x, p, T=3, depths=(1, 1), heads=8, embed="dvs"), x)
 
 
 def test_sdt_dvs_with_erode_equals_the_reference_on_event_frames():
     torch.manual_seed(0)
     model = create_model("sdt_2_256_dvs", dim=32, num_heads=4, img_size=16, T=3)
     x = torch.rand(3, 2, 2, 16, 16, dtype=torch.float64).round()  # [T, B, 2, H, W] event counts 0/1
-
-    class BatchFirst(torch.nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, x):
-            return self.m(x.transpose(0, 1))
-
-    def ref(x, p):
-        q = {k[2:]: v for k, v in p.items() if k.startswith("m.")}
-        return sdt_reference(x.transpose(0, 1), q, T=3, depth=2, heads=4, dvs=True)
-
-    _compare(BatchFirst(model), ref, x.transpose(0, 1).contiguous())
+    _compare_time_first(model, lambda x, p: sdt_reference(x, p, T=3, depth=2, heads=4, dvs=True), x)
