@@ -19,12 +19,13 @@ from torch import Tensor
 
 from .augment import Augment
 from .base import LAYOUTS
+from .epochs import EpochShards
 from .mix import BatchMix
 
 __all__ = ["DeviceLoader"]
 
 
-class DeviceLoader:
+class DeviceLoader(EpochShards):
     """Iterate model-ready `(x, target)` batches on the device of `x`.
 
     Batches by layout: "image" `[B, C, H, W]` float in [0, 1]; "events" `[T, B, 2, H, W]` float
@@ -79,8 +80,6 @@ class DeviceLoader:
         self.drop_last = drop_last
         self.layout, self.spec = layout, spec
         self.mix = mix if mix is not None and mix.enabled else None
-        self.epoch = 0
-        self.rank, self.world_size = 0, 1
 
     @property
     def device(self) -> torch.device:
@@ -90,17 +89,6 @@ class DeviceLoader:
     def batch_dim(self) -> int:
         """The batch axis of the yielded `x` (1 for time-first event frames, else 0)."""
         return 1 if self.spec.time_first else 0
-
-    def set_shard(self, rank: int, world_size: int) -> None:
-        """Data parallelism: yield only every `world_size`-th sample (from `rank`) of each global batch,
-        augmented exactly as a single process would augment it."""
-        if not 0 <= rank < world_size:
-            raise ValueError(f"DeviceLoader: rank {rank} is not in [0, {world_size})")
-        self.rank, self.world_size = rank, world_size
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose order and augmentation the next iteration produces."""
-        self.epoch = epoch
 
     def __len__(self) -> int:
         n = len(self.y)

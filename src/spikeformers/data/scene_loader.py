@@ -16,11 +16,12 @@ import torch
 from torch import Tensor
 
 from .augment import crop_at
+from .epochs import EpochShards
 
 __all__ = ["SceneLoader"]
 
 
-class SceneLoader:
+class SceneLoader(EpochShards):
     """Args: images, boxes, labels, masks (one split of a SceneDataset), batch_size, shuffle, seed,
     flip (probability of a horizontal flip), shift (largest translation in pixels), drop_last."""
 
@@ -34,20 +35,10 @@ class SceneLoader:
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.flip, self.shift, self.drop_last = flip, shift, drop_last
         self.events = images.dim() == 5  # [N, T, 2, S, S] counts
-        self.epoch, self.rank, self.world_size = 0, 0, 1
 
     @property
     def device(self) -> torch.device:
         return self.images.device
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def set_shard(self, rank: int, world_size: int) -> None:
-        """Data parallelism: this rank takes every `world_size`-th sample of each global batch."""
-        if not 0 <= rank < world_size:
-            raise ValueError(f"SceneLoader: rank {rank} is not in [0, {world_size})")
-        self.rank, self.world_size = rank, world_size
 
     def __len__(self) -> int:
         n = len(self.images)

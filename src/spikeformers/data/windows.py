@@ -16,10 +16,12 @@ from typing import Iterator, Optional, Tuple
 import torch
 from torch import Tensor
 
+from .epochs import EpochShards
+
 __all__ = ["WindowLoader"]
 
 
-class WindowLoader:
+class WindowLoader(EpochShards):
     """Args: tokens (1-D integer stream), batch_size, seq_len, shuffle (random windows per epoch, else
     consecutive), seed, steps (training batches per epoch; None: one stream's worth of tokens)."""
 
@@ -37,21 +39,11 @@ class WindowLoader:
         self.shuffle, self.seed = shuffle, seed
         self.windows = (len(tokens) - 1) // seq_len  # consecutive windows (evaluation)
         self.steps = steps if steps is not None else max(1, len(tokens) // (batch_size * seq_len))
-        self.epoch, self.rank, self.world_size = 0, 0, 1
         self._offsets = torch.arange(seq_len + 1, device=tokens.device)
 
     @property
     def device(self) -> torch.device:
         return self.tokens.device
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def set_shard(self, rank: int, world_size: int) -> None:
-        """Data parallelism: this rank takes rows rank, rank + world_size, ... of every global batch."""
-        if not 0 <= rank < world_size:
-            raise ValueError(f"WindowLoader: rank {rank} is not in [0, {world_size})")
-        self.rank, self.world_size = rank, world_size
 
     def __len__(self) -> int:
         return self.steps if self.shuffle else math.ceil(self.windows / self.batch_size)
