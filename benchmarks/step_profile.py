@@ -1,11 +1,15 @@
-"""Where the GPU time of one Spikformer-4-384 bf16 training step (batch 64) goes, by kernel family.
+"""Where the GPU time of one training step goes, by kernel family (default: Spikformer-4-384, bf16, batch 64).
 
     python benchmarks/step_profile.py            (needs CUDA; a diagnostic, not a peer benchmark: NOTES.md)
     python benchmarks/step_profile.py --by-op    (also: aten ops with their input shapes, by GPU time)
+    python benchmarks/step_profile.py --model spikformer_8_512 --batch 32 --fp32 [--sj]   # ImageNet scale, fp32
+                                                 (--sj: SpikingJelly's Spikformer of the same sizes instead of ours)
 """
 import os
 import sys
 from collections import defaultdict
+
+import argparse
 
 import torch
 import torch.nn.functional as F
@@ -14,13 +18,29 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 from spikeformers.models import create_model  # noqa: E402
 
+ap = argparse.ArgumentParser()
+ap.add_argument("--model", default="spikformer_4_384"); ap.add_argument("--batch", type=int, default=64)
+ap.add_argument("--fp32", action="store_true"); ap.add_argument("--sj", action="store_true")
+ap.add_argument("--by-op", action="store_true")
+args = ap.parse_args()
+torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # as bench model does
+torch.backends.cudnn.benchmark = True
 torch.manual_seed(0)
 dev = "cuda"
-m = create_model("spikformer_4_384").to(dev).to(memory_format=torch.channels_last)
-opt = torch.optim.AdamW(m.parameters(), lr=1e-3, fused=True)
-x = torch.rand(64, 3, 32, 32, device=dev); y = torch.randint(0, 10, (64,), device=dev)
+if args.sj:
+    from spikeformers.bench import model as bm  # noqa: E402
+    from spikingjelly.activation_based import functional as sjf  # noqa: E402
+    bm.SPEC.update(model=args.model); sjm = bm._sj_model().to(dev)
+    m = lambda x: (sjf.reset_net(sjm), sjm(x).mean(0))[1]  # noqa: E731
+    params = sjm.parameters()
+else:
+    m = create_model(args.model).to(dev).to(memory_format=torch.channels_last); params = m.parameters()
+opt = torch.optim.AdamW(params, lr=1e-3, fused=True)
+cfg = create_model(args.model).cfg
+x = torch.rand(args.batch, cfg.in_chans, cfg.img_size, cfg.img_size, device=dev)
+y = torch.randint(0, cfg.num_classes, (args.batch,), device=dev)
 def step():
-    with torch.autocast("cuda", dtype=torch.bfloat16):
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=not args.fp32):
         out = m(x)
     loss = F.cross_entropy(out.float(), y)
     opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
@@ -48,7 +68,7 @@ for k, v in sorted(fam.items(), key=lambda kv: -kv[1]):
     print(f"  {k:16s} {v / 3 / 1e3:7.2f} ms  {100 * v / total:5.1f} %")
 for t, k, c in sorted(rows, reverse=True)[:25]:
     print(f"  {t / 3 / 1e3:7.3f} ms  x{c // 3:4d}  {k}")
-if "--by-op" in sys.argv:  # which op and shape launched the copies and reductions (NOTES.md v4)
+if args.by_op:  # which op and shape launched the copies and reductions (NOTES.md v4)
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], record_shapes=True) as prof:
         step()
         torch.cuda.synchronize()

@@ -40,6 +40,7 @@ def test_make_step_refuses_a_graph_without_cuda():
         make_step(model, torch.optim.SGD(model.parameters(), lr=0.1), cuda_graph="yes")
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_graphed_make_step_follows_the_eager_one_on_a_gpu():
     ds = create_dataset("digits")

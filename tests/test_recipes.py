@@ -60,11 +60,9 @@ def test_recipes_exist():
     assert len(names) >= 10
 
 
-@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
-def test_recipe_trains_two_steps(recipe, tmp_path, monkeypatch):
+def _two_steps(recipe, tmp_path, monkeypatch, *overrides):
     cfg = load_config(str(recipe), ["run.max_steps=2", "data.batch_size=2", "data.eval_batch_size=4",
-                                    f"run.out_dir={tmp_path}", "run.device=cpu", "run.log_every=1",
-                                    "run.cuda_graph=false"])  # GPU recipes graph their step; here on the CPU
+                                    f"run.out_dir={tmp_path}", "run.log_every=1", *overrides])
     if cfg.model.name not in list_models():
         pytest.skip(f"model {cfg.model.name} is not registered in this checkout")
     monkeypatch.setattr(engine, "build_dataset", lambda c: stand_in(c.data.name, c.data.options))
@@ -75,3 +73,17 @@ def test_recipe_trains_two_steps(recipe, tmp_path, monkeypatch):
     assert summary["finished"] and summary["steps"] == 2
     rec = read_jsonl(Path(summary["run_dir"]) / "metrics.jsonl")
     assert len(rec) == 1 and torch.isfinite(torch.tensor(rec[0]["train_loss"]))
+    return summary
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
+def test_recipe_trains_two_steps(recipe, tmp_path, monkeypatch):
+    _two_steps(recipe, tmp_path, monkeypatch, "run.device=cpu")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
+def test_recipe_trains_graphed_on_a_gpu(recipe, tmp_path, monkeypatch):
+    """The default (run.cuda_graph=auto) graphs every recipe's step: required here, so a capture failure fails."""
+    assert _two_steps(recipe, tmp_path, monkeypatch, "run.device=cuda", "run.cuda_graph=true")["cuda_graph"]

@@ -49,11 +49,15 @@ def _heads(x: Tensor, dense: bool = True) -> Tensor:
     return x if x.stride(-1) == 1 and (not dense or _dense(x)) else x.contiguous()
 
 
-def _config(q: Tensor) -> Tuple[dict, dict]:
+def _config(q: Tensor, backward: bool = False) -> Tuple[dict, dict]:
+    """fp32 operands multiply as torch's fp32 matmuls would (`torch.get_float32_matmul_precision`: IEEE
+    by default, TF32 where the user allows it; on 16-bit operands the setting is ignored). The backward
+    holds two [d, d] fp32 accumulators: 8 warps at d = 64 keep them in registers."""
     d = q.shape[-1]
-    precision = "ieee" if q.dtype == torch.float32 else "tf32"  # tf32 is ignored for 16-bit operands
-    return (dict(PRECISION=precision, BLOCK_N=64, BLOCK_D=max(16, 1 << (d - 1).bit_length())),
-            dict(num_warps=4))
+    block_d = max(16, 1 << (d - 1).bit_length())
+    precision = "ieee" if q.dtype == torch.float32 and torch.get_float32_matmul_precision() == "highest" else "tf32"
+    return (dict(PRECISION=precision, BLOCK_N=64, BLOCK_D=block_d),
+            dict(num_warps=8 if backward and block_d >= 64 else 4))
 
 
 def _strides(*xs: Tensor) -> tuple:
@@ -85,7 +89,7 @@ class _QKV(torch.autograd.Function):
         g4 = _heads(g.to(q4.dtype), dense=False)
         Z, H, N, d = q4.shape
         gq, gk, gv = torch.empty_like(q4), torch.empty_like(k4), torch.empty_like(v4)
-        constexprs, options = _config(q4)
+        constexprs, options = _config(q4, backward=True)
         launch(q_kv_backward, (Z, H), (q4, k4, v4, g4, gq, gk, gv, N, d, ctx.scale, *_strides(q4, k4, v4, g4)),
                constexprs, options)
         return gq.view(ctx.shape), gk.view(ctx.shape), gv.view(ctx.shape), None

@@ -1,9 +1,15 @@
-"""Model benchmark: a Spikformer-4-384 CIFAR training step, ours vs SpikingJelly 2.0 `spikformer_cifar10`.
+"""Model benchmark: a spiking transformer's training step, ours vs SpikingJelly 2.0's Spikformer.
 
     spikeformers bench model [--batches 64 128] [--settings ...] [--check-steps 20] [--out model.json]
+    spikeformers bench model --model spikformer_8_512 --batches 32 --T 4       # ImageNet scale, 224 x 224
     python benchmarks/model_train.py ...       (the same code)
 
-Each setting trains on the same synthetic CIFAR-shaped batches (32x32x3, 10 classes, on the GPU):
+`--model` is any classification model of the zoo at its own input size (default `spikformer_4_384`,
+CIFAR, whose peer is SpikingJelly's `spikformer_cifar10`). SpikingJelly's peer of a
+`spikformer_<depth>_<dim>` model at 224 x 224 is its `Spikformer` with the same depth, width and heads
+(patch 16, 1000 classes); other models (SDT, QKFormer) have no peer there and run ours alone.
+
+Each setting trains on the same synthetic batches of the model's input shape (on the GPU):
 forward, cross-entropy, backward, fused AdamW step. Reported: images/s over the timed steps (after
 warm-up; compile time excluded), peak `torch.cuda.max_memory_allocated` over those steps.
 
@@ -12,6 +18,8 @@ Settings (`--settings`; SpikingJelly's are tried in each of its modes so its fas
   ours-bf16-compile-cg (torch.compile with CUDA graphs: mode="reduce-overhead"),
   ours-bf16-reference (our PyTorch neurons instead of the kernels),
   ours-bf16-graph, ours-fp32-graph (forward + backward replayed as one CUDA graph: run.cuda_graph=true),
+  ours-make-step (`spikeformers.train.make_step(model, optimizer, amp=bf16)` with its defaults: the
+  one-call step for Python users, which graphs itself on CUDA),
   sj-fp32, sj-bf16 (plain autocast: its neurons fall back to PyTorch for bf16 state),
   sj-bf16-prec (its precision API: bf16 neuron state, Triton neurons), sj-fp32-torch (its PyTorch neurons)
 
@@ -25,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import re
 import time
 from contextlib import nullcontext
 from typing import Any, Callable, Dict, List, Optional
@@ -34,6 +43,7 @@ import torch.nn.functional as F
 
 from ..models import create_model
 from ..train.cuda_graph import GraphedStep
+from ..train.fast_step import make_step
 from . import common
 from .common import peak_memory_gb, provenance, require_cuda, reset_peak_memory, sync, table, write_record
 from .sj import import_spikingjelly, match_pool_order, neuron_backend, set_neuron_backend, sj_to_ours, unmapped_parameters
@@ -50,6 +60,7 @@ SETTINGS: Dict[str, Dict[str, Any]] = {
     "ours-bf16-reference": dict(impl="ours", amp=BF16, neuron_backend="torch"),
     "ours-bf16-graph": dict(impl="ours", amp=BF16, graph=True),
     "ours-fp32-graph": dict(impl="ours", amp=None, graph=True),
+    "ours-make-step": dict(impl="ours", amp=BF16, make_step=True),
     "sj-fp32": dict(impl="sj", amp=None),
     "sj-bf16": dict(impl="sj", amp=BF16),
     "sj-bf16-prec": dict(impl="sj", precision="bf16"),
@@ -60,6 +71,9 @@ DEFAULT = ["ours-fp32", "ours-bf16", "ours-bf16-graph", "ours-fp32-graph", "ours
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="spikformer_4_384", help="our model, any zoo classifier (SpikingJelly's peer: "
+                   "spikformer_4_384 at 32 x 32, spikformer_<depth>_<dim> at 224 x 224)")
+    p.add_argument("--T", type=int, default=4, help="time steps (both models)")
     p.add_argument("--batches", type=int, nargs="+", default=[64, 128])
     p.add_argument("--settings", nargs="+", default=DEFAULT, choices=list(SETTINGS))
     p.add_argument("--compile-batches", type=int, nargs="*", default=None,
@@ -76,9 +90,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 TINY = dict(dim=48, num_heads=4, depth=1, T=2)  # --dry-run sizes (both models)
 
 
+SPEC: Dict[str, Any] = {"model": "spikformer_4_384", "T": 4}  # what `run` benchmarks (set from its arguments)
+
+
 def _ours(neuron_backend: str = "auto"):
     opts = {} if neuron_backend == "auto" else {"neuron_opts": {"backend": neuron_backend}}
-    return create_model("spikformer_4_384", **opts, **(TINY if common.DEVICE.type == "cpu" else {}))
+    size = TINY if common.DEVICE.type == "cpu" else {"T": SPEC["T"]}
+    return create_model(SPEC["model"], **opts, **size)
+
+
+def _input_shape():
+    """(channels, side, classes) of our model's input and output."""
+    cfg = create_model(SPEC["model"], **(TINY if common.DEVICE.type == "cpu" else {})).cfg
+    return cfg.in_chans, cfg.img_size, cfg.num_classes
+
+
+def sj_peer(model: str) -> Optional[Dict[str, Any]]:
+    """SpikingJelly `Spikformer` arguments with our `model`'s sizes, or None when it has no peer there."""
+    m = re.fullmatch(r"spikformer_(\d+)_(\d+)", model)
+    if model == "spikformer_4_384":
+        return {"cifar10": True}
+    if not m:
+        return None
+    cfg = create_model(model).cfg
+    if cfg.img_size != 224:
+        return None
+    return dict(img_size_h=224, img_size_w=224, patch_size=16, num_classes=cfg.num_classes, embed_dims=cfg.dim,
+                num_heads=cfg.num_heads, mlp_ratio=4.0, depths=cfg.depth)
 
 
 def _sj_model():
@@ -87,7 +125,10 @@ def _sj_model():
     if common.DEVICE.type == "cpu":
         return Spikformer(T=TINY["T"], in_channels=3, img_size_h=32, img_size_w=32, patch_size=4, num_classes=10,
                           embed_dims=TINY["dim"], num_heads=TINY["num_heads"], mlp_ratio=4.0, depths=TINY["depth"])
-    return spikformer_cifar10()
+    peer = sj_peer(SPEC["model"])
+    if peer is None:
+        raise RuntimeError(f"SpikingJelly has no peer of {SPEC['model']}")
+    return spikformer_cifar10(T=SPEC["T"]) if peer.get("cifar10") else Spikformer(T=SPEC["T"], in_channels=3, **peer)
 
 
 def _trainer(setting: Dict[str, Any], lr: float, model=None):
@@ -121,6 +162,9 @@ def _trainer(setting: Dict[str, Any], lr: float, model=None):
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0,
                             fused=common.DEVICE.type == "cuda")
 
+    if setting.get("make_step"):
+        return model, make_step(model, opt, amp=amp)  # its defaults: graphed on CUDA
+
     if setting.get("graph"):
         graphed = GraphedStep(model, F.cross_entropy, amp)
 
@@ -146,8 +190,9 @@ def _trainer(setting: Dict[str, Any], lr: float, model=None):
 def _batches(n: int, B: int, seed: int = 0):
     dev = common.DEVICE
     gen = torch.Generator(device=dev).manual_seed(seed)
-    return [(torch.rand(B, 3, 32, 32, device=dev, generator=gen),
-             torch.randint(0, 10, (B,), device=dev, generator=gen)) for _ in range(n)]
+    C, S, K = _input_shape()
+    return [(torch.rand(B, C, S, S, device=dev, generator=gen),
+             torch.randint(0, K, (B,), device=dev, generator=gen)) for _ in range(n)]
 
 
 def _free() -> None:
@@ -169,7 +214,8 @@ def throughput(name: str, B: int, args) -> Dict[str, Any]:
         rec["warmup_s"] = time.perf_counter() - t0
         if setting["impl"] == "sj" and common.DEVICE.type == "cuda":
             rec["sj_neuron_impl"] = neuron_backend(common.DEVICE)
-        if setting.get("graph"):
+        graphed = setting.get("graph") or setting.get("make_step")
+        if graphed:
             _free()  # drop the warm-up's cached blocks: what stays reserved is live tensors + the graph's pool
         reset_peak_memory()
         t0 = time.perf_counter()
@@ -179,7 +225,7 @@ def throughput(name: str, B: int, args) -> Dict[str, Any]:
         dt = time.perf_counter() - t0
         # a graph's activations sit in its private pool, which max_memory_allocated does not see after
         # capture: count its reserved memory instead (an upper bound)
-        peak = torch.cuda.max_memory_reserved() / 1e9 if setting.get("graph") else peak_memory_gb()
+        peak = torch.cuda.max_memory_reserved() / 1e9 if graphed else peak_memory_gb()
         rec.update(images_per_s=args.steps * B / dt, step_ms=1e3 * dt / args.steps, peak_gb=peak, last_loss=float(loss))
     except Exception as e:  # OOM or a missing peer mode: record it, go on
         rec["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
@@ -272,11 +318,17 @@ def run(args) -> int:
     if msg:
         print(msg)
         return 2
+    SPEC.update(model=args.model, T=args.T)
+    if sj_peer(args.model) is None:
+        args.settings = [n for n in args.settings if SETTINGS[n]["impl"] == "ours"]
+        print(f"SpikingJelly has no peer of {args.model}: ours alone")
+    if args.model != "spikformer_4_384":
+        args.check_steps = 0  # the same-loss check maps SpikingJelly's CIFAR weights into ours
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     torch.backends.cudnn.benchmark = True
     rows: List[Dict[str, Any]] = []
-    record = {"suite": "model", "provenance": provenance(), "args": vars(args), "rows": rows, "complete": False}
+    record = {"suite": "model", "model": args.model, "T": args.T, "provenance": provenance(), "args": vars(args), "rows": rows, "complete": False}
     for B in args.batches:
         for name in args.settings:
             if SETTINGS[name].get("compile") and args.compile_batches is not None and B not in args.compile_batches:

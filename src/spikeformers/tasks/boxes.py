@@ -7,7 +7,7 @@ from typing import Sequence, Tuple
 import torch
 from torch import Tensor
 
-__all__ = ["box_area", "box_iou", "giou_loss", "fcos_points", "fcos_targets", "decode_ltrb", "batched_nms"]
+__all__ = ["box_area", "box_iou", "giou_loss", "fcos_points", "fcos_targets", "decode_ltrb", "greedy_nms", "batched_nms"]
 
 
 def box_area(b: Tensor) -> Tensor:
@@ -84,20 +84,28 @@ def fcos_targets(points: Tensor, strides: Tensor, boxes: Tensor, labels: Tensor,
     return label, target, torch.where(pos, ctr, torch.zeros_like(ctr))
 
 
+def greedy_nms(overlap: Tensor, valid: Tensor) -> Tensor:
+    """Greedy non-maximum suppression of candidates already sorted by decreasing score, for a batch at once.
+
+    overlap [B, K, K] bool (i suppresses j when overlap[i, j]), valid [B, K] bool (candidates that take
+    part) -> keep [B, K] bool: a valid candidate is kept unless an earlier kept one suppresses it. K steps
+    of a few batched operations, so a whole evaluation batch runs on the GPU without host round trips."""
+    keep = torch.zeros_like(valid)
+    suppressed = ~valid
+    for i in range(valid.shape[1]):
+        k = ~suppressed[:, i]
+        keep[:, i] = k
+        suppressed = suppressed | (overlap[:, i] & k[:, None])
+    return keep
+
+
 def batched_nms(boxes: Tensor, scores: Tensor, classes: Tensor, iou_threshold: float) -> Tensor:
     """Indices of the boxes greedy non-maximum suppression keeps, per class, by decreasing score.
 
     A box is dropped when a kept box of the same class with a higher score overlaps it with IoU above
-    `iou_threshold`. Works on any device; meant for the few hundred candidates of an image."""
-    if boxes.numel() == 0:
-        return torch.zeros(0, dtype=torch.int64, device=boxes.device)
+    `iou_threshold`. One image; `greedy_nms` does a batch."""
     order = scores.argsort(descending=True)
     b, c = boxes[order], classes[order]
     overlap = (box_iou(b, b) > iou_threshold) & (c[:, None] == c[None, :])
-    keep = torch.ones(len(order), dtype=torch.bool, device=boxes.device)
-    over = overlap.cpu() if boxes.is_cuda else overlap
-    k = keep.cpu() if boxes.is_cuda else keep
-    for i in range(len(order)):
-        if k[i]:
-            k[i + 1:] &= ~over[i, i + 1:]
-    return order[k.to(boxes.device)]
+    keep = greedy_nms(overlap[None], torch.ones(1, len(order), dtype=torch.bool, device=boxes.device))[0]
+    return order[keep]

@@ -114,7 +114,8 @@ class RunSection:
     log_every: int = 20  # steps between progress/metric updates
     ema: Optional[float] = None  # EMA decay of the weights and BN statistics, e.g. 0.9995, warmed up (None: no EMA)
     compile: bool = False  # torch.compile the model
-    cuda_graph: bool = False  # replay forward+backward as one CUDA graph (CUDA, static shapes; not with compile or sync_bn)
+    cuda_graph: str = "auto"  # replay forward+backward as one CUDA graph: "auto" (on CUDA where it can: not with
+    # compile, nor sync_bn on several ranks; eager if the capture fails), "true" (required) or "false"
     sync_bn: bool = False  # data parallel: BatchNorm statistics over the global batch, not each rank's share
     max_steps: Optional[int] = None  # stop after this many steps (for tests and smoke runs)
     threads: Optional[int] = None  # CPU intra-op threads (None: torch's default); 1 avoids OpenMP stalls on busy machines
@@ -176,6 +177,7 @@ _CHECKS = {
     ("schedule", "warmup_epochs"): (lambda v: v >= 0, ">= 0"),
     ("schedule", "min_lr"): (lambda v: v >= 0, ">= 0"),
     ("run", "amp"): (lambda v: v in ("auto", "bf16", "off"), "one of 'auto', 'bf16', 'off'"),
+    ("run", "cuda_graph"): (lambda v: v in ("auto", "true", "false"), "one of auto, true, false"),
     ("run", "name"): (lambda v: v not in ("", ".", "..") and "/" not in v and "\\" not in v,
                       "a plain folder name (no '/', not '..'): runs live in run.out_dir"),
     ("run", "log_every"): (lambda v: v >= 1, ">= 1"),
@@ -275,6 +277,8 @@ def _set(cfg: TrainConfig, key: str, value: Any, raw: Any = _NO_RAW) -> None:
         value = raw  # a scalar YAML did not read as a string: keep the text (`2024`, `off`)
     if (section, fname) == ("run", "amp") and value is False:
         value = "off"  # YAML 1.1 reads a bare `amp: off` as false
+    if (section, fname) == ("run", "cuda_graph") and isinstance(value, bool):
+        value = str(value).lower()  # `cuda_graph: true` in YAML
     try:
         value = _coerce(value, tp)
     except TypeError:

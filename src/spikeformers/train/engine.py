@@ -16,6 +16,7 @@ import json
 import math
 import os
 import signal
+import sys
 import threading
 import platform
 import time
@@ -217,8 +218,8 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.n_params = count_parameters(self.model)
         self.ema = EMA(self.model, cfg.run.ema) if cfg.run.ema else None
-        if cfg.run.cuda_graph:  # several ranks: no DDP wrapper (its hooks cannot be captured); the loop does its work
-            self._check_graphable()
+        self.use_graph = self._graph_plan()
+        if self.use_graph:  # several ranks: no DDP wrapper (its hooks cannot be captured); the loop does its work
             self.dist.broadcast_module(self.model)
             self.train_model = self.model
         else:
@@ -231,9 +232,10 @@ class Trainer:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.buffers = list(self.model.buffers())
         self.graphed = None
-        if cfg.run.cuda_graph:  # clipping waits for the averaged gradients when there are several ranks
+        if self.use_graph:  # clipping waits for the averaged gradients when there are several ranks
             clip = cfg.optim.grad_clip if self.dist.world_size == 1 else None
-            self.graphed = GraphedStep(self.model, self.loss_fn, self.amp, clip, self.loss_fn.per_step)
+            self.graphed = GraphedStep(self.model, self.loss_fn, self.amp, clip, self.loss_fn.per_step,
+                                       fallback=cfg.run.cuda_graph == "auto")
         self.dist.shard(self.train_loader, *self.eval_loaders.values())
         if len(self.train_loader) == 0:
             raise ConfigError(f"data.batch_size={d.batch_size} is larger than the training set")
@@ -253,15 +255,21 @@ class Trainer:
         self.loggers = Loggers([])
         self.ckpt_dir = os.path.join(self.run_dir, "checkpoint")
 
-    def _check_graphable(self) -> None:
-        cfg = self.cfg
+    def _graph_plan(self) -> bool:
+        """Whether the step replays as a CUDA graph: `run.cuda_graph` true (an error where it cannot), false, or
+        auto (on where it can; a CUDA run that cannot says why in one line)."""
+        cfg, why = self.cfg, None
         if self.device.type != "cuda":
-            raise ConfigError(f"run.cuda_graph=true needs a CUDA device; this run is on {self.device}")
-        if cfg.run.compile:
-            raise ConfigError("run.cuda_graph=true and run.compile=true exclude each other: use one")
-        if self.dist.world_size > 1 and cfg.run.sync_bn:
-            raise ConfigError("run.cuda_graph=true with several ranks cannot capture SyncBatchNorm's collectives: "
-                              "drop run.sync_bn or run.cuda_graph")
+            why = f"it needs a CUDA device; this run is on {self.device}"
+        elif cfg.run.compile:
+            why = "it excludes run.compile=true"
+        elif self.dist.world_size > 1 and cfg.run.sync_bn:
+            why = "several ranks cannot capture SyncBatchNorm's collectives (run.sync_bn=true)"
+        if why and cfg.run.cuda_graph == "true":
+            raise ConfigError(f"run.cuda_graph=true: {why}")
+        if why and cfg.run.cuda_graph == "auto" and self.device.type == "cuda" and self.dist.is_main:
+            print(f"note: training eagerly, without a CUDA graph: {why}", file=sys.stderr, flush=True)
+        return why is None and cfg.run.cuda_graph != "false"
 
     # --- state -----------------------------------------------------------------------------------
     def _meta(self) -> Dict[str, Any]:
@@ -501,6 +509,7 @@ class Trainer:
             "model_config": dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else {},
             "peak_memory_gb": peak_memory_gb(self.device), "train_time_s": self.elapsed, "device": device_name(self.device), "world_size": self.dist.world_size,
             "amp": str(self.amp).replace("torch.", "") if self.amp else "off", "seed": self.cfg.run.seed,
+            "cuda_graph": self.graphed is not None and not self.graphed.eager,
             **provenance(),
         })
         if self.dist.is_main:

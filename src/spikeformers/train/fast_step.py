@@ -34,7 +34,8 @@ def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Optio
         loss_fn: `(output, target) -> loss` (default: cross-entropy on logits).
         amp: autocast dtype (e.g. torch.bfloat16) or None for float32.
         grad_clip: clip the gradients' global norm to this value.
-        cuda_graph: "auto" (a graph when the model is on CUDA), True (required: an error elsewhere) or False.
+        cuda_graph: "auto" (a graph when the model is on CUDA; eager, with a one-line note, if the capture
+            fails), True (required: an error elsewhere) or False.
     """
     if cuda_graph not in ("auto", True, False):
         raise ConfigError(f"cuda_graph must be 'auto', True or False, got {cuda_graph!r}")
@@ -43,7 +44,7 @@ def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Optio
     on_cuda = bool(params) and params[0].device.type == "cuda"
     if cuda_graph is True and not on_cuda:
         raise ConfigError("cuda_graph=True needs the model on a CUDA device; use cuda_graph='auto' or False")
-    graphed = GraphedStep(model, loss_fn, amp, grad_clip) if on_cuda and cuda_graph else None
+    graphed = GraphedStep(model, loss_fn, amp, grad_clip, fallback=cuda_graph == "auto") if on_cuda and cuda_graph else None
 
     def step(x: Tensor, y: Any) -> Tensor:
         model.train()
