@@ -412,14 +412,22 @@ class Trainer:
 
     def fit(self) -> Dict[str, Any]:
         """Train to the end (or to run.max_minutes), holding the run folder's lock (rank 0)."""
-        if not self.dist.is_main or self._locked:
-            return self._fit()
-        with FolderLock(self.run_dir, "training"):
-            self._locked = True
-            try:
+        # CUDA fp32 matmuls (run.amp=off), our attention kernels' included, may use TF32 (run.tf32) while
+        # this run trains; the process's setting is restored afterwards
+        tf32 = torch.backends.cuda.matmul.allow_tf32
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = self.cfg.run.tf32
+        try:
+            if not self.dist.is_main or self._locked:
                 return self._fit()
-            finally:
-                self._locked = False
+            with FolderLock(self.run_dir, "training"):
+                self._locked = True
+                try:
+                    return self._fit()
+                finally:
+                    self._locked = False
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = tf32
 
     def _fit(self) -> Dict[str, Any]:
         cfg = self.cfg
