@@ -58,12 +58,38 @@ def _nms_reference(boxes, scores, classes, thr):
 
 def test_batched_nms_equals_greedy_brute_force():
     g = torch.Generator().manual_seed(0)
-    for trial in range(5):
+    for trial in range(5):  # crowded: chains where a suppressed box must not suppress others
         n = 60
-        xy = torch.rand(n, 2, generator=g) * 50
-        boxes = torch.cat([xy, xy + 5 + torch.rand(n, 2, generator=g) * 20], 1)
+        xy = torch.rand(n, 2, generator=g) * 30
+        boxes = torch.cat([xy, xy + 8 + torch.rand(n, 2, generator=g) * 8], 1)
         scores, classes = torch.rand(n, generator=g), torch.randint(0, 3, (n,), generator=g)
-        assert batched_nms(boxes, scores, classes, 0.5).tolist() == _nms_reference(boxes, scores, classes, 0.5)
+        assert batched_nms(boxes, scores, classes, 0.4).tolist() == _nms_reference(boxes, scores, classes, 0.4)
+
+
+def test_decoding_a_batch_equals_each_image_decoded_alone():
+    """decode_detections suppresses a whole batch at once: per image it must keep what a brute-force
+    greedy NMS over that image's best (location, class) pairs above the threshold keeps, capped."""
+    from spikeformers.tasks.detect import decode_detections
+
+    g = torch.Generator().manual_seed(1)
+    points, _ = fcos_points([(4, 4), (2, 2)], [8, 16])  # 20 locations
+    B, L, C = 3, 20, 4
+    out = {"cls": torch.randn(B, L, C, generator=g), "ctr": torch.randn(B, L, generator=g),
+           "box": torch.rand(B, L, 4, generator=g) * 6 + 4}
+    dets = decode_detections(out, points, score_threshold=0.3, nms_iou=0.4, pre_nms=50, max_detections=15, size=32)
+    for i in range(B):
+        score = (out["cls"][i].sigmoid() * out["ctr"][i].sigmoid()[:, None]).sqrt()  # [L, C]
+        boxes = torch.cat([points - out["box"][i, :, :2], points + out["box"][i, :, 2:]], 1).clamp(0, 32)
+        pairs = sorted(((float(score[l, c]), l, c) for l in range(L) for c in range(C)), reverse=True)[:50]
+        pairs = [p for p in pairs if p[0] > 0.3]
+        bb = torch.stack([boxes[l] for _, l, _ in pairs])
+        sc = torch.tensor([p[0] for p in pairs])
+        cl = torch.tensor([c for _, _, c in pairs])
+        keep = _nms_reference(bb, sc, cl, 0.4)[:15]
+        got_boxes, got_scores, got_labels = dets[i]
+        torch.testing.assert_close(got_boxes, bb[keep])
+        torch.testing.assert_close(got_scores, sc[keep])
+        assert got_labels.tolist() == cl[keep].tolist()
 
 
 def test_fcos_assignment_by_hand():
