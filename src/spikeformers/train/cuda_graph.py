@@ -28,6 +28,7 @@ synchronisation (all built-in models qualify).
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from typing import Any, Callable, Optional, Tuple
 
 import torch
@@ -39,19 +40,16 @@ from .step import forward_backward
 __all__ = ["GraphedStep"]
 
 
-class _sync_is_error:
-    """Within: an operation that synchronises with the host raises (torch.cuda.set_sync_debug_mode)."""
-
-    def __init__(self, on: bool):
-        self.on = on
-
-    def __enter__(self):
-        self.was = torch.cuda.get_sync_debug_mode()
-        if self.on:
-            torch.cuda.set_sync_debug_mode("error")
-
-    def __exit__(self, *exc):
-        torch.cuda.set_sync_debug_mode(self.was)
+@contextmanager
+def _sync_is_error(on: bool):
+    """Within (when `on`): an operation that synchronises with the host raises (torch.cuda.set_sync_debug_mode)."""
+    was = torch.cuda.get_sync_debug_mode()
+    if on:
+        torch.cuda.set_sync_debug_mode("error")
+    try:
+        yield
+    finally:
+        torch.cuda.set_sync_debug_mode(was)
 
 
 def _end_generator_capture(device: torch.device) -> None:

@@ -315,24 +315,19 @@ class Trainer:
         if new < done:
             raise ConfigError(f"schedule.epochs={new} is fewer than the {done} epoch(s) this run has already "
                               f"(partly) trained; give at least {done}")
-        if self.step >= self.warmup_steps:
-            old_total = self.total_steps
-            self.total_steps = saved_epochs * self.steps_per_epoch
-            lr_now = self._lr_at(self.step)  # under the schedule the run was trained with
-            self.total_steps = old_total
-            self.lr_anchor = [self.step, lr_now]
+        if self.step >= self.warmup_steps:  # the learning rate now, under the schedule the run was trained with
+            self.lr_anchor = [self.step, self._lr_at(self.step, saved_epochs * self.steps_per_epoch)]
         self._say(f"schedule.epochs {saved_epochs} -> {new}: the cosine now runs from step {self.step} "
                   f"to step {self.total_steps}")
 
     # --- loop ------------------------------------------------------------------------------------
-    def _lr_at(self, step: int) -> float:
-        s, base = self.cfg.schedule, self.cfg.optim.lr
+    def _lr_at(self, step: int, total_steps: Optional[int] = None) -> float:
+        s, base, total = self.cfg.schedule, self.cfg.optim.lr, total_steps or self.total_steps
         if self.lr_anchor and step >= self.lr_anchor[0]:  # the re-anchored tail after a schedule change
             start, lr0 = int(self.lr_anchor[0]), float(self.lr_anchor[1])
-            progress = min(1.0, (step - start) / max(1, self.total_steps - start))
+            progress = min(1.0, (step - start) / max(1, total - start))
             return s.min_lr + (lr0 - s.min_lr) * 0.5 * (1 + math.cos(math.pi * progress))
-        return warmup_cosine(step, total_steps=self.total_steps, warmup_steps=self.warmup_steps, base_lr=base,
-                             min_lr=s.min_lr)
+        return warmup_cosine(step, total_steps=total, warmup_steps=self.warmup_steps, base_lr=base, min_lr=s.min_lr)
 
     def _set_lr(self) -> float:
         lr = self._lr_at(self.step)
