@@ -32,6 +32,7 @@ network, whose thresholds amplify rounding differences).
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import re
 import time
@@ -99,9 +100,15 @@ def _ours(neuron_backend: str = "auto"):
     return create_model(SPEC["model"], **opts, **size)
 
 
+@functools.lru_cache(maxsize=None)
+def _model_cfg(name: str, tiny: bool = False):
+    """A zoo model's config (built once: an ImageNet-size model takes seconds to initialise)."""
+    return create_model(name, **(TINY if tiny else {})).cfg
+
+
 def _input_shape():
     """(channels, side, classes) of our model's input and output."""
-    cfg = create_model(SPEC["model"], **(TINY if common.DEVICE.type == "cpu" else {})).cfg
+    cfg = _model_cfg(SPEC["model"], common.DEVICE.type == "cpu")
     return cfg.in_chans, cfg.img_size, cfg.num_classes
 
 
@@ -112,7 +119,7 @@ def sj_peer(model: str) -> Optional[Dict[str, Any]]:
         return {"cifar10": True}
     if not m:
         return None
-    cfg = create_model(model).cfg
+    cfg = _model_cfg(model)
     if cfg.img_size != 224:
         return None
     return dict(img_size_h=224, img_size_w=224, patch_size=16, num_classes=cfg.num_classes, embed_dims=cfg.dim,
@@ -214,7 +221,7 @@ def throughput(name: str, B: int, args) -> Dict[str, Any]:
         rec["warmup_s"] = time.perf_counter() - t0
         if setting["impl"] == "sj" and common.DEVICE.type == "cuda":
             rec["sj_neuron_impl"] = neuron_backend(common.DEVICE)
-        graphed = setting.get("graph") or setting.get("make_step")
+        graphed = (setting.get("graph") or setting.get("make_step")) and common.DEVICE.type == "cuda"
         if graphed:
             _free()  # drop the warm-up's cached blocks: what stays reserved is live tensors + the graph's pool
         reset_peak_memory()
