@@ -4,6 +4,7 @@
 # the cosine schedule). Default settings: the step is graphed (run.cuda_graph=auto).
 #   bash benchmarks/dense_scenes.sh 7 data.root=.data/fashion-mnist      # 4 GPUs: seg/det x snn/ann
 #   JOBS="seg:snn" bash benchmarks/dense_scenes.sh 20                    # one of them, on GPU 0
+#   GPUS=1 bash benchmarks/dense_scenes.sh 6                             # all four at once on GPU 0
 # Records: $OUT/<kind>_<snn|ann>/ (calibration and training logs, metrics, summary, config).
 set -u
 cd "$(dirname "$0")/.."
@@ -21,7 +22,7 @@ for job in ${JOBS:-seg:snn det:snn seg:ann det:ann}; do
   [ "$kind" = det ] && recipe=configs/fcos_detector_fashion_mnist_scenes.yaml
   extra=""; [ "$twin" = ann ] && extra="twin=ann"
   mkdir -p "$OUT/${kind}_$twin"
-  CUDA_VISIBLE_DEVICES=$gpu OUT="$OUT/${kind}_$twin" RUN="runs/${kind}_$twin/run" RECIPE=$recipe BUDGET=$BUDGET \
+  CUDA_VISIBLE_DEVICES=$((gpu % ${GPUS:-4})) OUT="$OUT/${kind}_$twin" RUN="runs/${kind}_$twin/run" RECIPE=$recipe BUDGET=$BUDGET \
     LIMIT=${LIMIT:-$("$PY" -c "print($BUDGET + 2.3)")} bash benchmarks/budgeted_run.sh $extra "$@" \
     > "$OUT/${kind}_$twin/console.log" 2>&1 &
   gpu=$((gpu + 1))

@@ -290,6 +290,62 @@ def test_png_label_maps_and_out_of_range_classes(tmp_path):
         create_dataset("label_maps", root=str(tmp_path), num_classes=2)
 
 
+# --- the segmentation head's full-resolution refinement ----------------------------------------------------------
+def _bn(bn, x):
+    """BatchNorm2d in eval mode, written out."""
+    shape = (1, -1, 1, 1)
+    return (x - bn.running_mean.view(shape)) / torch.sqrt(bn.running_var.view(shape) + bn.eps) * bn.weight.view(shape) \
+        + bn.bias.view(shape)
+
+
+def test_fine_refinement_equals_a_written_out_reference():
+    from spikeformers.layers.seg_head import SpikingFPNHead
+
+    torch.manual_seed(0)
+    head = SpikingFPNHead([3, 5], num_outputs=4, dim=6, neuron=torch.nn.Identity, fine_dim=2, in_chans=1).eval()
+    for m in head.modules():  # non-trivial BN statistics
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1), m.running_var.uniform_(0.5, 2), m.weight.data.uniform_(0.5, 2)
+            m.bias.data.uniform_(-1, 1)
+    T, B = 2, 3
+    f0, f1, x = torch.rand(T, B, 3, 4, 4), torch.rand(T, B, 5, 2, 2), torch.rand(T, B, 1, 8, 8)
+    out = head([f0, f1], 8, x)
+    # reference: identity neurons, so the head is convolutions, BN and nearest upsampling
+    conv = lambda m, z: torch.nn.functional.conv2d(z, m.conv.weight, None, padding=m.conv.padding)  # noqa: E731
+    want = []
+    for t in range(T):
+        p = _bn(head.lateral[1].bn, conv(head.lateral[1], f1[t])).repeat_interleave(2, -1).repeat_interleave(2, -2)
+        p = p + _bn(head.lateral[0].bn, conv(head.lateral[0], f0[t]))
+        s = _bn(head.fuse.bn, conv(head.fuse, p))
+        c = _bn(head.coarse.bn, conv(head.coarse, s)).repeat_interleave(2, -1).repeat_interleave(2, -2)
+        r = c + _bn(head.fine_in.bn, conv(head.fine_in, x[t]))
+        want.append(torch.nn.functional.conv2d(r, head.classifier.weight, head.classifier.bias, padding=1))
+    torch.testing.assert_close(out, torch.stack(want).mean(0), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="needs the encoded input"):
+        head([f0, f1], 8)
+    with pytest.raises(ValueError, match="fine_dim must be >= 0"):
+        SpikingFPNHead([3], 4, 6, torch.nn.Identity, fine_dim=-1)
+
+
+def test_fine_refinement_sees_single_pixels_of_the_input():
+    """With the refinement, one input pixel moves the logits only near it (two 3x3 convs: within 2
+    pixels) beyond what it does through the backbone; without it, logits are a stride-4 map upsampled."""
+    torch.manual_seed(0)
+    kw = dict(backbone_opts=SMALL, out_indices=(1, 2, 4), img_size=32, num_classes=3, head_dim=8, neuron="if")
+    fine = create_model("fpn_segmenter", fine_dim=4, **kw).eval()
+    x = torch.rand(1, 1, 32, 32)
+    xt = fine.backbone.encode(x)
+    feats = fine.backbone(xt)
+    x2 = xt.clone()
+    x2[..., 13, 20] += 5.0
+    moved = (fine.head(feats, 32, x2) - fine.head(feats, 32, xt)).abs().amax((0, 1))  # backbone features held
+    ys, xs = torch.nonzero(moved > 0, as_tuple=True)
+    assert len(ys) > 0 and (ys - 13).abs().max() <= 2 and (xs - 20).abs().max() <= 2
+    assert fine(x).shape == (1, 4, 32, 32)
+    coarse = create_model("fpn_segmenter", **kw).eval()
+    assert coarse.head.fine_dim == 0 and not hasattr(coarse.head, "fine_in") and coarse(x).shape == (1, 4, 32, 32)
+
+
 # --- both tasks through the engine --------------------------------------------------------------------------------
 @pytest.mark.parametrize("model, task, metric", [("fcos_detector", "detect", "test_map50"),
                                                  ("fpn_segmenter", "segment", "test_miou")])

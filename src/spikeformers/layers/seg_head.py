@@ -6,13 +6,23 @@
     read-out: logits = mean over T of Conv1x1(S)             membrane read-out, [B, classes + 1, h_0, w_0]
               then bilinear upsampling to the input size
 
-Every conv after the laterals reads spikes; the laterals read whatever the backbone gives (spikes from
-Spikformer and QKFormer stages, membranes from SDT's last stage). `readout="rate"` adds a neuron after
-the classifier and reads its firing rate instead.
+With `fine_dim` > 0 the head refines at the input's resolution, where object edges are (a backbone's
+finest map has stride 2 or 4; from the fashion_mnist_scenes test masks, a perfect classifier at stride
+4 reaches at most 85.8 % mIoU):
+
+    fine:     R = SN(up(BN(Conv1x1(S))) + BN(Conv3x3(X)))   [T, B, fine_dim, H, W]; X the encoded input
+    read-out: logits = mean over T of Conv3x3(R)             [B, classes + 1, H, W]
+
+(up: nearest, so the 1x1 conv runs at the coarse size.) X is what the backbone's first conv reads
+(the direct-encoded image, or event frames), as in U-Net's and DeepLabv3+'s low-level skips.
+
+Every conv after the laterals reads spikes; the laterals (and the fine path's input conv) read whatever
+the backbone gives (spikes from Spikformer and QKFormer stages, membranes from SDT's last stage).
+`readout="rate"` adds a neuron after the classifier and reads its firing rate instead.
 """
 from __future__ import annotations
 
-from typing import Callable, List, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -26,10 +36,11 @@ READOUTS = ("membrane", "rate")
 
 class SpikingFPNHead(nn.Module):
     """Args: in_chs (channels of each level, finest first), num_outputs (classes + background), dim,
-    neuron (a factory), readout ("membrane" | "rate")."""
+    neuron (a factory), readout ("membrane" | "rate"), fine_dim (channels of the full-resolution
+    refinement; 0: none), in_chans (the input's channels, for the refinement)."""
 
     def __init__(self, in_chs: Sequence[int], num_outputs: int, dim: int, neuron: Callable[..., nn.Module],
-                 readout: str = "membrane"):
+                 readout: str = "membrane", fine_dim: int = 0, in_chans: int = 1):
         super().__init__()
         if readout not in READOUTS:
             raise ValueError(f"unknown read-out {readout!r}; valid: {', '.join(READOUTS)}")
@@ -37,16 +48,32 @@ class SpikingFPNHead(nn.Module):
         self.neuron1 = neuron()
         self.fuse = ConvBN(dim, dim, kernel_size=3)
         self.neuron2 = neuron()
-        self.classifier = nn.Conv2d(dim, num_outputs, 1)
+        if fine_dim < 0:
+            raise ValueError(f"fine_dim must be >= 0, got {fine_dim}")
+        self.fine_dim = fine_dim
+        if fine_dim:
+            self.coarse = ConvBN(dim, fine_dim, kernel_size=1)
+            self.fine_in = ConvBN(in_chans, fine_dim, kernel_size=3)
+            self.fine_neuron = neuron()
+            self.classifier = nn.Conv2d(fine_dim, num_outputs, 3, padding=1)
+        else:
+            self.classifier = nn.Conv2d(dim, num_outputs, 1)
         self.out_neuron = neuron() if readout == "rate" else None
 
-    def forward(self, feats: List[Tensor], size: int) -> Tensor:
+    def forward(self, feats: List[Tensor], size: int, x: Optional[Tensor] = None) -> Tensor:
+        """`feats`: the backbone's maps, finest first; `x`: its encoded input [T, B, C, H, W] (needed
+        with `fine_dim`)."""
         T = feats[0].shape[0]
         p = self.lateral[-1](feats[-1])
         for lat, f in zip(reversed(self.lateral[:-1]), reversed(feats[:-1])):
             up = unfold(F.interpolate(fold(p), size=f.shape[-2:], mode="nearest"), T)
             p = up + lat(f)
         s = self.neuron2(self.fuse(self.neuron1(p)))
+        if self.fine_dim:
+            if x is None:
+                raise ValueError("a segmentation head with fine_dim > 0 needs the encoded input")
+            up = unfold(F.interpolate(fold(self.coarse(s)), size=x.shape[-2:], mode="nearest"), T)
+            s = self.fine_neuron(up + self.fine_in(x))
         out = unfold(self.classifier(fold(s)), T)  # [T, B, K, h, w]
         if self.out_neuron is not None:
             out = self.out_neuron(out)

@@ -40,6 +40,7 @@ class DenseConfig:
     in_chans: int = 1
     num_classes: int = 10  # object classes (segmentation adds the background)
     head_dim: int = 64  # channels of the head
+    fine_dim: int = 0  # segmentation: channels of the full-resolution refinement (seg_head.py; 0: none)
     readout: str = "membrane"  # segmentation: "membrane" (mean classifier output) or "rate" (firing rate)
     T: Optional[int] = None  # the options below go to the backbone (None: its own)
     attention: Optional[str] = None
@@ -70,10 +71,14 @@ class FPNSegmenter(_Dense):
 
     def __init__(self, cfg: DenseConfig):
         super().__init__(cfg)
-        self.head = SpikingFPNHead(self.in_chs, cfg.num_classes + 1, cfg.head_dim, self.neuron, cfg.readout)
+        self.head = SpikingFPNHead(self.in_chs, cfg.num_classes + 1, cfg.head_dim, self.neuron, cfg.readout,
+                                   cfg.fine_dim, self.backbone.cfg.in_chans)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.backbone(x), self.cfg.img_size)
+        if not self.cfg.fine_dim:
+            return self.head(self.backbone(x), self.cfg.img_size)
+        x = self.backbone.encode(x)  # once: the backbone and the full-resolution refinement read the same X
+        return self.head(self.backbone(x), self.cfg.img_size, x)
 
 
 class FCOSDetector(_Dense):

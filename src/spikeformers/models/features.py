@@ -69,6 +69,13 @@ class FeatureBackbone(nn.Module):
     def cfg(self) -> Any:
         return self.model.cfg
 
+    def encode(self, x: Tensor) -> Tensor:
+        """The input as the backbone's first layer reads it: [T, B, C, H, W] (a static batch encoded,
+        time-first input checked and passed through). `forward` takes either."""
+        from .spikformer import encoded_input
+
+        return encoded_input(self.model, x, type(self.model).__name__)
+
     def forward(self, x: Tensor) -> List[Tensor]:
         maps = self.model.forward_features(x)
         return [maps[i] for i in self.out_indices]
