@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The dense recipes on fashion_mnist_scenes and their ANN twins, each on its own GPU, in parallel, each
-# within the same budget of training minutes (benchmarks/budgeted_run.sh: two calibration epochs size
+# The dense recipes on fashion_mnist_scenes and their ANN twins in parallel, job i on GPU i % GPUS (default
+# 4: each on its own GPU), each within the same budget of training minutes (benchmarks/budgeted_run.sh: two calibration epochs size
 # the cosine schedule). Default settings: the step is graphed (run.cuda_graph=auto).
 #   bash benchmarks/dense_scenes.sh 7 data.root=.data/fashion-mnist      # 4 GPUs: seg/det x snn/ann
 #   JOBS="seg:snn" bash benchmarks/dense_scenes.sh 20                    # one of them, on GPU 0
