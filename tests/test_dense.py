@@ -342,6 +342,13 @@ def test_fine_refinement_sees_single_pixels_of_the_input():
     ys, xs = torch.nonzero(moved > 0, as_tuple=True)
     assert len(ys) > 0 and (ys - 13).abs().max() <= 2 and (xs - 20).abs().max() <= 2
     assert fine(x).shape == (1, 4, 32, 32)
+    # the refinement reads the analog input, as the backbone's first conv: both charged once, not T times
+    from spikeformers.energy.counter import count_ops
+
+    c = count_ops(fine, torch.rand(2, 1, 32, 32))
+    layers, raw = {l.name: l for l in c.layers}, {l.name: l for l in c.raw}
+    for name in ("backbone.model.patch_embed.stages.0.conv", "head.fine_in.conv"):
+        assert layers[name].analog_first and layers[name].mac == pytest.approx(raw[name].ops / fine.backbone.cfg.T)
     coarse = create_model("fpn_segmenter", **kw).eval()
     assert coarse.head.fine_dim == 0 and not hasattr(coarse.head, "fine_in") and coarse(x).shape == (1, 4, 32, 32)
 

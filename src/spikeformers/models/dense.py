@@ -77,7 +77,9 @@ class FPNSegmenter(_Dense):
     def forward(self, x: Tensor) -> Tensor:
         if not self.cfg.fine_dim:
             return self.head(self.backbone(x), self.cfg.img_size)
-        x = self.backbone.encode(x)  # once: the backbone and the full-resolution refinement read the same X
+        # encoded once and made contiguous, so the backbone's first conv and the refinement's read one
+        # tensor (the energy counter then charges both as the analog first layer)
+        x = self.backbone.encode(x).contiguous()
         return self.head(self.backbone(x), self.cfg.img_size, x)
 
 
