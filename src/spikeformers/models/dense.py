@@ -87,6 +87,9 @@ class FCOSDetector(_Dense):
     """`forward(x) -> {"cls", "box", "ctr"}` at every location of the chosen levels (see the module docstring)."""
 
     def __init__(self, cfg: DenseConfig):
+        if cfg.fine_dim:
+            raise ValueError(f"fine_dim (the segmenter's full-resolution refinement) does not apply to a detector; got "
+                             f"fine_dim={cfg.fine_dim}")
         super().__init__(cfg)
         self.head = SpikingFCOSHead(self.in_chs, self.strides, cfg.num_classes, cfg.head_dim, self.neuron)
 
