@@ -349,7 +349,7 @@ def test_fine_refinement_sees_single_pixels_of_the_input():
     layers, raw = {l.name: l for l in c.layers}, {l.name: l for l in c.raw}
     for name in ("backbone.model.patch_embed.stages.0.conv", "head.fine_in.conv"):
         assert layers[name].analog_first and layers[name].mac == pytest.approx(raw[name].ops / fine.backbone.cfg.T)
-    coarse = create_model("fpn_segmenter", **kw).eval()
+    coarse = create_model("fpn_segmenter", fine_dim=0, **kw).eval()
     assert coarse.head.fine_dim == 0 and not hasattr(coarse.head, "fine_in") and coarse(x).shape == (1, 4, 32, 32)
     with pytest.raises(ValueError, match="fine_dim .* does not apply to a detector"):
         create_model("fcos_detector", fine_dim=4, backbone_opts=SMALL, img_size=32)

@@ -100,8 +100,9 @@ class FCOSDetector(_Dense):
         return self.head(self.backbone(x))
 
 
-# A small Spikformer for 64 x 64 scenes: stride-2 pools in every SPS stage (maps at 2, 4, 8, 16).
-_SMALL = {"dim": 128, "depth": 2, "num_heads": 4, "pooling": "1111"}
+# A small Spikformer for 64 x 64 scenes: stride-2 pools after the first two SPS stages (maps at 2, 4, 4,
+# 4; tokens on a 16 x 16 grid), the layout the dense architecture sweep chose (BENCHMARKS.md section 7).
+_SMALL = {"dim": 128, "depth": 2, "num_heads": 4, "pooling": "1100"}
 
 
 def _dense(cls, defaults: Dict[str, Any], overrides: Dict[str, Any]):
@@ -110,9 +111,10 @@ def _dense(cls, defaults: Dict[str, Any], overrides: Dict[str, Any]):
 
 @register_model(family="dense", note="spiking FPN segmentation head on a backbone (default Spikformer 2 x 128)")
 def fpn_segmenter(**kw):
-    return _dense(FPNSegmenter, dict(backbone="spikformer_8_384", backbone_opts=_SMALL, out_indices=(1, 2, 4)), kw)
+    return _dense(FPNSegmenter, dict(backbone="spikformer_8_384", backbone_opts=_SMALL, out_indices=(1, 2, 4),
+                                     fine_dim=32), kw)
 
 
 @register_model(family="dense", note="spiking FCOS detection head on a backbone (default Spikformer 2 x 128)")
 def fcos_detector(**kw):
-    return _dense(FCOSDetector, dict(backbone="spikformer_8_384", backbone_opts=_SMALL, out_indices=(2, 4)), kw)
+    return _dense(FCOSDetector, dict(backbone="spikformer_8_384", backbone_opts=_SMALL, out_indices=(4,)), kw)
