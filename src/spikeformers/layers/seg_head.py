@@ -77,4 +77,7 @@ class SpikingFPNHead(nn.Module):
         out = unfold(self.classifier(fold(s)), T)  # [T, B, K, h, w]
         if self.out_neuron is not None:
             out = self.out_neuron(out)
-        return F.interpolate(out.mean(0), size=(size, size), mode="bilinear", align_corners=False)
+        out = out.mean(0)
+        if out.shape[-2:] == (size, size):  # the refinement already reads out at the input's size
+            return out
+        return F.interpolate(out, size=(size, size), mode="bilinear", align_corners=False)

@@ -75,10 +75,8 @@ class FPNSegmenter(_Dense):
                                    cfg.fine_dim, self.backbone.cfg.in_chans)
 
     def forward(self, x: Tensor) -> Tensor:
-        if not self.cfg.fine_dim:
-            return self.head(self.backbone(x), self.cfg.img_size)
-        # encoded once and made contiguous, so the backbone's first conv and the refinement's read one
-        # tensor (the energy counter then charges both as the analog first layer)
+        # encoded once and made contiguous, so the backbone's first conv and the refinement (fine_dim) read
+        # one tensor (the energy counter then charges both as the analog first layer)
         x = self.backbone.encode(x).contiguous()
         return self.head(self.backbone(x), self.cfg.img_size, x)
 
