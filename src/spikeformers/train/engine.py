@@ -20,7 +20,7 @@ import sys
 import threading
 import platform
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
@@ -193,6 +193,19 @@ def _unique_dir(root: str, name: str) -> str:
 
 class _SavedInterrupt(KeyboardInterrupt):
     """Ctrl-C after the step in flight finished and the run was saved."""
+
+
+@contextmanager
+def _tf32(allow: Optional[bool]):
+    """Within: CUDA fp32 matmuls (run.amp=off), our attention kernels' included, use TF32 or not as `allow`
+    says (run.tf32 on a CUDA run; None: unchanged); the process's setting is restored afterwards."""
+    was = torch.backends.cuda.matmul.allow_tf32
+    if allow is not None:
+        torch.backends.cuda.matmul.allow_tf32 = allow
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = was
 
 
 class Trainer:
@@ -407,12 +420,7 @@ class Trainer:
 
     def fit(self) -> Dict[str, Any]:
         """Train to the end (or to run.max_minutes), holding the run folder's lock (rank 0)."""
-        # CUDA fp32 matmuls (run.amp=off), our attention kernels' included, may use TF32 (run.tf32) while
-        # this run trains; the process's setting is restored afterwards
-        tf32 = torch.backends.cuda.matmul.allow_tf32
-        if self.device.type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = self.cfg.run.tf32
-        try:
+        with _tf32(self.cfg.run.tf32 if self.device.type == "cuda" else None):
             if not self.dist.is_main or self._locked:
                 return self._fit()
             with FolderLock(self.run_dir, "training"):
@@ -421,8 +429,6 @@ class Trainer:
                     return self._fit()
                 finally:
                     self._locked = False
-        finally:
-            torch.backends.cuda.matmul.allow_tf32 = tf32
 
     def _fit(self) -> Dict[str, Any]:
         cfg = self.cfg
