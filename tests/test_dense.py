@@ -13,7 +13,7 @@ import torch
 
 from spikeformers import create_model
 from spikeformers.data import SceneDataset, SceneLoader, create_dataset
-from spikeformers.data.scenes import compose_scenes
+from spikeformers.data.scenes import compose_scenes, draw_scene
 from spikeformers.errors import ConfigError, DatasetError
 from spikeformers.tasks.boxes import batched_nms, box_iou, fcos_points, fcos_targets, giou_loss
 from spikeformers.tasks.coco_eval import coco_box_metrics
@@ -157,6 +157,18 @@ def test_composed_scenes_have_exact_boxes_and_masks_and_repeat_by_seed():
             assert (mk[i, y0:y1, x0:x1] == lb[i, j] + 1).any()  # its pixels are in its box
             covered[y0:y1, x0:x1] = True
         assert ((mk[i] > 0) <= covered).all() and ((mk[i] > 0) <= (im[i, 0] > 0)).all()
+
+
+def test_overlap_is_drawn_by_maximum_and_labelled_with_the_later_item():
+    # two 28 x 28 items on a 28 x 28 canvas, both at (0, 0): the first bright on its left half, the second dim all over
+    first = torch.zeros(1, 28, 28, dtype=torch.uint8)
+    first[:, :, :14] = 200
+    second = torch.full((1, 28, 28), 100, dtype=torch.uint8)
+    canvas, owner, shown = draw_scene(torch.stack([first, second]), torch.tensor([0, 1]), 28, (1.0, 1.0), 40,
+                                      torch.Generator().manual_seed(0))
+    assert (canvas[:, :14] == 200).all() and (canvas[:, 14:] == 100).all()
+    assert (owner == 1).all()  # the later item owns every pixel it covers
+    assert (shown[:, :14] == 0).all() and (shown[:, 14:] == 1).all()  # the brighter one is what the pixel shows
 
 
 def scene_dataset(n=8, size=64, seed=0):

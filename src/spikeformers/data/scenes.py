@@ -120,28 +120,41 @@ def compose_scenes(items: Tensor, item_labels: Tensor, n: int, size: int, *, max
         torch.set_num_threads(threads)
 
 
+def draw_scene(items: Tensor, picks: Tensor, size: int, scale: Tuple[float, float], threshold: int,
+               g: torch.Generator) -> Tuple[Tensor, Tensor, Tensor]:
+    """Draw `items[picks]` in order on one black canvas (module docstring): (canvas [S, S] float, owner [S, S]:
+    the index in `picks` of the item a pixel is labelled with, -1 for background, shown [S, S]: the index of
+    the item whose intensity the pixel shows). Where items overlap, owner is the later item and shown the
+    brighter one, so the two differ on some pixels (benchmarks/scene_overlap.py counts them)."""
+    side = items.shape[-1]
+    canvas = torch.zeros(size, size)
+    owner = torch.full((size, size), -1, dtype=torch.int64)
+    shown = owner.clone()
+    for j, k in enumerate(picks.tolist()):
+        s = scale[0] + (scale[1] - scale[0]) * float(torch.rand((), generator=g))
+        px = max(8, min(size, round(side * s)))
+        img = F.interpolate(items[k : k + 1].float(), size=(px, px), mode="bilinear", align_corners=False)[0, 0]
+        y0 = int(torch.randint(0, size - px + 1, (), generator=g))
+        x0 = int(torch.randint(0, size - px + 1, (), generator=g))
+        cover = img > threshold
+        region = canvas[y0 : y0 + px, x0 : x0 + px]
+        shown[y0 : y0 + px, x0 : x0 + px][cover & (img >= region)] = j
+        canvas[y0 : y0 + px, x0 : x0 + px] = torch.where(cover, torch.maximum(region, img), region)
+        owner[y0 : y0 + px, x0 : x0 + px][cover] = j
+    return canvas, owner, shown
+
+
 def _compose(items, item_labels, n, size, max_objects, scale, threshold, min_visible, seed):
     g = torch.Generator().manual_seed(seed)
-    K, side = len(items), items.shape[-1]
+    K = len(items)
     images = torch.zeros(n, 1, size, size, dtype=torch.uint8)
     masks = torch.zeros(n, size, size, dtype=torch.uint8)
     boxes = torch.zeros(n, max_objects, 4)
     labels = torch.full((n, max_objects), -1, dtype=torch.int64)
     counts = torch.randint(1, max_objects + 1, (n,), generator=g)
     for i in range(n):
-        owner = torch.full((size, size), -1, dtype=torch.int64)
-        canvas = torch.zeros(size, size)
         picks = torch.randint(0, K, (int(counts[i]),), generator=g)
-        for j, k in enumerate(picks.tolist()):
-            s = scale[0] + (scale[1] - scale[0]) * float(torch.rand((), generator=g))
-            px = max(8, min(size, round(side * s)))
-            img = F.interpolate(items[k : k + 1].float(), size=(px, px), mode="bilinear", align_corners=False)[0, 0]
-            y0 = int(torch.randint(0, size - px + 1, (), generator=g))
-            x0 = int(torch.randint(0, size - px + 1, (), generator=g))
-            cover = img > threshold
-            region = canvas[y0 : y0 + px, x0 : x0 + px]
-            canvas[y0 : y0 + px, x0 : x0 + px] = torch.where(cover, torch.maximum(region, img), region)
-            owner[y0 : y0 + px, x0 : x0 + px][cover] = j
+        canvas, owner, _ = draw_scene(items, picks, size, scale, threshold, g)
         slot = 0
         for j, k in enumerate(picks.tolist()):
             vis = owner == j

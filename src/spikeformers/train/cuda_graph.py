@@ -28,6 +28,7 @@ synchronisation (all built-in models qualify).
 from __future__ import annotations
 
 import sys
+import warnings
 from contextlib import contextmanager
 from typing import Any, Callable, Optional, Tuple
 
@@ -45,11 +46,18 @@ def _sync_is_error(on: bool):
     """Within (when `on`): an operation that synchronises with the host raises (torch.cuda.set_sync_debug_mode)."""
     was = torch.cuda.get_sync_debug_mode()
     if on:
-        torch.cuda.set_sync_debug_mode("error")
+        _set_sync_debug_mode("error")
     try:
         yield
     finally:
-        torch.cuda.set_sync_debug_mode(was)
+        _set_sync_debug_mode(was)
+
+
+def _set_sync_debug_mode(mode) -> None:
+    # torch warns on every run that the mode is a prototype: noise in the user's console for a check of ours
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Synchronization debug mode is a prototype")
+        torch.cuda.set_sync_debug_mode(mode)
 
 
 def _end_generator_capture(device: torch.device) -> None:
