@@ -50,13 +50,17 @@ class SPS(nn.Module):
 
     def forward(self, x: Tensor, maps: Optional[List[Tensor]] = None) -> Tensor:
         """`maps`: a list that receives each stage's output [T, B, C_i, h_i, w_i] (backbone features)."""
-        T = x.shape[0]
-        for conv, sn, pool in zip(self.stages, self.neurons, self.pools):
-            x = unfold(pool(fold(sn(conv(x)))), T)
+        for i in range(4):
+            x = self.stage(i, x)
             if maps is not None:
                 maps.append(x)
-        x = x + self.rpe_neuron(self.rpe(x))  # [T, B, D, h, w]
-        return x.flatten(3).transpose(2, 3)  # [T, B, N, D]
+        return self.stage(4, x).flatten(3).transpose(2, 3)  # [T, B, N, D]
+
+    def stage(self, i: int, x: Tensor) -> Tensor:
+        """Stage i < 4: conv-BN-neuron(-pool); 4: x + RPE [T, B, D, h, w]. The unit `run.memory=recompute` reruns."""
+        if i == 4:
+            return x + self.rpe_neuron(self.rpe(x))
+        return unfold(self.pools[i](fold(self.neurons[i](self.stages[i](x)))), x.shape[0])
 
 
 class MSSPS(nn.Module):
@@ -78,13 +82,16 @@ class MSSPS(nn.Module):
 
     def forward(self, x: Tensor, maps: Optional[List[Tensor]] = None) -> Tensor:
         """`maps`: a list that receives each stage's output (stage 4: the membrane x_feat)."""
-        T = x.shape[0]
-        for i in range(3):
-            x = unfold(self.pools[i](fold(self.neurons[i](self.stages[i](x)))), T)
+        for i in range(4):
+            x = self.stage(i, x)
             if maps is not None:
                 maps.append(x)
-        x_feat = unfold(self.pools[3](fold(self.stages[3](x))), T)  # membrane [T, B, D, h, w]
-        if maps is not None:
-            maps.append(x_feat)
-        x = x_feat + self.rpe(self.neurons[3](x_feat))
-        return x.flatten(3).transpose(2, 3)  # [T, B, N, D]
+        return self.stage(4, x).flatten(3).transpose(2, 3)  # [T, B, N, D]
+
+    def stage(self, i: int, x: Tensor) -> Tensor:
+        """Stages 0-2: conv-BN-neuron(-pool); 3: conv-BN(-pool), the membrane x_feat; 4: x_feat + RPE. The unit
+        `run.memory=recompute` reruns."""
+        if i == 4:
+            return x + self.rpe(self.neurons[3](x))
+        y = self.stages[i](x)
+        return unfold(self.pools[i](fold(self.neurons[i](y) if i < 3 else y)), x.shape[0])

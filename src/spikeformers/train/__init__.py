@@ -18,6 +18,7 @@ from .evaluate import evaluate_run, load_trained_model
 from .predict import Predictor, load_predictor, predict_files
 from .fast_step import make_step
 from .monitor import FiringRateMonitor
+from .recompute import enable_recompute
 from .io import (
     Checkpoint,
     append_jsonl,
@@ -37,6 +38,7 @@ __all__ = [
     "evaluate_run",
     "load_predictor",
     "make_step",
+    "enable_recompute",
     "predict_files",
     "Predictor",
     "load_trained_model",

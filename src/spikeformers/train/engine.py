@@ -33,6 +33,7 @@ from ..errors import ConfigError, TrainingDiverged
 from ..models import count_parameters, create_model
 from .config import TrainConfig, config_from_dict, config_to_dict, load_config, save_config
 from .cuda_graph import GraphedStep
+from .recompute import enable_recompute
 from .distributed import Distributed
 from .step import forward_backward
 from .lock import FolderLock
@@ -225,6 +226,10 @@ class Trainer:
         model_cfg = getattr(self.model, "cfg", None)
         if model_cfg is not None:  # command-line options arrive as text: save them typed
             cfg.model.options = {k: getattr(model_cfg, k, v) for k, v in cfg.model.options.items()}
+        if cfg.run.memory == "recompute":
+            if cfg.run.compile:
+                raise ConfigError("run.memory=recompute excludes run.compile=true (torch.compile plans its own recomputation)")
+            enable_recompute(self.model)
         if cfg.run.sync_bn:
             self.model = self.dist.convert_sync_bn(self.model)
         if self.device.type == "cuda":
