@@ -3,7 +3,10 @@
 # machines here run commands of at most 10 minutes; their disk survives between back-to-back calls).
 # First call: two calibration epochs measure the epoch time (the second's, kernels compiled),
 # schedule.epochs is sized so that the whole cosine schedule fits BUDGET minutes, and training starts.
-# Every later call resumes the run. Each call stops (resumably) before LIMIT minutes and copies the run's records to $OUT.
+# Every later call resumes the run and fits the schedule again to the minutes left, at the mean time of the
+# last three epochs (the calibration can be off, e.g. when runs share a GPU): the cosine then continues from
+# the current rate to its end at the new length. Each call stops (resumably) before LIMIT minutes and copies
+# the run's records to $OUT.
 #
 #   RUN=runs/fmnist RECIPE=configs/spikformer_4_384_fashion_mnist.yaml BUDGET=17 LIMIT=9.3 \
 #     bash benchmarks/budgeted_run.sh data.root=.data/fashion-mnist
@@ -20,9 +23,19 @@ export TRITON_CACHE_DIR="${TRITON_CACHE_DIR:-$PWD/.triton_cache}"
 mkdir -p "$OUT"
 left() { "$PY" -c "print(max(0.5, $LIMIT - $SECONDS / 60 - ${1:-0}))"; }
 
-if [ -d "$RUN/checkpoint" ]; then
-  echo "== resuming $RUN"
-  "$PY" -m spikeformers train resume="$RUN" run.max_minutes="$(left 0.8)" 2>&1 | tee -a "$OUT/train.log"
+if [ -f "$RUN/summary.json" ] && grep -q '"finished": true' "$RUN/summary.json"; then
+  echo "== $RUN has finished its schedule"
+elif [ -d "$RUN/checkpoint" ]; then
+  EPOCHS=$("$PY" - "$RUN/metrics.jsonl" "$BUDGET" <<'EOF'
+import json, sys
+rec = [json.loads(line) for line in open(sys.argv[1])]
+left = float(sys.argv[2]) * 60 - rec[-1]["elapsed_s"]  # training seconds left in the budget
+recent = sum(r["epoch_time_s"] for r in rec[-3:]) / len(rec[-3:])
+print(len(rec) + max(1, int(left // (1.02 * recent))))
+EOF
+)
+  echo "== resuming $RUN: $EPOCHS epochs fit $BUDGET minutes at the recent epoch time"
+  "$PY" -m spikeformers train resume="$RUN" schedule.epochs="$EPOCHS" run.max_minutes="$(left 0.8)" 2>&1 | tee -a "$OUT/train.log"
 else
   echo "== calibration: two epochs of $RECIPE $*"
   CAL="$(dirname "$RUN")/calibration"

@@ -6,7 +6,8 @@
 #   JOBS="seg:snn" bash benchmarks/dense_scenes.sh 20                    # one of them, on GPU 0
 #   GPUS=1 bash benchmarks/dense_scenes.sh 6                             # all four at once on GPU 0
 # Runs that share a GPU calibrate side by side; a second calibration epoch that overlaps a neighbour's start-up
-# runs faster than the shared epochs after it (2026-11-28, GPUS=2: 9.4 s vs 14-20 s), so the schedule overruns.
+# runs faster than the shared epochs after it (2026-11-28, GPUS=2: 9.4 s vs 14-20 s); each resuming call
+# fits the schedule again to the minutes left (budgeted_run.sh).
 # Records: $OUT/<kind>_<snn|ann>/ (calibration and training logs, metrics, summary, config).
 set -u
 cd "$(dirname "$0")/.."
