@@ -1,6 +1,6 @@
 """How much of fashion_mnist_scenes' segmentation labelling the image cannot show: on how many object
 pixels the label (the item drawn last) differs from the item whose intensity the pixel shows (the
-brightest, as items are drawn by maximum intensity).
+brightest, as items are drawn by maximum intensity; with `--occlusion opaque`, the last: none should differ).
 Replays the generator's draws for the test split (`draw_scene`) and checks that it reproduces the
 dataset's class maps exactly before counting. CPU, about 10 s.
 
@@ -19,18 +19,19 @@ from spikeformers.data.scenes import draw_scene  # noqa: E402
 p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 p.add_argument("--root", default=None, help="Fashion-MNIST folder (default: the data search path)")
 p.add_argument("--n", type=int, default=1000, help="test scenes (the recipes' test split is 1000)")
+p.add_argument("--occlusion", default="max", choices=["max", "opaque"], help="the dataset option (default max)")
 a = p.parse_args()
 
 torch.set_num_threads(1)
 src = create_dataset("fashion_mnist", root=a.root)
-scenes = create_dataset("fashion_mnist_scenes", root=a.root, train=1, test=a.n)
+scenes = create_dataset("fashion_mnist_scenes", root=a.root, train=1, test=a.n, occlusion=a.occlusion)
 # the test split's draws, in the generator's order (scenes.py: _compose, seed + 1_000_003 for the test split)
 g = torch.Generator().manual_seed(1_000_003)
 counts = torch.randint(1, 7, (a.n,), generator=g)
 fg = differ = 0
 for i in range(a.n):
     picks = torch.randint(0, len(src.test_x), (int(counts[i]),), generator=g)
-    _, owner, shown = draw_scene(src.test_x, picks, 64, (0.7, 1.3), 40, g)
+    _, owner, shown = draw_scene(src.test_x, picks, 64, (0.7, 1.3), 40, g, a.occlusion)
     mask = scenes.test_masks[i].long()
     labelled = mask > 0  # items left with < 20 visible pixels are dropped, with their pixels
     replay = src.test_y[picks][owner.clamp(min=0)] + 1

@@ -159,7 +159,7 @@ def test_composed_scenes_have_exact_boxes_and_masks_and_repeat_by_seed():
         assert ((mk[i] > 0) <= covered).all() and ((mk[i] > 0) <= (im[i, 0] > 0)).all()
 
 
-def test_overlap_is_drawn_by_maximum_and_labelled_with_the_later_item():
+def test_overlap_is_labelled_with_the_later_item_and_shows_what_occlusion_says():
     # two 28 x 28 items on a 28 x 28 canvas, both at (0, 0): the first bright on its left half, the second dim all over
     first = torch.zeros(1, 28, 28, dtype=torch.uint8)
     first[:, :, :14] = 200
@@ -169,6 +169,15 @@ def test_overlap_is_drawn_by_maximum_and_labelled_with_the_later_item():
     assert (canvas[:, :14] == 200).all() and (canvas[:, 14:] == 100).all()
     assert (owner == 1).all()  # the later item owns every pixel it covers
     assert (shown[:, :14] == 0).all() and (shown[:, 14:] == 1).all()  # the brighter one is what the pixel shows
+    canvas, owner2, shown = draw_scene(torch.stack([first, second]), torch.tensor([0, 1]), 28, (1.0, 1.0), 40,
+                                       torch.Generator().manual_seed(0), occlusion="opaque")
+    assert (canvas == 100).all() and torch.equal(owner2, owner) and (shown == 1).all()  # the later one hides it
+    x, y = items()
+    max_scenes, opaque_scenes = (compose_scenes(x, y, 6, 64, seed=3, occlusion=o) for o in ("max", "opaque"))
+    assert all(torch.equal(a, b) for a, b in zip(max_scenes[1:], opaque_scenes[1:]))  # same boxes, labels, masks
+    assert (opaque_scenes[0] <= max_scenes[0]).all() and not torch.equal(opaque_scenes[0], max_scenes[0])
+    with pytest.raises(ConfigError, match="occlusion must be 'max' or 'opaque', got 'alpha'"):
+        compose_scenes(x, y, 1, 64, occlusion="alpha")
 
 
 def scene_dataset(n=8, size=64, seed=0):

@@ -46,7 +46,7 @@ def enable_recompute(model: nn.Module) -> List[str]:
     names = recompute_segments(model)
     if not names:
         raise ConfigError(f"run.memory=recompute: {type(model).__name__} has no patch embedding or blocks to "
-                          f"recompute (segments are named patch_embed, blocks.<i> or stages.<i>.<j>)")
+                          f"recompute (units are named patch_embed, patch_embeds.<i>, blocks.<i> or stages.<i>.<j>)")
     modules = dict(model.named_modules())
     for name in names:
         seg = modules[name]
@@ -64,7 +64,7 @@ def enable_recompute(model: nn.Module) -> List[str]:
 
 
 class _Checkpointed:
-    """A segment's forward under non-reentrant checkpointing while it trains with gradients."""
+    """A unit's forward (or stage) under non-reentrant checkpointing while it trains with gradients."""
 
     def __init__(self, module: nn.Module, forward: Callable[..., Any]):
         self.module, self.forward = module, forward
@@ -81,7 +81,7 @@ class _Checkpointed:
             ran.append(True)
             return self.forward(*a, **k)
 
-        # no RNG state to restore (the segments are deterministic), which also keeps the step capturable
+        # no RNG state to restore (the units are deterministic), which also keeps the step capturable
         return checkpoint(run, *args, use_reentrant=False, preserve_rng_state=False, **kwargs)
 
 
