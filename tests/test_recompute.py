@@ -115,3 +115,22 @@ def test_run_memory_option_trains_and_is_checked(tmp_path):
         load_config(None, ["run.memory=bits"])
     with pytest.raises(ConfigError, match="run.memory=recompute excludes run.compile=true"):
         train(load_config(None, [f"run.out_dir={tmp_path}", "run.memory=recompute", "run.compile=true"]), progress=False)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_recompute_trains_graphed_on_a_gpu_as_the_default_path_eagerly():
+    from spikeformers.train import make_step
+
+    torch.manual_seed(0)
+    a = create_model("spikformer_8_384", num_classes=5, **SMALL).cuda()
+    b = copy.deepcopy(a)
+    enable_recompute(a)
+    graphed = make_step(a, torch.optim.AdamW(a.parameters(), lr=1e-3), cuda_graph=True)
+    eager = make_step(b, torch.optim.AdamW(b.parameters(), lr=1e-3), cuda_graph=False)
+    x, y = torch.rand(4, 1, 16, 16, device="cuda"), torch.randint(0, 5, (4,), device="cuda")
+    for _ in range(3):
+        torch.testing.assert_close(graphed(x, y), eager(x, y), rtol=1e-4, atol=1e-5)
+    assert graphed.graphed
+    for (n, pa), pb in zip(a.named_parameters(), b.parameters()):
+        torch.testing.assert_close(pa, pb, rtol=1e-4, atol=1e-5, msg=n)
