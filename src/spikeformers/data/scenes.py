@@ -13,8 +13,9 @@ A pixel covered by several items is labelled with the last; `occlusion` says wha
 default, the recorded benchmarks' data) the brightest of them, so on about 13 % of the object pixels the
 label is not the item the pixel shows (benchmarks/scene_overlap.py); "opaque" the last, so every label
 is the item seen. Its box is the exact extent of its labelled pixels and its mask those pixels; an item
-left with fewer than `min_visible` labelled pixels is dropped. Training scenes use Fashion-MNIST's training images, test scenes its test images. The same seed
-gives the same scenes; they are built once and cached (`paths.cache_dir()/scenes`).
+left with fewer than `min_visible` labelled pixels is dropped. Training scenes use Fashion-MNIST's
+training images, test scenes its test images. The same seed gives the same scenes; they are built once
+and cached (`paths.cache_dir()/scenes`).
 """
 from __future__ import annotations
 
