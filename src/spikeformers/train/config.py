@@ -117,8 +117,7 @@ class RunSection:
     cuda_graph: str = "auto"  # replay forward+backward as one CUDA graph: "auto" (on CUDA where it can: not with
     # compile, nor sync_bn on several ranks; eager if the capture fails), "true" (required) or "false"
     tf32: bool = True  # CUDA: fp32 matmuls may use TF32, as cuDNN's convolutions do by default (false: IEEE fp32)
-    memory: str = "default"  # "recompute": recompute each block and the patch embedding in backward (less memory,
-    # same gradients, one more forward per step; train/recompute.py)
+    memory: str = "default"  # "recompute": blocks and patch-embedding stages rerun in backward (less memory, same gradients)
     sync_bn: bool = False  # data parallel: BatchNorm statistics over the global batch, not each rank's share
     max_steps: Optional[int] = None  # stop after this many steps (for tests and smoke runs)
     threads: Optional[int] = None  # CPU intra-op threads (None: torch's default); 1 avoids OpenMP stalls on busy machines
