@@ -33,8 +33,9 @@ from ..errors import ConfigError
 from .paths import cache_dir, cache_key, cached_arrays
 from .registry import DATASETS, create_dataset
 
-__all__ = ["SceneDataset", "compose_scenes", "fashion_mnist_scenes", "FASHION_CLASSES"]
+__all__ = ["SceneDataset", "compose_scenes", "draw_scene", "fashion_mnist_scenes", "FASHION_CLASSES", "TEST_SEED_OFFSET"]
 
+TEST_SEED_OFFSET = 1_000_003  # the test split's scenes are drawn with seed + this, apart from the training split's
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                    "Ankle boot")
 
@@ -203,7 +204,7 @@ def fashion_mnist_scenes(root: Optional[str] = None, *, size: int = 64, train: i
 
     def build() -> Dict[str, np.ndarray]:
         tr = compose_scenes(src.train_x, src.train_y, train, size, seed=seed, **opts)
-        te = compose_scenes(src.test_x, src.test_y, test, size, seed=seed + 1_000_003, **opts)
+        te = compose_scenes(src.test_x, src.test_y, test, size, seed=seed + TEST_SEED_OFFSET, **opts)
         return {f"{split}_{k}": t.numpy() for split, ts in (("train", tr), ("test", te))
                 for k, t in zip(("images", "boxes", "labels", "masks"), ts)}
 
