@@ -165,12 +165,12 @@ def test_overlap_is_labelled_with_the_later_item_and_shows_what_occlusion_says()
     first[:, :, :14] = 200
     second = torch.full((1, 28, 28), 100, dtype=torch.uint8)
     canvas, owner, shown = draw_scene(torch.stack([first, second]), torch.tensor([0, 1]), 28, (1.0, 1.0), 40,
-                                      torch.Generator().manual_seed(0))
+                                      torch.Generator().manual_seed(0), occlusion="max")
     assert (canvas[:, :14] == 200).all() and (canvas[:, 14:] == 100).all()
     assert (owner == 1).all()  # the later item owns every pixel it covers
     assert (shown[:, :14] == 0).all() and (shown[:, 14:] == 1).all()  # the brighter one is what the pixel shows
     canvas, owner2, shown = draw_scene(torch.stack([first, second]), torch.tensor([0, 1]), 28, (1.0, 1.0), 40,
-                                       torch.Generator().manual_seed(0), occlusion="opaque")
+                                       torch.Generator().manual_seed(0))  # the default: opaque
     assert (canvas == 100).all() and torch.equal(owner2, owner) and (shown == 1).all()  # the later one hides it
     x, y = items()
     max_scenes, opaque_scenes = (compose_scenes(x, y, 6, 64, seed=3, occlusion=o) for o in ("max", "opaque"))

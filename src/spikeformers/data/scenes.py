@@ -9,10 +9,11 @@ A `SceneDataset` holds each split as tensors:
 `fashion_mnist_scenes` composes 1 to `max_objects` real Fashion-MNIST items per canvas (S x S, black),
 each at a random scale (its 28 x 28 image resized to `scale` x 28, bilinear) and position fully inside
 the canvas; an item covers the pixels where its resized intensity exceeds `threshold`, in drawing order.
-A pixel covered by several items is labelled with the last; `occlusion` says what it shows: "max" (the
-default, the recorded benchmarks' data) the brightest of them, so on about 13 % of the object pixels the
-label is not the item the pixel shows (benchmarks/scene_overlap.py); "opaque" the last, so every label
-is the item seen. Its box is the exact extent of its labelled pixels and its mask those pixels; an item
+A pixel covered by several items is labelled with the last; `occlusion` says what it shows: "opaque" (the
+default) the last, so every label is the item seen; "max" (the default until 2026-11-28, the data of the
+benchmarks recorded before then) the brightest of them, so on 13.4 % of the object pixels the label is
+not the item the pixel shows and even an oracle that knows every class reaches only mIoU 0.80
+(benchmarks/scene_overlap.py). Its box is the exact extent of its labelled pixels and its mask those pixels; an item
 left with fewer than `min_visible` labelled pixels is dropped. Training scenes use Fashion-MNIST's
 training images, test scenes its test images. The same seed gives the same scenes; they are built once
 and cached (`paths.cache_dir()/scenes`).
@@ -110,7 +111,7 @@ class SceneDataset:
 @torch.no_grad()
 def compose_scenes(items: Tensor, item_labels: Tensor, n: int, size: int, *, max_objects: int = 6,
                    scale: Tuple[float, float] = (0.7, 1.3), threshold: int = 40, min_visible: int = 20,
-                   seed: int = 0, occlusion: str = "max") -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+                   seed: int = 0, occlusion: str = "opaque") -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     """`n` scenes of `size` x `size` from `items [K, 1, 28, 28]` uint8 with labels `[K]`: (images, boxes,
     labels, masks) as in the module docstring. Deterministic for a given `seed`."""
     _check_occlusion(occlusion)
@@ -126,7 +127,7 @@ def compose_scenes(items: Tensor, item_labels: Tensor, n: int, size: int, *, max
 
 
 def draw_scene(items: Tensor, picks: Tensor, size: int, scale: Tuple[float, float], threshold: int,
-               g: torch.Generator, occlusion: str = "max") -> Tuple[Tensor, Tensor, Tensor]:
+               g: torch.Generator, occlusion: str = "opaque") -> Tuple[Tensor, Tensor, Tensor]:
     """Draw `items[picks]` in order on one black canvas (module docstring): (canvas [S, S] float, owner [S, S]:
     the index in `picks` of the item a pixel is labelled with, -1 for background, shown [S, S]: the index of
     the item whose intensity the pixel shows). Where items overlap, owner is the later item; shown is the
@@ -185,7 +186,7 @@ def _compose(items, item_labels, n, size, max_objects, scale, threshold, min_vis
                    in_chans=1)
 def fashion_mnist_scenes(root: Optional[str] = None, *, size: int = 64, train: int = 12000, test: int = 1000,
                          max_objects: int = 6, scale_min: float = 0.7, scale_max: float = 1.3, seed: int = 0,
-                         occlusion: str = "max", events: bool = False, frames: int = 4) -> SceneDataset:
+                         occlusion: str = "opaque", events: bool = False, frames: int = 4) -> SceneDataset:
     """SYNTHETIC multi-object scenes of real Fashion-MNIST items (module docstring); `events=True`: their
     EMULATED event-camera frames (`emulated_dvs`'s sensor: saccades, log-intensity thresholds), for
     event-based detection in the style of Gen1."""
