@@ -13,8 +13,8 @@ A pixel covered by several items is labelled with the last; `occlusion` says wha
 default) the last, so every label is the item seen; "max" (the default until 2026-11-28, the data of the
 benchmarks recorded before then) the brightest of them, so on 13.4 % of the object pixels the label is
 not the item the pixel shows and even an oracle that knows every class reaches only mIoU 0.80
-(benchmarks/scene_overlap.py). Its box is the exact extent of its labelled pixels and its mask those pixels; an item
-left with fewer than `min_visible` labelled pixels is dropped. Training scenes use Fashion-MNIST's
+(benchmarks/scene_overlap.py). Its box is the exact extent of its labelled pixels and its mask those
+pixels; an item left with fewer than `min_visible` labelled pixels is dropped. Training scenes use Fashion-MNIST's
 training images, test scenes its test images. The same seed gives the same scenes; they are built once
 and cached (`paths.cache_dir()/scenes`).
 """
