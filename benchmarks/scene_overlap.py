@@ -3,7 +3,7 @@ pixels the label (the item drawn last) differs from the item whose intensity the
 brightest with `--occlusion max`, the dataset's default until 2026-11-28; with `opaque`, the last: none
 should differ), and the mIoU (background included) of an oracle that knows every item's class and labels each pixel with
 the item it shows: the ceiling of a segmenter that reads the image.
-Replays the generator's draws for the test split (`draw_scene`) and checks that it reproduces the
+Replays the generator's draws for the test split (`draw_scenes`) and checks that it reproduces the
 dataset's class maps exactly before counting. CPU, about 10 s.
 
     python benchmarks/scene_overlap.py --root .data/fashion-mnist [--n 1000]
@@ -16,7 +16,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 from spikeformers.data import create_dataset  # noqa: E402
-from spikeformers.data.scenes import TEST_SEED_OFFSET, draw_scene  # noqa: E402
+from spikeformers.data.scenes import TEST_SEED_OFFSET, draw_scenes  # noqa: E402
 
 p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 p.add_argument("--root", default=None, help="Fashion-MNIST folder (default: the data search path)")
@@ -27,14 +27,11 @@ a = p.parse_args()
 torch.set_num_threads(1)
 src = create_dataset("fashion_mnist", root=a.root)
 scenes = create_dataset("fashion_mnist_scenes", root=a.root, train=1, test=a.n, occlusion=a.occlusion)
-# the test split's draws (seed 0), in the generator's order (scenes.py: _compose)
-g = torch.Generator().manual_seed(TEST_SEED_OFFSET)
-counts = torch.randint(1, 7, (a.n,), generator=g)
 fg = differ = 0
 conf = torch.zeros(11, 11, dtype=torch.int64)  # [label, oracle's prediction], 0 background
-for i in range(a.n):
-    picks = torch.randint(0, len(src.test_x), (int(counts[i]),), generator=g)
-    _, owner, shown = draw_scene(src.test_x, picks, 64, (0.7, 1.3), 40, g, a.occlusion)
+# the test split's draws (seed 0, the dataset's defaults)
+draws = draw_scenes(src.test_x, a.n, 64, seed=TEST_SEED_OFFSET, occlusion=a.occlusion)
+for i, (picks, _, owner, shown) in enumerate(draws):
     mask = scenes.test_masks[i].long()
     labelled = mask > 0  # items left with < 20 visible pixels are dropped, with their pixels
     replay = src.test_y[picks][owner.clamp(min=0)] + 1

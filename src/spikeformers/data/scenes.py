@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Iterator, Optional, Tuple
 
 import numpy as np
 import torch
@@ -34,7 +34,7 @@ from ..errors import ConfigError
 from .paths import cache_dir, cache_key, cached_arrays
 from .registry import DATASETS, create_dataset
 
-__all__ = ["SceneDataset", "compose_scenes", "draw_scene", "fashion_mnist_scenes", "FASHION_CLASSES", "TEST_SEED_OFFSET"]
+__all__ = ["SceneDataset", "compose_scenes", "draw_scene", "draw_scenes", "fashion_mnist_scenes", "FASHION_CLASSES", "TEST_SEED_OFFSET"]
 
 TEST_SEED_OFFSET = 1_000_003  # the test split's scenes are drawn with seed + this, apart from the training split's
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
@@ -157,17 +157,26 @@ def _check_occlusion(occlusion: str) -> None:
         raise ConfigError(f"fashion_mnist_scenes: occlusion must be 'max' or 'opaque', got {occlusion!r}")
 
 
-def _compose(items, item_labels, n, size, max_objects, scale, threshold, min_visible, seed, occlusion):
+def draw_scenes(items: Tensor, n: int, size: int, *, max_objects: int = 6, scale: Tuple[float, float] = (0.7, 1.3),
+                threshold: int = 40, seed: int = 0,
+                occlusion: str = "opaque") -> Iterator[Tuple[Tensor, Tensor, Tensor, Tensor]]:
+    """The draws behind `compose_scenes`, scene by scene: (picks, the indices into `items` in drawing order,
+    and `draw_scene`'s canvas, owner, shown). Same arguments, same order of random numbers."""
     g = torch.Generator().manual_seed(seed)
-    K = len(items)
+    counts = torch.randint(1, max_objects + 1, (n,), generator=g)
+    for i in range(n):
+        picks = torch.randint(0, len(items), (int(counts[i]),), generator=g)
+        yield (picks,) + draw_scene(items, picks, size, scale, threshold, g, occlusion)
+
+
+def _compose(items, item_labels, n, size, max_objects, scale, threshold, min_visible, seed, occlusion):
     images = torch.zeros(n, 1, size, size, dtype=torch.uint8)
     masks = torch.zeros(n, size, size, dtype=torch.uint8)
     boxes = torch.zeros(n, max_objects, 4)
     labels = torch.full((n, max_objects), -1, dtype=torch.int64)
-    counts = torch.randint(1, max_objects + 1, (n,), generator=g)
-    for i in range(n):
-        picks = torch.randint(0, K, (int(counts[i]),), generator=g)
-        canvas, owner, _ = draw_scene(items, picks, size, scale, threshold, g, occlusion)
+    draws = draw_scenes(items, n, size, max_objects=max_objects, scale=scale, threshold=threshold, seed=seed,
+                        occlusion=occlusion)
+    for i, (picks, canvas, owner, _) in enumerate(draws):
         slot = 0
         for j, k in enumerate(picks.tolist()):
             vis = owner == j
