@@ -319,11 +319,24 @@ def _bn(bn, x):
         + bn.bias.view(shape)
 
 
-def test_fine_refinement_equals_a_written_out_reference():
+def _up2_bilinear(z):
+    """2x bilinear upsampling (half-pixel centres, edges clamped), written out: output i reads source
+    (i + 0.5) / 2 - 0.5, i.e. 0.75 of its own source pixel and 0.25 of the neighbour on its side."""
+    def axis(z, dim):
+        n = z.shape[dim]
+        idx = torch.arange(2 * n)
+        own, other = idx // 2, (idx // 2 + torch.where(idx % 2 == 0, -1, 1)).clamp(0, n - 1)
+        return 0.75 * z.index_select(dim, own) + 0.25 * z.index_select(dim, other)
+    return axis(axis(z, -1), -2)
+
+
+@pytest.mark.parametrize("coarse_logits", [False, True])
+def test_fine_refinement_equals_a_written_out_reference(coarse_logits):
     from spikeformers.layers.seg_head import SpikingFPNHead
 
     torch.manual_seed(0)
-    head = SpikingFPNHead([3, 5], num_outputs=4, dim=6, neuron=torch.nn.Identity, fine_dim=2, in_chans=1).eval()
+    head = SpikingFPNHead([3, 5], num_outputs=4, dim=6, neuron=torch.nn.Identity, fine_dim=2, in_chans=1,
+                          coarse_logits=coarse_logits).eval()
     for m in head.modules():  # non-trivial BN statistics
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-1, 1), m.running_var.uniform_(0.5, 2), m.weight.data.uniform_(0.5, 2)
@@ -341,6 +354,10 @@ def test_fine_refinement_equals_a_written_out_reference():
         c = _bn(head.coarse.bn, conv(head.coarse, s)).repeat_interleave(2, -1).repeat_interleave(2, -2)
         r = c + _bn(head.fine_in.bn, conv(head.fine_in, x[t]))
         want.append(torch.nn.functional.conv2d(r, head.classifier.weight, head.classifier.bias, padding=1))
+        if coarse_logits:  # plus the fused map's own class logits, upsampled
+            w = head.coarse_classifier
+            want[-1] = want[-1] + _up2_bilinear(torch.einsum("kc,bchw->bkhw", w.weight[:, :, 0, 0], s)
+                                                + w.bias.view(1, -1, 1, 1))
     torch.testing.assert_close(out, torch.stack(want).mean(0), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="needs the encoded input"):
         head([f0, f1], 8)
@@ -372,7 +389,7 @@ def test_fine_refinement_sees_single_pixels_of_the_input():
         assert layers[name].analog_first and layers[name].mac == pytest.approx(raw[name].ops / fine.backbone.cfg.T)
     coarse = create_model("fpn_segmenter", fine_dim=0, **kw).eval()
     assert coarse.head.fine_dim == 0 and not hasattr(coarse.head, "fine_in") and coarse(x).shape == (1, 4, 32, 32)
-    with pytest.raises(ValueError, match="fine_dim .* does not apply to a detector"):
+    with pytest.raises(ValueError, match="fine_dim and coarse_logits .* do not apply to a detector"):
         create_model("fcos_detector", fine_dim=4, backbone_opts=SMALL, img_size=32)
 
 

@@ -12,6 +12,8 @@ finest map has stride 2 or 4; from the fashion_mnist_scenes test masks, a perfec
 
     fine:     R = SN(up(BN(Conv1x1(S))) + BN(Conv3x3(X)))   [T, B, fine_dim, H, W]; X the encoded input
     read-out: logits = mean over T of Conv3x3(R)             [B, classes + 1, H, W]
+              (+ bilinear up(Conv1x1(S)) with `coarse_logits`: the fused map's own class logits, so the
+              class need not pass the fine_dim spike channels, which then only correct the edges)
 
 (up: nearest, so the 1x1 conv runs at the coarse size.) X is what the backbone's first conv reads
 (the direct-encoded image, or event frames), as in U-Net's and DeepLabv3+'s low-level skips.
@@ -37,10 +39,12 @@ READOUTS = ("membrane", "rate")
 class SpikingFPNHead(nn.Module):
     """Args: in_chs (channels of each level, finest first), num_outputs (classes + background), dim,
     neuron (a factory), readout ("membrane" | "rate"), fine_dim (channels of the full-resolution
-    refinement; 0: none), in_chans (the input's channels, for the refinement)."""
+    refinement; 0: none), in_chans (the input's channels, for the refinement), coarse_logits (with
+    fine_dim: add the fused map's own upsampled class logits to the refinement's; without, the logits are
+    the fused map's anyway)."""
 
     def __init__(self, in_chs: Sequence[int], num_outputs: int, dim: int, neuron: Callable[..., nn.Module],
-                 readout: str = "membrane", fine_dim: int = 0, in_chans: int = 1):
+                 readout: str = "membrane", fine_dim: int = 0, in_chans: int = 1, coarse_logits: bool = False):
         super().__init__()
         if readout not in READOUTS:
             raise ValueError(f"unknown read-out {readout!r}; valid: {', '.join(READOUTS)}")
@@ -56,7 +60,9 @@ class SpikingFPNHead(nn.Module):
             self.fine_in = ConvBN(in_chans, fine_dim, kernel_size=3)
             self.fine_neuron = neuron()
             self.classifier = nn.Conv2d(fine_dim, num_outputs, 3, padding=1)
-        else:
+            self.coarse_classifier = nn.Conv2d(dim, num_outputs, 1) if coarse_logits else None
+        else:  # the logits are the coarse map's own: coarse_logits changes nothing
+
             self.classifier = nn.Conv2d(dim, num_outputs, 1)
         self.out_neuron = neuron() if readout == "rate" else None
 
@@ -73,8 +79,14 @@ class SpikingFPNHead(nn.Module):
             if x is None:
                 raise ValueError("a segmentation head with fine_dim > 0 needs the encoded input")
             up = unfold(F.interpolate(fold(self.coarse(s)), size=x.shape[-2:], mode="nearest"), T)
-            s = self.fine_neuron(up + self.fine_in(x))
-        out = unfold(self.classifier(fold(s)), T)  # [T, B, K, h, w]
+            r = self.fine_neuron(up + self.fine_in(x))
+            out = unfold(self.classifier(fold(r)), T)  # [T, B, K, H, W]
+            if self.coarse_classifier is not None:
+                coarse = F.interpolate(self.coarse_classifier(fold(s)), size=x.shape[-2:], mode="bilinear",
+                                       align_corners=False)
+                out = out + unfold(coarse, T)
+        else:
+            out = unfold(self.classifier(fold(s)), T)  # [T, B, K, h, w]
         if self.out_neuron is not None:
             out = self.out_neuron(out)
         out = out.mean(0)

@@ -41,6 +41,7 @@ class DenseConfig:
     num_classes: int = 10  # object classes (segmentation adds the background)
     head_dim: int = 64  # channels of the head
     fine_dim: int = 0  # segmentation: channels of the full-resolution refinement (seg_head.py; 0: none)
+    coarse_logits: bool = False  # segmentation with fine_dim: add the fused map's own class logits (seg_head.py)
     readout: str = "membrane"  # segmentation: "membrane" (mean classifier output) or "rate" (firing rate)
     T: Optional[int] = None  # the options below go to the backbone (None: its own)
     attention: Optional[str] = None
@@ -72,7 +73,7 @@ class FPNSegmenter(_Dense):
     def __init__(self, cfg: DenseConfig):
         super().__init__(cfg)
         self.head = SpikingFPNHead(self.in_chs, cfg.num_classes + 1, cfg.head_dim, self.neuron, cfg.readout,
-                                   cfg.fine_dim, self.backbone.cfg.in_chans)
+                                   cfg.fine_dim, self.backbone.cfg.in_chans, cfg.coarse_logits)
 
     def forward(self, x: Tensor) -> Tensor:
         # encoded once and made contiguous, so the backbone's first conv and the refinement (fine_dim) read
@@ -85,9 +86,9 @@ class FCOSDetector(_Dense):
     """`forward(x) -> {"cls", "box", "ctr"}` at every location of the chosen levels (see the module docstring)."""
 
     def __init__(self, cfg: DenseConfig):
-        if cfg.fine_dim:
-            raise ValueError(f"fine_dim (the segmenter's full-resolution refinement) does not apply to a detector; got "
-                             f"fine_dim={cfg.fine_dim}")
+        if cfg.fine_dim or cfg.coarse_logits:
+            raise ValueError(f"fine_dim and coarse_logits (the segmenter's full-resolution refinement) do not apply to a "
+                             f"detector; got fine_dim={cfg.fine_dim}, coarse_logits={cfg.coarse_logits}")
         super().__init__(cfg)
         self.head = SpikingFCOSHead(self.in_chs, self.strides, cfg.num_classes, cfg.head_dim, self.neuron)
 
@@ -110,7 +111,7 @@ def _dense(cls, defaults: Dict[str, Any], overrides: Dict[str, Any]):
 @register_model(family="dense", note="spiking FPN segmentation head on a backbone (default Spikformer 2 x 128)")
 def fpn_segmenter(**kw):
     return _dense(FPNSegmenter, dict(backbone="spikformer_8_384", backbone_opts=_SMALL, out_indices=(1, 2, 4),
-                                     fine_dim=32), kw)
+                                     fine_dim=32, coarse_logits=True), kw)
 
 
 @register_model(family="dense", note="spiking FCOS detection head on a backbone (default Spikformer 2 x 128)")
