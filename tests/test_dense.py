@@ -330,13 +330,13 @@ def _up2_bilinear(z):
     return axis(axis(z, -1), -2)
 
 
-@pytest.mark.parametrize("coarse_logits", [False, True])
-def test_fine_refinement_equals_a_written_out_reference(coarse_logits):
+@pytest.mark.parametrize("coarse_logits, readout", [(False, "membrane"), (True, "membrane"), (True, "rate")])
+def test_fine_refinement_equals_a_written_out_reference(coarse_logits, readout):
     from spikeformers.layers.seg_head import SpikingFPNHead
 
-    torch.manual_seed(0)
+    torch.manual_seed(0)  # identity neurons: the rate read-out sums per time step, the membrane one averages first
     head = SpikingFPNHead([3, 5], num_outputs=4, dim=6, neuron=torch.nn.Identity, fine_dim=2, in_chans=1,
-                          coarse_logits=coarse_logits).eval()
+                          coarse_logits=coarse_logits, readout=readout).eval()
     for m in head.modules():  # non-trivial BN statistics
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-1, 1), m.running_var.uniform_(0.5, 2), m.weight.data.uniform_(0.5, 2)

@@ -12,8 +12,9 @@ finest map has stride 2 or 4; from the fashion_mnist_scenes test masks, a perfec
 
     fine:     R = SN(up(BN(Conv1x1(S))) + BN(Conv3x3(X)))   [T, B, fine_dim, H, W]; X the encoded input
     read-out: logits = mean over T of Conv3x3(R)             [B, classes + 1, H, W]
-              (+ bilinear up(Conv1x1(S)) with `coarse_logits`: the fused map's own class logits, so the
-              class need not pass the fine_dim spike channels, which then only correct the edges)
+              (+ bilinear up(mean over T of Conv1x1(S)) with `coarse_logits`: the fused map's own class
+              logits, so the class need not pass the fine_dim spike channels, which then only correct
+              the edges)
 
 (up: nearest, so the 1x1 conv runs at the coarse size.) X is what the backbone's first conv reads
 (the direct-encoded image, or event frames), as in U-Net's and DeepLabv3+'s low-level skips.
@@ -82,9 +83,10 @@ class SpikingFPNHead(nn.Module):
             r = self.fine_neuron(up + self.fine_in(x))
             out = unfold(self.classifier(fold(r)), T)  # [T, B, K, H, W]
             if self.coarse_classifier is not None:
-                coarse = F.interpolate(self.coarse_classifier(fold(s)), size=x.shape[-2:], mode="bilinear",
-                                       align_corners=False)
-                out = out + unfold(coarse, T)
+                coarse = unfold(self.coarse_classifier(fold(s)), T)
+                if self.out_neuron is None:  # membrane read-out: linear, so average over T before upsampling
+                    return out.mean(0) + _upsample(coarse.mean(0), x.shape[-2:])
+                out = out + unfold(_upsample(fold(coarse), x.shape[-2:]), T)
         else:
             out = unfold(self.classifier(fold(s)), T)  # [T, B, K, h, w]
         if self.out_neuron is not None:
@@ -93,3 +95,10 @@ class SpikingFPNHead(nn.Module):
         if out.shape[-2:] == (size, size):  # the refinement already reads out at the input's size
             return out
         return F.interpolate(out, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def _upsample(logits: Tensor, size) -> Tensor:
+    """Bilinear upsampling of class logits in fp32: its backward accumulates with atomic adds, slow in bf16.
+    (With a per-T bf16 version the T = 4 segmenter ran 20 % fewer images/s on an H200, BENCHMARKS.md
+    section 7; this version's speed is not measured yet.)"""
+    return F.interpolate(logits.float(), size=size, mode="bilinear", align_corners=False)
