@@ -63,7 +63,6 @@ class SpikingFPNHead(nn.Module):
             self.classifier = nn.Conv2d(fine_dim, num_outputs, 3, padding=1)
             self.coarse_classifier = nn.Conv2d(dim, num_outputs, 1) if coarse_logits else None
         else:  # the logits are the coarse map's own: coarse_logits changes nothing
-
             self.classifier = nn.Conv2d(dim, num_outputs, 1)
         self.out_neuron = neuron() if readout == "rate" else None
 
@@ -76,6 +75,7 @@ class SpikingFPNHead(nn.Module):
             up = unfold(F.interpolate(fold(p), size=f.shape[-2:], mode="nearest"), T)
             p = up + lat(f)
         s = self.neuron2(self.fuse(self.neuron1(p)))
+        coarse = None
         if self.fine_dim:
             if x is None:
                 raise ValueError("a segmentation head with fine_dim > 0 needs the encoded input")
@@ -84,14 +84,16 @@ class SpikingFPNHead(nn.Module):
             out = unfold(self.classifier(fold(r)), T)  # [T, B, K, H, W]
             if self.coarse_classifier is not None:
                 coarse = unfold(self.coarse_classifier(fold(s)), T)
-                if self.out_neuron is None:  # membrane read-out: linear, so average over T before upsampling
-                    return out.mean(0) + _upsample(coarse.mean(0), x.shape[-2:])
-                out = out + unfold(_upsample(fold(coarse), x.shape[-2:]), T)
         else:
             out = unfold(self.classifier(fold(s)), T)  # [T, B, K, h, w]
         if self.out_neuron is not None:
-            out = self.out_neuron(out)
-        out = out.mean(0)
+            if coarse is not None:  # the neuron reads each step's sum
+                out = out + unfold(_upsample(fold(coarse), out.shape[-2:]), T)
+            out = self.out_neuron(out).mean(0)
+        else:
+            out = out.mean(0)
+            if coarse is not None:  # linear: averaged over T first, upsampled once
+                out = out + _upsample(coarse.mean(0), out.shape[-2:])
         if out.shape[-2:] == (size, size):  # the refinement already reads out at the input's size
             return out
         return F.interpolate(out, size=(size, size), mode="bilinear", align_corners=False)
