@@ -19,3 +19,11 @@ python -m spikeformers train configs/fpn_segmenter_fashion_mnist_scenes.yaml "$b
   data.options.train=8000 model.T=1 twin=ann model.head_dim=32 model.fine_dim=16 epochs=20 \
   schedule.warmup_epochs=0.5 run.out_dir=/tmp/ab4 run.name=A2long run.threads=1 -q &
 wait
+# then, side by side the same way, two variants of the integer-spike model: 8 spikes per step, and lr 3e-3
+python -m spikeformers train configs/fpn_segmenter_fashion_mnist_scenes.yaml "$bb" data.root=.data/fashion-mnist \
+  data.options.train=8000 model.T=1 model.neuron=ilif "model.neuron_opts={max_spikes: 8}" model.head_dim=32 \
+  model.fine_dim=16 epochs=20 schedule.warmup_epochs=0.5 run.out_dir=/tmp/ab5 run.name=I1d8 run.threads=1 -q &
+python -m spikeformers train configs/fpn_segmenter_fashion_mnist_scenes.yaml "$bb" data.root=.data/fashion-mnist \
+  data.options.train=8000 model.T=1 model.neuron=ilif optim.lr=3e-3 model.head_dim=32 \
+  model.fine_dim=16 epochs=20 schedule.warmup_epochs=0.5 run.out_dir=/tmp/ab5 run.name=I1lr3 run.threads=1 -q &
+wait
