@@ -96,11 +96,12 @@ class SpikingFPNHead(nn.Module):
                 out = out + _upsample(coarse.mean(0), out.shape[-2:])
         if out.shape[-2:] == (size, size):  # the refinement already reads out at the input's size
             return out
-        return F.interpolate(out, size=(size, size), mode="bilinear", align_corners=False)
+        return _upsample(out, (size, size))
 
 
 def _upsample(logits: Tensor, size) -> Tensor:
-    """Bilinear upsampling of class logits in fp32: its backward accumulates with atomic adds, slow in bf16.
+    """Bilinear upsampling of class logits (both read-out sizes) in fp32: its backward accumulates with
+    atomic adds, slow in bf16.
     (With a per-T bf16 version the T = 4 segmenter ran 20 % fewer images/s on an H200, BENCHMARKS.md
     section 7; this version's speed is not measured yet.)"""
     return F.interpolate(logits.float(), size=size, mode="bilinear", align_corners=False)
