@@ -14,3 +14,10 @@ cd $O && tar czf seg.tgz seg_next && rm -rf seg_next
 # carry: .data/fashion-mnist (raw Fashion-MNIST idx.gz), .whl (wheels for the machine's Python)
 # Its ANN twin is the twin of ../seg_h200x2_T2_coarse_20min (twin=ann is T = 1 with ReLUs whatever the
 # neuron and T: the same model), 20 training minutes alone on an H200: mIoU 0.771.
+# the figure miou_curves.png, from the repository root:
+#   R=benchmarks/results/2026-11-28 && python benchmarks/plot_runs.py --metric test_miou --target 0.75 \
+#     --out $R/seg_ilif_T1_h200_20min/miou_curves.png \
+#     "SNN, I-LIF, T = 1 (recipe now)=$R/seg_ilif_T1_h200_20min/seg_snn_ilif_T1.metrics.jsonl" \
+#     "ANN twin, coarse logits=$R/seg_h200x2_T2_coarse_20min/seg_ann.metrics.jsonl" \
+#     "SNN, LIF, T = 4, no coarse logits=$R/dense_h200x4_opaque_20min/seg_snn.metrics.jsonl" \
+#     "SNN, LIF, T = 2, coarse logits=$R/seg_h200x2_T2_coarse_20min/seg_snn.metrics.jsonl"
