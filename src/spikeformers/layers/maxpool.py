@@ -26,6 +26,10 @@ _FWD_BLOCKS = dict(BLOCK_P=16, BLOCK_C=64)
 _BWD_BLOCKS = dict(BLOCK_P=32, BLOCK_C=64)
 
 
+def _grid(pixels: int, C: int, blocks: dict) -> Tuple[int, int]:
+    return -(-pixels // blocks["BLOCK_P"]), -(-C // blocks["BLOCK_C"])
+
+
 def _pair(v) -> Tuple[int, int]:
     return (v, v) if isinstance(v, int) else tuple(v)
 
@@ -42,8 +46,7 @@ class _MaxPoolFunction(torch.autograd.Function):
         y = torch.empty((N, C, OH, OW), dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
         idx = torch.empty_like(y, dtype=torch.int8) if save else y
         P = N * OH * OW
-        grid = (-(-P // _FWD_BLOCKS["BLOCK_P"]), -(-C // _FWD_BLOCKS["BLOCK_C"]))
-        launch(pool_forward, grid, (x, y, idx, P, H, W, OH, OW, C),
+        launch(pool_forward, _grid(P, C, _FWD_BLOCKS), (x, y, idx, P, H, W, OH, OW, C),
                dict(KH=kernel[0], KW=kernel[1], SH=stride[0], SW=stride[1], PH=padding[0], PW=padding[1], SAVE=save,
                     **_FWD_BLOCKS), dict(num_warps=4))
         if save:
@@ -63,8 +66,7 @@ class _MaxPoolFunction(torch.autograd.Function):
         g = g.contiguous(memory_format=torch.channels_last)
         gx = torch.empty((N, C, H, W), dtype=g.dtype, device=g.device, memory_format=torch.channels_last)
         Q = N * H * W
-        grid = (-(-Q // _BWD_BLOCKS["BLOCK_P"]), -(-C // _BWD_BLOCKS["BLOCK_C"]))
-        launch(pool_backward, grid, (g, idx, gx, Q, H, W, idx.shape[2], idx.shape[3], C),
+        launch(pool_backward, _grid(Q, C, _BWD_BLOCKS), (g, idx, gx, Q, H, W, idx.shape[2], idx.shape[3], C),
                dict(KH=kernel[0], KW=kernel[1], SH=stride[0], SW=stride[1], PH=padding[0], PW=padding[1], **_BWD_BLOCKS),
                dict(num_warps=4))
         return gx, None, None, None, None
