@@ -3,6 +3,7 @@
     python benchmarks/step_profile.py            (needs CUDA; a diagnostic, not a peer benchmark: NOTES.md)
     python benchmarks/step_profile.py --by-op    (also: aten ops with their input shapes, by GPU time)
     python benchmarks/step_profile.py --model spikformer_8_512 --batch 32 --fp32 [--sj]   # ImageNet scale, fp32
+    python benchmarks/step_profile.py --unfused  (BatchNorm and the neuron after it as two ops: the fusion's A/B)
                                                  (--sj: SpikingJelly's Spikformer of the same sizes instead of ours)
 """
 import os
@@ -16,16 +17,19 @@ import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
+from spikeformers.layers import bn_fire  # noqa: E402
 from spikeformers.models import create_model  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--model", default="spikformer_4_384"); ap.add_argument("--batch", type=int, default=64)
 ap.add_argument("--fp32", action="store_true"); ap.add_argument("--sj", action="store_true")
 ap.add_argument("--by-op", action="store_true")
+ap.add_argument("--unfused", action="store_true", help="BatchNorm and the neuron after it as two ops (layers/bn_fire.py off)")
 args = ap.parse_args()
 torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # as bench model does
 torch.backends.cudnn.benchmark = True
 torch.manual_seed(0)
+bn_fire.ENABLED = not args.unfused
 dev = "cuda"
 if args.sj:
     from spikeformers.bench import model as bm  # noqa: E402
@@ -58,6 +62,7 @@ for e in prof.key_averages():
     k = ("gemm/conv" if any(s in n for s in ("gemm", "cutlass", "sm90", "conv", "xmma", "cublas", "nvjet")) else
          "batchnorm" if ("batch_norm" in n or "bn_" in n or "batchnorm" in n or "welford" in n
                          or n.startswith(("partial_sums", "finalize_", "affine"))) else  # ours: layers/triton_bn.py
+         "bn+neuron (ours)" if n.startswith("bn_lif_") else  # layers/triton_bn_lif.py
          "neuron (ours)" if ("lif_" in n or "ternary_" in n or "asn_" in n) else
          "copy/transpose" if ("copy" in n or "transpose" in n or "contiguous" in n) else
          "elementwise" if ("elementwise" in n or "vectorized" in n or "unrolled" in n) else

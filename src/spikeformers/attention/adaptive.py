@@ -19,6 +19,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
+from ..layers.bn_fire import fire
 from ..neurons.homeostasis import Homeostatic
 from .base import AxisSum, SpikingAttention, merge_heads, register_attention, split_heads
 
@@ -88,7 +89,7 @@ class AdaptiveAttention(SpikingAttention):
     def project(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         T, h = x.shape[0], self.num_heads
         rate = lambda s: split_heads(self.count(s), h) / T  # noqa: E731  [1, B, H, N, d] in [0, 1]
-        return rate(self.q_neuron(self.q(x))), rate(self.k_neuron(self.k(x))), rate(self.v_neuron(self.v(x)))
+        return rate(fire(self.q, self.q_neuron, x)), rate(fire(self.k, self.k_neuron, x)), rate(fire(self.v, self.v_neuron, x))
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         return self.product(q, k, v)

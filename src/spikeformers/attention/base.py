@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._registry import Registry, check_options
+from ..layers.bn_fire import fire
 from ..layers.norm import NORMS, create_linear_norm
 from ..neurons.registry import neuron_factory
 from .causal import CausalLinearProduct
@@ -175,8 +176,8 @@ class SpikingAttention(nn.Module):
         """Default: Q, K, V = neuron(BN(Linear(x))) per head, from `q`/`k`/`v` and `*_neuron` (SSA,
         A2OS2A and bipolar differ only in those neurons)."""
         h = self.num_heads
-        return (split_heads(self.q_neuron(self.q(x)), h), split_heads(self.k_neuron(self.k(x)), h),
-                split_heads(self.v_neuron(self.v(x)), h))
+        return (split_heads(fire(self.q, self.q_neuron, x), h), split_heads(fire(self.k, self.k_neuron, x), h),
+                split_heads(fire(self.v, self.v_neuron, x), h))
 
     def attend(self, *qkv: Tensor) -> Tensor:
         """Default: the spiking output of `product(q, k, v)` through `attn_neuron`."""
@@ -185,7 +186,7 @@ class SpikingAttention(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         self._check(x)
         y = merge_heads(self.attend(*self.project(x)))
-        return self.proj_neuron(self.proj(y))
+        return fire(self.proj, self.proj_neuron, y)
 
 
 def unused_parameter_names(model: nn.Module) -> Set[str]:

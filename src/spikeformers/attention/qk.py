@@ -15,6 +15,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from torch import Tensor
 
+from ..layers.bn_fire import fire
 from .base import AxisSum, Hadamard, SpikingAttention, check_flag, register_attention, split_heads
 
 __all__ = ["QKAttention", "QKTokenAttention", "QKChannelAttention"]
@@ -45,7 +46,7 @@ class QKAttention(SpikingAttention):
 
     def project(self, x: Tensor) -> Tuple[Tensor, Tensor]:
         h = self.num_heads
-        return split_heads(self.q_neuron(self.q(x)), h), split_heads(self.k_neuron(self.k(x)), h)
+        return split_heads(fire(self.q, self.q_neuron, x), h), split_heads(fire(self.k, self.k_neuron, x), h)
 
     def attend(self, q: Tensor, k: Tensor) -> Tensor:
         return self.mask(self.attn_neuron(self.q_sum(q)), k)

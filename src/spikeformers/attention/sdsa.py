@@ -23,6 +23,7 @@ import math
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..layers.bn_fire import fire
 from .base import AxisSum, Hadamard, SpikingAttention, check_flag, register_attention, split_heads
 
 __all__ = ["SDSA", "Erode"]
@@ -82,7 +83,7 @@ class SDSA(SpikingAttention):
 
     def project(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         h = self.num_heads
-        q, k, v = self.q_neuron(self.q(x)), self.k_neuron(self.k(x)), self.v_neuron(self.v(x))
+        q, k, v = fire(self.q, self.q_neuron, x), fire(self.k, self.k_neuron, x), fire(self.v, self.v_neuron, x)
         if self.erode is not None:
             k, v = self.erode.grid(k), self.erode.grid(v)
         return split_heads(q, h), split_heads(k, h), split_heads(v, h)

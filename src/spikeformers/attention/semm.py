@@ -22,6 +22,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from torch import Tensor
 
+from ..layers.bn_fire import fire
 from .base import AttentionProduct, AxisSum, Hadamard, SpikingAttention, register_attention, split_heads
 
 __all__ = ["SEMM"]
@@ -62,10 +63,10 @@ class SEMM(SpikingAttention):
         self.mix = AxisSum(dim=2)  # sum over experts
 
     def project(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-        q = split_heads(self.q_neuron(self.q(x)), self.num_experts)  # [T, B, E, N, d_e]
-        k = self.k_neuron(self.k(x)).unsqueeze(2)  # [T, B, 1, N, d_e]
-        v = self.v_neuron(self.v(x)).unsqueeze(2)  # [T, B, 1, N, D]
-        r = self.router_neuron(self.router(x)).transpose(2, 3).unsqueeze(-1)  # [T, B, N, E] -> [T, B, E, N, 1]
+        q = split_heads(fire(self.q, self.q_neuron, x), self.num_experts)  # [T, B, E, N, d_e]
+        k = fire(self.k, self.k_neuron, x).unsqueeze(2)  # [T, B, 1, N, d_e]
+        v = fire(self.v, self.v_neuron, x).unsqueeze(2)  # [T, B, 1, N, D]
+        r = fire(self.router, self.router_neuron, x).transpose(2, 3).unsqueeze(-1)  # [T, B, N, E] -> [T, B, E, N, 1]
         return q, k, v, r
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor, r: Tensor) -> Tensor:

@@ -10,18 +10,19 @@ TRITON_INTERPRET=1, which is how the CPU tests run them). Measured speed: BENCHM
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["BatchNorm1d", "BatchNorm2d"]
+__all__ = ["BatchNorm1d", "BatchNorm2d", "batch_statistics", "backward_from_sums"]
 
 _BACKENDS = ("auto", "torch", "triton")
 _DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
 _FINAL = dict(BLOCK_P=64, BLOCK_C=32)  # the finalize kernels: 32 channels per program
+_OPTS = dict(num_warps=4)
 
 
 def _plan(M: int, C: int):
@@ -34,6 +35,46 @@ def _plan(M: int, C: int):
     return -(-M // rows), rows, nc, bc
 
 
+def batch_statistics(x: Tensor, weight: Tensor, bias: Tensor, running_mean: Tensor, running_var: Tensor,
+                     momentum: float, eps: float, pre_bias: Optional[Tensor]) -> Tensor:
+    """BN's forward statistics of x [M, C] as fp32 [4, C] (mean, invstd, scale, shift: the output is
+    x * scale + shift); updates the running statistics in place."""
+    from ..neurons.kernels.launch import launch
+    from .triton_bn import finalize_forward, partial_sums
+
+    M, C = x.shape
+    P, rows, nc, bc = _plan(M, C)
+    part = x.new_empty((2, P, C), dtype=torch.float32)
+    stats = x.new_empty((4, C), dtype=torch.float32)
+    mean, invstd, scale, shift = stats.unbind(0)
+    launch(partial_sums, (P, nc), (x, x, x, part, M, C, rows), dict(PRODUCT=False, BLOCK_M=32, BLOCK_C=bc), _OPTS)
+    pre = x if pre_bias is None else pre_bias
+    launch(finalize_forward, (-(-C // 32),), (part, x, weight, bias, running_mean, running_var, mean, invstd, scale,
+                                              shift, pre, part.shape[1], M, C, float(momentum), float(eps)),
+           dict(UPDATE=True, PRE=pre_bias is not None, **_FINAL), _OPTS)
+    return stats
+
+
+def backward_from_sums(part: Tensor, gy: Tensor, x: Tensor, weight: Tensor, mean: Tensor, invstd: Tensor,
+                       need_gx: bool) -> Tuple[Optional[Tensor], Tensor, Tensor]:
+    """(dL/dx or None, dL/dweight, dL/dbias) from the [2, P, C] partial sums of dL/dy and dL/dy * (x - mean)."""
+    from ..neurons.kernels.launch import launch
+    from .triton_bn import affine, finalize_backward
+
+    M, C = x.shape
+    coef = x.new_empty((5, C), dtype=torch.float32)
+    dw, db, a, b, c = coef.unbind(0)
+    launch(finalize_backward, (-(-C // 32),), (part, weight, mean, invstd, dw, db, a, b, c, part.shape[1], M, C),
+           dict(_FINAL), _OPTS)
+    gx = None
+    if need_gx:
+        bc = _plan(M, C)[3]
+        gx = torch.empty_like(x)
+        launch(affine, (-(-M // 64), -(-C // bc)), (gy, x, gx, a, b, c, M, C), dict(TWO=True, BLOCK_M=64, BLOCK_C=bc),
+               _OPTS)
+    return gx, dw.to(weight.dtype), db.to(weight.dtype)
+
+
 class _BatchNormFunction(torch.autograd.Function):
     """`apply(x [M, C], weight, bias, running_mean, running_var, momentum, eps, pre_bias)`; updates the
     running statistics in place. `pre_bias` (or None): a per-channel bias that x still lacks (see
@@ -43,22 +84,15 @@ class _BatchNormFunction(torch.autograd.Function):
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, running_mean: Tensor, running_var: Tensor,
                 momentum: float, eps: float, pre_bias: Optional[Tensor] = None) -> Tensor:
         from ..neurons.kernels.launch import launch
-        from .triton_bn import affine, finalize_forward, partial_sums
+        from .triton_bn import affine
 
         M, C = x.shape
-        P, rows, nc, bc = _plan(M, C)
-        part = x.new_empty((2, P, C), dtype=torch.float32)
-        stats = x.new_empty((4, C), dtype=torch.float32)
-        mean, invstd, scale, shift = stats.unbind(0)
-        opts = dict(num_warps=4)
-        launch(partial_sums, (P, nc), (x, x, x, part, M, C, rows), dict(PRODUCT=False, BLOCK_M=32, BLOCK_C=bc), opts)
-        pre = x if pre_bias is None else pre_bias
-        launch(finalize_forward, (-(-C // 32),), (part, x, weight, bias, running_mean, running_var, mean, invstd, scale,
-                                                  shift, pre, P, M, C, float(momentum), float(eps)),
-               dict(UPDATE=True, PRE=pre_bias is not None, **_FINAL), opts)
+        mean, invstd, scale, shift = batch_statistics(x, weight, bias, running_mean, running_var, momentum, eps,
+                                                      pre_bias).unbind(0)
         y = torch.empty_like(x)
-        launch(affine, (-(-M // 64), nc), (x, x, y, scale, scale, shift, M, C), dict(TWO=False, BLOCK_M=64, BLOCK_C=bc),
-               opts)
+        bc = _plan(M, C)[3]
+        launch(affine, (-(-M // 64), -(-C // bc)), (x, x, y, scale, scale, shift, M, C),
+               dict(TWO=False, BLOCK_M=64, BLOCK_C=bc), _OPTS)
         ctx.save_for_backward(x, weight, mean, invstd)
         ctx.pre_bias = pre_bias is not None
         return y
@@ -66,25 +100,21 @@ class _BatchNormFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gy: Tensor):
         from ..neurons.kernels.launch import launch
-        from .triton_bn import affine, finalize_backward, partial_sums
+        from .triton_bn import partial_sums
 
         x, weight, mean, invstd = ctx.saved_tensors
         gy = gy.contiguous()
         M, C = x.shape
         P, rows, nc, bc = _plan(M, C)
         part = x.new_empty((2, P, C), dtype=torch.float32)
-        coef = x.new_empty((5, C), dtype=torch.float32)
-        dw, db, a, b, c = coef.unbind(0)
-        opts = dict(num_warps=4)
-        launch(partial_sums, (P, nc), (gy, x, mean, part, M, C, rows), dict(PRODUCT=True, BLOCK_M=32, BLOCK_C=bc), opts)
-        launch(finalize_backward, (-(-C // 32),), (part, weight, mean, invstd, dw, db, a, b, c, P, M, C), dict(_FINAL), opts)
-        gx = None
-        if ctx.needs_input_grad[0]:
-            gx = torch.empty_like(x)
-            launch(affine, (-(-M // 64), nc), (gy, x, gx, a, b, c, M, C), dict(TWO=True, BLOCK_M=64, BLOCK_C=bc), opts)
-        # batch statistics remove any per-channel shift of x, so the folded bias gets a zero gradient
-        gpre = weight.new_zeros(weight.shape) if ctx.pre_bias and ctx.needs_input_grad[7] else None
-        return gx, dw.to(weight.dtype), db.to(weight.dtype), None, None, None, None, gpre
+        launch(partial_sums, (P, nc), (gy, x, mean, part, M, C, rows), dict(PRODUCT=True, BLOCK_M=32, BLOCK_C=bc), _OPTS)
+        gx, dw, db = backward_from_sums(part, gy, x, weight, mean, invstd, ctx.needs_input_grad[0])
+        return (gx, dw, db, None, None, None, None, zero_bias_grad(ctx, weight, 7))
+
+
+def zero_bias_grad(ctx, weight: Tensor, index: int) -> Optional[Tensor]:
+    """The folded bias's gradient: batch statistics remove any per-channel shift of x, so it is exactly zero."""
+    return weight.new_zeros(weight.shape) if ctx.pre_bias and ctx.needs_input_grad[index] else None
 
 
 class _KernelForward:

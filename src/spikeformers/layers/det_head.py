@@ -15,6 +15,7 @@ from typing import Callable, Dict, List, Sequence
 import torch
 from torch import Tensor, nn
 
+from .bn_fire import fire
 from .time import ConvBN, fold, unfold
 
 __all__ = ["SpikingFCOSHead"]
@@ -50,7 +51,7 @@ class SpikingFCOSHead(nn.Module):
         cls, box, ctr = [], [], []
         for i, (f, lat, sn) in enumerate(zip(feats, self.lateral, self.lateral_neurons)):
             T = f.shape[0]
-            x = sn(lat(f))
+            x = fire(lat, sn, f)
             c, r = self._run(self.cls_tower, x), self._run(self.box_tower, x)
             logits = unfold(self.cls_out(fold(c)), T).mean(0)  # [B, K, h, w]
             dist = unfold(self.box_out(fold(r)), T).mean(0)

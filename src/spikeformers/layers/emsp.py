@@ -15,6 +15,7 @@ from typing import Callable
 
 from torch import Tensor, nn
 
+from .bn_fire import fire
 from .time import ConvBN, LinearBN
 
 __all__ = ["EMSP"]
@@ -45,7 +46,7 @@ class EMSP(nn.Module):
         T, B, N, _ = x.shape
         if N != self.grid * self.grid:
             raise ValueError(f"EMSP expects {self.grid}x{self.grid} = {self.grid ** 2} tokens, got {N}")
-        h1, h2 = self.neuron1(self.fc1(x)).chunk(2, dim=-1)  # [T, B, N, h/2] each
+        h1, h2 = fire(self.fc1, self.neuron1, x).chunk(2, dim=-1)  # [T, B, N, h/2] each
         g = h1.transpose(2, 3).unflatten(3, (self.grid, self.grid))  # [T, B, h/2, grid, grid]
-        g = self.dw_neuron(self.dwconv(g)).flatten(3).transpose(2, 3)  # back to [T, B, N, h/2]
-        return self.neuron2(self.fc2(self.gate(g, h2)))
+        g = fire(self.dwconv, self.dw_neuron, g).flatten(3).transpose(2, 3)  # back to [T, B, N, h/2]
+        return fire(self.fc2, self.neuron2, self.gate(g, h2))

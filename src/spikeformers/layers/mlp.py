@@ -11,6 +11,7 @@ from typing import Callable, Optional
 
 from torch import Tensor, nn
 
+from .bn_fire import fire
 from .emsp import EMSP
 from .norm import create_linear_norm
 
@@ -30,7 +31,7 @@ class SpikingMLP(nn.Module):
         self.neuron2 = neuron()
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.neuron2(self.fc2(self.neuron1(self.fc1(x))))
+        return fire(self.fc2, self.neuron2, fire(self.fc1, self.neuron1, x))
 
 
 class MembraneMLP(nn.Module):
@@ -49,7 +50,7 @@ class MembraneMLP(nn.Module):
         self.fc2 = create_linear_norm(norm, hidden, dim, bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(self.neuron2(self.fc1(self.neuron1(x))))
+        return self.fc2(fire(self.fc1, self.neuron2, self.neuron1(x)))
 
 
 def create_mlp(kind: str, dim: int, hidden: int, neuron: Callable[..., nn.Module], *, grid: Optional[int] = None,

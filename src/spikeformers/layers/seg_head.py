@@ -30,6 +30,7 @@ from typing import Callable, List, Optional, Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .bn_fire import fire
 from .time import ConvBN, fold, unfold
 
 __all__ = ["SpikingFPNHead", "READOUTS"]
@@ -74,7 +75,7 @@ class SpikingFPNHead(nn.Module):
         for lat, f in zip(reversed(self.lateral[:-1]), reversed(feats[:-1])):
             up = unfold(F.interpolate(fold(p), size=f.shape[-2:], mode="nearest"), T)
             p = up + lat(f)
-        s = self.neuron2(self.fuse(self.neuron1(p)))
+        s = fire(self.fuse, self.neuron2, self.neuron1(p))
         coarse = None
         if self.fine_dim:
             if x is None:

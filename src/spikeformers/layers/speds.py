@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 from torch import Tensor, nn
 
 from .maxpool import MaxPool2d
+from .bn_fire import fire
 from .time import ConvBN, fold, unfold
 
 __all__ = ["SPEDS", "speds_stem", "speds_stage", "SPEDS_LAYOUTS"]
@@ -60,8 +61,9 @@ class SPEDS(nn.Module):
         for i, (conv, pool, sn) in enumerate(zip(self.stages, self.pools, self.neurons)):
             if i == self.shortcut_at:
                 x_at = x
-            x = sn(unfold(pool(fold(conv(x))), T))  # [T, B, C, H, W]
-        return x + self.shortcut_neuron(self.shortcut(x_at))
+            # [T, B, C, H, W]; the pool sits between BN and the neuron, so only a stage without one fuses them
+            x = fire(conv, sn, x) if isinstance(pool, nn.Identity) else sn(unfold(pool(fold(conv(x))), T))
+        return x + fire(self.shortcut, self.shortcut_neuron, x_at)
 
 
 def _check_layout(layout: str) -> None:

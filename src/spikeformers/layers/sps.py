@@ -17,6 +17,7 @@ from typing import Callable, List, Optional
 from torch import Tensor, nn
 
 from .maxpool import MaxPool2d
+from .bn_fire import fire
 from .time import ConvBN, fold, unfold
 
 __all__ = ["SPS", "MSSPS", "check_pooling"]
@@ -59,8 +60,8 @@ class SPS(nn.Module):
     def stage(self, i: int, x: Tensor) -> Tensor:
         """Stage i < 4: conv-BN-neuron(-pool); 4: x + RPE [T, B, D, h, w]. The unit `run.memory=recompute` reruns."""
         if i == 4:
-            return x + self.rpe_neuron(self.rpe(x))
-        return unfold(self.pools[i](fold(self.neurons[i](self.stages[i](x)))), x.shape[0])
+            return x + fire(self.rpe, self.rpe_neuron, x)
+        return unfold(self.pools[i](fold(fire(self.stages[i], self.neurons[i], x))), x.shape[0])
 
 
 class MSSPS(nn.Module):
@@ -93,5 +94,5 @@ class MSSPS(nn.Module):
         `run.memory=recompute` reruns."""
         if i == 4:
             return x + self.rpe(self.neurons[3](x))
-        y = self.stages[i](x)
-        return unfold(self.pools[i](fold(self.neurons[i](y) if i < 3 else y)), x.shape[0])
+        y = fire(self.stages[i], self.neurons[i], x) if i < 3 else self.stages[i](x)
+        return unfold(self.pools[i](fold(y)), x.shape[0])

@@ -4,14 +4,18 @@ Only neurons see T as its own axis (Spikformer App. B), so convs and BN run on `
 BN is `layers.batchnorm`'s (torch's, with Triton kernels for training on CUDA). Where those kernels run,
 the Linear/conv bias is passed to BN as `pre_bias` instead of being added: BN's batch statistics cancel
 it, so its gradient is exactly zero, and the bf16 column sum that torch's backward spends on it (0.66 ms
-of a 10.5 ms Spikformer-4-384 step on an H100: benchmarks/NOTES.md) is skipped.
+of a 10.5 ms Spikformer-4-384 step on an H100: benchmarks/NOTES.md) is skipped. `fire(x, neuron)` is
+`neuron(layer(x))` with BN and the neuron fused (`bn_fire.py`).
 """
 from __future__ import annotations
+
+from typing import Optional, Tuple
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .batchnorm import BatchNorm1d, BatchNorm2d
+from .bn_fire import bn_fire
 
 __all__ = ["fold", "unfold", "ConvBN", "LinearBN"]
 
@@ -41,11 +45,21 @@ class ConvBN(nn.Module):
         self.conv = nn.Conv2d(in_chans, out_chans, kernel_size, stride, kernel_size // 2, bias=bias, groups=groups)
         self.bn = BatchNorm2d(out_chans)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def _pre_bn(self, x: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
+        """The conv's output [T*B, C, H, W] and the bias BN still has to add (None: added, or none)."""
         c = self.conv
         if _folds_bias(c, self.bn, x):
-            return unfold(self.bn(c._conv_forward(fold(x), c.weight, None), pre_bias=c.bias), x.shape[0])
-        return unfold(self.bn(c(fold(x))), x.shape[0])
+            return c._conv_forward(fold(x), c.weight, None), c.bias
+        return c(fold(x)), None
+
+    def forward(self, x: Tensor) -> Tensor:
+        y, bias = self._pre_bn(x)
+        return unfold(self.bn(y) if bias is None else self.bn(y, pre_bias=bias), x.shape[0])
+
+    def fire(self, x: Tensor, neuron: nn.Module) -> Tensor:
+        """`neuron(self(x))`, with BN and the neuron fused where `bn_fire` can."""
+        y, bias = self._pre_bn(x)
+        return bn_fire(self.bn, neuron, y, (x.shape[0], -1, *y.shape[1:]), bias)
 
 
 class LinearBN(nn.Module):
@@ -59,10 +73,19 @@ class LinearBN(nn.Module):
         self.linear = nn.Linear(in_features, out_features, bias=bias)
         self.bn = BatchNorm1d(out_features)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def _pre_bn(self, x: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
+        """The Linear's output [T, B, N, D] and the bias BN still has to add (None: added, or none)."""
         lin = self.linear
         if _folds_bias(lin, self.bn, x):
-            y = F.linear(x, lin.weight)
-            return self.bn(y.reshape(-1, y.shape[-1]), pre_bias=lin.bias).view(y.shape)
-        y = lin(x)
-        return self.bn(y.reshape(-1, y.shape[-1])).view(y.shape)  # [T*B*N, D] for BN1d
+            return F.linear(x, lin.weight), lin.bias
+        return lin(x), None
+
+    def forward(self, x: Tensor) -> Tensor:
+        y, bias = self._pre_bn(x)
+        rows = y.reshape(-1, y.shape[-1])  # [T*B*N, D] for BN1d
+        return (self.bn(rows) if bias is None else self.bn(rows, pre_bias=bias)).view(y.shape)
+
+    def fire(self, x: Tensor, neuron: nn.Module) -> Tensor:
+        """`neuron(self(x))`, with BN and the neuron fused where `bn_fire` can."""
+        y, bias = self._pre_bn(x)
+        return bn_fire(self.bn, neuron, y.reshape(-1, y.shape[-1]), y.shape, bias)

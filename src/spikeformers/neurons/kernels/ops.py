@@ -24,7 +24,7 @@ from .launch import launch
 from .triton_lif import lif_bwd_kernel, lif_fwd_kernel
 from .triton_ternary import ternary_bwd_kernel, ternary_fwd_kernel
 
-__all__ = ["CONFIG", "SUPPORTED", "run", "lif_forward", "lif_backward", "ternary_forward", "ternary_backward",
+__all__ = ["CONFIG", "SUPPORTED", "run", "lif_params", "lif_forward", "lif_backward", "ternary_forward", "ternary_backward",
            "LIFFunction", "TernaryFunction"]
 
 #: launch configuration: columns per program (forward, backward), warps per program, steps per
@@ -303,7 +303,9 @@ _ternary_fwd_op.register_autograd(_ternary_op_backward, setup_context=_ternary_s
 
 
 # ------------------------------------------------------------------------------------------- dispatch
-def _lif_params(neuron) -> Optional[tuple]:
+def lif_params(neuron) -> Optional[tuple]:
+    """(k, v_th, v_reset, alpha, kind, soft, detach, surrogate id) of an IF/LIF/PLIF neuron for the kernels
+    (k: 0 for PLIF, whose decay is a tensor), or None when no kernel covers its surrogate."""
     sid = SURROGATE_IDS.get(type(neuron.surrogate))
     if sid is None:
         return None
@@ -338,7 +340,7 @@ def run(neuron, x: Tensor) -> Optional[Tensor]:
         if torch.is_grad_enabled() and (x.requires_grad or amp.requires_grad):
             return TernaryFunction.apply(x, amp, params)
         return ternary_forward(x, amp, params[0], params[1], False)[0]
-    params = _lif_params(neuron)
+    params = lif_params(neuron)
     if params is None:
         return None
     k_tensor = neuron.decay() if cls is PLIFNode else None

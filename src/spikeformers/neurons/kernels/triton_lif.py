@@ -28,11 +28,11 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-__all__ = ["lif_fwd_kernel", "lif_bwd_kernel", "surrogate_grad"]
+__all__ = ["lif_fwd_kernel", "lif_bwd_kernel", "surrogate_grad", "grad_h", "charge", "reset"]
 
 
 @triton.jit
-def _charge(v, x, k, rest, KIND: tl.constexpr):
+def charge(v, x, k, rest, KIND: tl.constexpr):
     if KIND == 0:
         h = v + x
     elif KIND == 1:
@@ -43,7 +43,7 @@ def _charge(v, x, k, rest, KIND: tl.constexpr):
 
 
 @triton.jit
-def _reset(h, s, v_th, v_reset, SOFT: tl.constexpr):
+def reset(h, s, v_th, v_reset, SOFT: tl.constexpr):
     if SOFT:
         v = h - s * v_th
     else:
@@ -70,6 +70,25 @@ def surrogate_grad(z, alpha, half_width, SURR: tl.constexpr):
 
 
 @triton.jit
+def grad_h(h, s, gy, gv, v_th, v_reset, alpha, half_width, SOFT: tl.constexpr, DETACH: tl.constexpr,
+           SURR: tl.constexpr):
+    """dL/dH at one step from dL/dS (gy) and dL/dV after the reset (gv); s = the step's spikes."""
+    if SOFT:
+        if DETACH:
+            gs = gy
+        else:
+            gs = gy - gv * v_th
+        gh = gs * surrogate_grad(h - v_th, alpha, half_width, SURR) + gv
+    else:
+        if DETACH:
+            gs = gy
+        else:
+            gs = gy + gv * (v_reset - h)
+        gh = gs * surrogate_grad(h - v_th, alpha, half_width, SURR) + gv * (1.0 - s)
+    return gh
+
+
+@triton.jit
 def lif_fwd_kernel(x_ptr, y_ptr, ck_ptr, k_ptr, N, T, n_chunks, n_saved, k_val, v_th, v_reset,
                    KIND: tl.constexpr, K_PTR: tl.constexpr, SOFT: tl.constexpr, C: tl.constexpr, BLOCK: tl.constexpr):
     pid = tl.program_id(0)
@@ -91,10 +110,10 @@ def lif_fwd_kernel(x_ptr, y_ptr, ck_ptr, k_ptr, N, T, n_chunks, n_saved, k_val, 
             m = mask & (t < T)
             p = t * N + offs
             x = tl.load(x_ptr + p, mask=m, other=0.0).to(tl.float32)
-            h = _charge(v, x, k, rest, KIND)
+            h = charge(v, x, k, rest, KIND)
             s = ((h - v_th) >= 0.0).to(tl.float32)
             tl.store(y_ptr + p, s.to(y_ptr.dtype.element_ty), mask=m)
-            v = _reset(h, s, v_th, v_reset, SOFT)
+            v = reset(h, s, v_th, v_reset, SOFT)
         tl.store(ck_ptr + c * N + offs, v, mask=mask & (c < n_saved))  # checkpoints (none without grad)
         c += 1
 
@@ -138,37 +157,25 @@ def lif_bwd_kernel(x_ptr, gy_ptr, gx_ptr, ck_ptr, k_ptr, gk_ptr, N, T, n_chunks,
             t = c * C + j
             m = mask & (t < T)
             x = tl.load(x_ptr + t * N + offs, mask=m, other=0.0).to(tl.float32)
-            h = _charge(v, x, k, rest, KIND)
+            h = charge(v, x, k, rest, KIND)
             s = ((h - v_th) >= 0.0).to(tl.float32)
-            v = _reset(h, s, v_th, v_reset, SOFT)
+            v = reset(h, s, v_th, v_reset, SOFT)
             hs = hs + (h,)
         for i in tl.static_range(C):  # walk the chunk backwards; steps past T have gY = gV = 0
             t = c * C + (C - 1 - i)
             m = mask & (t < T)
             p = t * N + offs
             h = hs[C - 1 - i]
-            z = h - v_th
-            s = (z >= 0.0).to(tl.float32)
+            s = ((h - v_th) >= 0.0).to(tl.float32)
             gy = tl.load(gy_ptr + p, mask=m, other=0.0).to(tl.float32)
-            if SOFT:
-                if DETACH:
-                    gs = gy
-                else:
-                    gs = gy - gv * v_th
-                gh = gs * surrogate_grad(z, alpha, half_width, SURR) + gv
-            else:
-                if DETACH:
-                    gs = gy
-                else:
-                    gs = gy + gv * (v_reset - h)
-                gh = gs * surrogate_grad(z, alpha, half_width, SURR) + gv * (1.0 - s)
+            gh = grad_h(h, s, gy, gv, v_th, v_reset, alpha, half_width, SOFT, DETACH, SURR)
             tl.store(gx_ptr + p, (gh * dh_dx).to(gx_ptr.dtype.element_ty), mask=m)
             if NEED_GK:
                 if i == C - 1:
                     v_prev = v0
                 else:
                     hp = hs[C - 2 - i]
-                    v_prev = _reset(hp, ((hp - v_th) >= 0.0).to(tl.float32), v_th, v_reset, SOFT)
+                    v_prev = reset(hp, ((hp - v_th) >= 0.0).to(tl.float32), v_th, v_reset, SOFT)
                 if KIND == 1:
                     x = tl.load(x_ptr + p, mask=m, other=0.0).to(tl.float32)
                     gk_acc += gh * (x - (v_prev - rest))
