@@ -23,13 +23,15 @@ from torch import Tensor, nn
 from torch.nn.modules import module as _module
 
 from ..neurons.lif import IFNode, LIFNode
-from .batchnorm import BatchNorm1d, BatchNorm2d, _plan, backward_from_sums, batch_statistics, zero_bias_grad
+from .batchnorm import BatchNorm1d, BatchNorm2d, backward_from_sums, batch_statistics, zero_bias_grad
 
-__all__ = ["ENABLED", "bn_fire", "fire"]
+__all__ = ["CONFIG", "ENABLED", "bn_fire", "fire"]
 
-_FWD_TILE = 1024   # elements per forward program (rows x channels)
-_BWD_TILE = 512    # per backward program: the chunk's H stays in registers, as in the LIF backward
-_BWD_PROGRAMS = 1024  # about this many backward programs; each loops over its rows, summing per channel
+#: launch configuration (benchmarks/bn_fire_kernel.py sweeps it): elements per program tile (rows x channels,
+#: at most `block_c` channels wide), warps, and for the backward about how many programs (each loops over
+#: its rows, summing per channel; the chunk's H and inputs stay in registers, as in the LIF backward)
+CONFIG = {"fwd_tile": 1024, "fwd_block_c": 64, "fwd_warps": 4,
+          "bwd_tile": 512, "bwd_block_c": 64, "bwd_warps": 4, "bwd_programs": 1024}
 
 #: False: never fuse (the benchmarks' "-unfused" settings compare both paths in one run)
 ENABLED = True
@@ -54,9 +56,10 @@ def _kernel_params(bn: nn.Module, neuron: nn.Module, x: Tensor) -> Optional[tupl
     return ops.lif_params(neuron)
 
 
-def _blocks(C: int, tile: int):
-    bc = min(64, 1 << (C - 1).bit_length())
-    return tile // bc, bc
+def _blocks(C: int, way: str):
+    """(BLOCK_R, BLOCK_C) of the forward ("fwd") or backward ("bwd") tile for C channels."""
+    bc = min(CONFIG[way + "_block_c"], 1 << (C - 1).bit_length())
+    return max(1, CONFIG[way + "_tile"] // bc), bc
 
 
 class _BNFireFunction(torch.autograd.Function):
@@ -67,25 +70,25 @@ class _BNFireFunction(torch.autograd.Function):
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, running_mean: Tensor, running_var: Tensor,
                 momentum: float, eps: float, pre_bias: Optional[Tensor], T: int, params: tuple) -> Tensor:
         from ..neurons.kernels.launch import launch
-        from ..neurons.kernels.ops import CONFIG, _dummy
+        from ..neurons.kernels import ops
         from .triton_bn_lif import bn_lif_fwd_kernel
 
         stats = batch_statistics(x, weight, bias, running_mean, running_var, momentum, eps, pre_bias)
         mean, invstd, scale, shift = stats.unbind(0)
         M, C = x.shape
         R = M // T
-        chunk = max(1, min(T, CONFIG["chunk"]))
+        chunk = max(1, min(T, ops.CONFIG["chunk"]))
         n_chunks = -(-T // chunk)
         save = n_chunks > 1 and any(ctx.needs_input_grad[:3])  # grad mode is off inside forward
-        ck = x.new_empty((n_chunks - 1, R * C), dtype=torch.float32) if save else _dummy(x)
+        ck = x.new_empty((n_chunks - 1, R * C), dtype=torch.float32) if save else ops._dummy(x)
         y = torch.empty_like(x)
         k, v_th, v_reset, alpha, kind, soft, detach, surrogate = params
-        br, bc = _blocks(C, _FWD_TILE)
+        br, bc = _blocks(C, "fwd")
         launch(bn_lif_fwd_kernel, (-(-R // br), -(-C // bc)),
                (x, y, ck, scale, shift, R, C, R * C, T, n_chunks, n_chunks - 1 if save else 0, float(k), float(v_th),
                 float(v_reset)),
                dict(KIND=kind, SOFT=soft, C=chunk, BLOCK_R=br, BLOCK_C=bc),
-               dict(num_warps=4, enable_fp_fusion=False))
+               dict(num_warps=CONFIG["fwd_warps"], enable_fp_fusion=False))
         ctx.save_for_backward(x, weight, stats, ck)
         ctx.pre_bias = pre_bias is not None
         ctx.T, ctx.params = T, params
@@ -94,7 +97,7 @@ class _BNFireFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gy: Tensor):
         from ..neurons.kernels.launch import launch
-        from ..neurons.kernels.ops import CONFIG
+        from ..neurons.kernels import ops
         from .triton_bn_lif import bn_lif_bwd_kernel
 
         x, weight, stats, ck = ctx.saved_tensors
@@ -103,10 +106,10 @@ class _BNFireFunction(torch.autograd.Function):
         k, v_th, v_reset, alpha, kind, soft, detach, surrogate = ctx.params
         M, C = x.shape
         R = M // T
-        chunk = max(1, min(T, CONFIG["chunk"]))
-        br, bc = _blocks(C, _BWD_TILE)
+        chunk = max(1, min(T, ops.CONFIG["chunk"]))
+        br, bc = _blocks(C, "bwd")
         nc = -(-C // bc)
-        P = max(1, min(-(-R // br), _BWD_PROGRAMS // nc))
+        P = max(1, min(-(-R // br), CONFIG["bwd_programs"] // nc))
         rows = -(-R // (br * P)) * br
         P = -(-R // rows)
         part = x.new_empty((2, P, C), dtype=torch.float32)
@@ -115,7 +118,7 @@ class _BNFireFunction(torch.autograd.Function):
                (x, gy.contiguous(), g, ck, scale, shift, mean, part, R, C, R * C, T, -(-T // chunk), rows, float(k),
                 float(v_th), float(v_reset), float(alpha), 0.5 / float(alpha)),
                dict(KIND=kind, SOFT=soft, DETACH=detach, SURR=surrogate, C=chunk, BLOCK_R=br, BLOCK_C=bc),
-               dict(num_warps=4, enable_fp_fusion=False))
+               dict(num_warps=CONFIG["bwd_warps"], enable_fp_fusion=False))
         gx, dw, db = backward_from_sums(part, g, x, weight, mean, invstd, ctx.needs_input_grad[0])
         return gx, dw, db, None, None, None, None, zero_bias_grad(ctx, weight, 7), None, None
 

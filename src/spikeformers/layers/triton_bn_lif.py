@@ -25,9 +25,13 @@ __all__ = ["bn_lif_fwd_kernel", "bn_lif_bwd_kernel"]
 
 
 @triton.jit
-def _bn_out(x_ptr, p, m, scale, shift):
-    """BN's output at offsets p, rounded to x's dtype as the unfused BN stores it, in fp32."""
-    x = tl.load(x_ptr + p, mask=m, other=0.0).to(tl.float32)
+def _load(x_ptr, p, m):
+    return tl.load(x_ptr + p, mask=m, other=0.0).to(tl.float32)
+
+
+@triton.jit
+def _bn_out(x, scale, shift, x_ptr):
+    """BN's output for x (fp32), rounded to x's stored dtype as the unfused BN stores it, in fp32."""
     return tl.fma(x, scale, shift).to(x_ptr.dtype.element_ty).to(tl.float32)
 
 
@@ -58,7 +62,7 @@ def bn_lif_fwd_kernel(x_ptr, y_ptr, ck_ptr, scale_ptr, shift_ptr, R, CH, N, T, n
             t = c * C + j
             m = mask & (t < T)
             p = t * N + offs
-            h = charge(v, _bn_out(x_ptr, p, m, scale, shift), k, rest, KIND)
+            h = charge(v, _bn_out(_load(x_ptr, p, m), scale, shift, x_ptr), k, rest, KIND)
             s = ((h - v_th) >= 0.0).to(tl.float32)
             tl.store(y_ptr + p, s.to(y_ptr.dtype.element_ty), mask=m)
             v = reset(h, s, v_th, v_reset, SOFT)
@@ -104,10 +108,15 @@ def bn_lif_bwd_kernel(x_ptr, gy_ptr, g_ptr, ck_ptr, scale_ptr, shift_ptr, mean_p
             c = n_chunks - 1 - cc
             v = tl.load(ck_ptr + (c - 1) * N + offs, mask=mask & (c > 0), other=0.0)
             v = tl.where(c > 0, v, tl.zeros([BLOCK_R, BLOCK_C], dtype=tl.float32) + rest)
+            xs = ()
+            gys = ()
+            for j in tl.static_range(C):  # every load of the chunk first: more bytes in flight per program
+                t = c * C + j
+                xs = xs + (_load(x_ptr, t * N + offs, mask & (t < T)),)
+                gys = gys + (_load(gy_ptr, t * N + offs, mask & (t < T)),)
             hs = ()
             for j in tl.static_range(C):  # recompute H for the chunk, in registers
-                t = c * C + j
-                h = charge(v, _bn_out(x_ptr, t * N + offs, mask & (t < T), scale, shift), k, rest, KIND)
+                h = charge(v, _bn_out(xs[j], scale, shift, x_ptr), k, rest, KIND)
                 v = reset(h, ((h - v_th) >= 0.0).to(tl.float32), v_th, v_reset, SOFT)
                 hs = hs + (h,)
             for i in tl.static_range(C):  # walk the chunk backwards; steps past T have gY = gV = 0
@@ -115,14 +124,13 @@ def bn_lif_bwd_kernel(x_ptr, gy_ptr, g_ptr, ck_ptr, scale_ptr, shift_ptr, mean_p
                 m = mask & (t < T)
                 p = t * N + offs
                 h = hs[C - 1 - i]
-                gy = tl.load(gy_ptr + p, mask=m, other=0.0).to(tl.float32)
-                gh = grad_h(h, ((h - v_th) >= 0.0).to(tl.float32), gy, gv, v_th, v_reset, alpha, half_width, SOFT,
-                            DETACH, SURR)
+                gh = grad_h(h, ((h - v_th) >= 0.0).to(tl.float32), gys[C - 1 - i], gv, v_th, v_reset, alpha, half_width,
+                            SOFT, DETACH, SURR)
                 g = (gh * dh_dx).to(g_ptr.dtype.element_ty)
                 tl.store(g_ptr + p, g, mask=m)
                 g = tl.where(m, g.to(tl.float32), 0.0)  # the sums see the stored (rounded) gradient
                 s1 += g
-                s2 += g * (tl.load(x_ptr + p, mask=m, other=0.0).to(tl.float32) - mean)
+                s2 += g * (xs[C - 1 - i] - mean)
                 gv = gh * dh_dv
             cc += 1
         r += BLOCK_R
