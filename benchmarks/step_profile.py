@@ -3,6 +3,7 @@
     python benchmarks/step_profile.py            (needs CUDA; a diagnostic, not a peer benchmark: NOTES.md)
     python benchmarks/step_profile.py --by-op    (also: aten ops with their input shapes, by GPU time)
     python benchmarks/step_profile.py --model spikformer_8_512 --batch 32 --fp32 [--sj]   # ImageNet scale, fp32
+    python benchmarks/step_profile.py --host     (also: the eager step's host time, by Python function)
     python benchmarks/step_profile.py --unfused  (BatchNorm and the neuron after it as two ops: the fusion's A/B)
                                                  (--sj: SpikingJelly's Spikformer of the same sizes instead of ours)
 """
@@ -24,6 +25,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--model", default="spikformer_4_384"); ap.add_argument("--batch", type=int, default=64)
 ap.add_argument("--fp32", action="store_true"); ap.add_argument("--sj", action="store_true")
 ap.add_argument("--by-op", action="store_true")
+ap.add_argument("--host", action="store_true", help="also: where the eager step's host time goes (cProfile)")
 ap.add_argument("--unfused", action="store_true", help="BatchNorm and the neuron after it as two ops (layers/bn_fire.py off)")
 args = ap.parse_args()
 torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # as bench model does
@@ -50,6 +52,18 @@ def step():
     opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
 for _ in range(5): step()
 torch.cuda.synchronize()
+if args.host:  # the eager step's host time: wall time per step, then the functions that spend it
+    import cProfile, pstats, time  # noqa: E401
+    t0 = time.perf_counter()
+    for _ in range(5): step()
+    host = (time.perf_counter() - t0) / 5  # the host may run ahead of the GPU: launch time, not step time
+    torch.cuda.synchronize()
+    print(f"host time per eager step (launching only): {1e3 * host:.1f} ms; "
+          f"with the GPU: {1e3 * (time.perf_counter() - t0) / 5:.1f} ms")
+    pr = cProfile.Profile(); pr.enable()
+    for _ in range(3): step()
+    pr.disable(); torch.cuda.synchronize()
+    pstats.Stats(pr).sort_stats("tottime").print_stats(30)
 with profile(activities=[ProfilerActivity.CUDA]) as prof:
     for _ in range(3): step()
     torch.cuda.synchronize()

@@ -15,7 +15,9 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-__all__ = ["BatchNorm1d", "BatchNorm2d", "batch_statistics", "backward_from_sums"]
+from ..neurons.kernels import interpreting, triton_available  # imports no Triton
+
+__all__ = ["BatchNorm1d", "BatchNorm2d", "batch_statistics", "backward_from_sums", "kernels"]
 
 _BACKENDS = ("auto", "torch", "triton")
 _DTYPES = (torch.float32, torch.bfloat16, torch.float16)
@@ -23,6 +25,21 @@ _DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 _FINAL = dict(BLOCK_P=64, BLOCK_C=32)  # the finalize kernels: 32 channels per program
 _OPTS = dict(num_warps=4)
+
+
+_KERNELS = None  # (launch, triton_bn) once imported: they import Triton, which nothing on the CPU path may
+
+
+def kernels():
+    """(the launcher, the `triton_bn` kernels module), imported on first use (a function-level import
+    statement costs host time on every call)."""
+    global _KERNELS
+    if _KERNELS is None:
+        from ..neurons.kernels.launch import launch
+        from . import triton_bn
+
+        _KERNELS = launch, triton_bn
+    return _KERNELS
 
 
 def _plan(M: int, C: int):
@@ -39,17 +56,15 @@ def batch_statistics(x: Tensor, weight: Tensor, bias: Tensor, running_mean: Tens
                      momentum: float, eps: float, pre_bias: Optional[Tensor]) -> Tensor:
     """BN's forward statistics of x [M, C] as fp32 [4, C] (mean, invstd, scale, shift: the output is
     x * scale + shift); updates the running statistics in place."""
-    from ..neurons.kernels.launch import launch
-    from .triton_bn import finalize_forward, partial_sums
-
+    launch, k = kernels()
     M, C = x.shape
     P, rows, nc, bc = _plan(M, C)
     part = x.new_empty((2, P, C), dtype=torch.float32)
     stats = x.new_empty((4, C), dtype=torch.float32)
     mean, invstd, scale, shift = stats.unbind(0)
-    launch(partial_sums, (P, nc), (x, x, x, part, M, C, rows), dict(PRODUCT=False, BLOCK_M=32, BLOCK_C=bc), _OPTS)
+    launch(k.partial_sums, (P, nc), (x, x, x, part, M, C, rows), dict(PRODUCT=False, BLOCK_M=32, BLOCK_C=bc), _OPTS)
     pre = x if pre_bias is None else pre_bias
-    launch(finalize_forward, (-(-C // 32),), (part, x, weight, bias, running_mean, running_var, mean, invstd, scale,
+    launch(k.finalize_forward, (-(-C // 32),), (part, x, weight, bias, running_mean, running_var, mean, invstd, scale,
                                               shift, pre, part.shape[1], M, C, float(momentum), float(eps)),
            dict(UPDATE=True, PRE=pre_bias is not None, **_FINAL), _OPTS)
     return stats
@@ -58,19 +73,17 @@ def batch_statistics(x: Tensor, weight: Tensor, bias: Tensor, running_mean: Tens
 def backward_from_sums(part: Tensor, gy: Tensor, x: Tensor, weight: Tensor, mean: Tensor, invstd: Tensor,
                        need_gx: bool) -> Tuple[Optional[Tensor], Tensor, Tensor]:
     """(dL/dx or None, dL/dweight, dL/dbias) from the [2, P, C] partial sums of dL/dy and dL/dy * (x - mean)."""
-    from ..neurons.kernels.launch import launch
-    from .triton_bn import affine, finalize_backward
-
+    launch, k = kernels()
     M, C = x.shape
     coef = x.new_empty((5, C), dtype=torch.float32)
     dw, db, a, b, c = coef.unbind(0)
-    launch(finalize_backward, (-(-C // 32),), (part, weight, mean, invstd, dw, db, a, b, c, part.shape[1], M, C),
+    launch(k.finalize_backward, (-(-C // 32),), (part, weight, mean, invstd, dw, db, a, b, c, part.shape[1], M, C),
            dict(_FINAL), _OPTS)
     gx = None
     if need_gx:
         bc = _plan(M, C)[3]
         gx = torch.empty_like(x)
-        launch(affine, (-(-M // 64), -(-C // bc)), (gy, x, gx, a, b, c, M, C), dict(TWO=True, BLOCK_M=64, BLOCK_C=bc),
+        launch(k.affine, (-(-M // 64), -(-C // bc)), (gy, x, gx, a, b, c, M, C), dict(TWO=True, BLOCK_M=64, BLOCK_C=bc),
                _OPTS)
     return gx, dw.to(weight.dtype), db.to(weight.dtype)
 
@@ -83,15 +96,13 @@ class _BatchNormFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, running_mean: Tensor, running_var: Tensor,
                 momentum: float, eps: float, pre_bias: Optional[Tensor] = None) -> Tensor:
-        from ..neurons.kernels.launch import launch
-        from .triton_bn import affine
-
+        launch, k = kernels()
         M, C = x.shape
         mean, invstd, scale, shift = batch_statistics(x, weight, bias, running_mean, running_var, momentum, eps,
                                                       pre_bias).unbind(0)
         y = torch.empty_like(x)
         bc = _plan(M, C)[3]
-        launch(affine, (-(-M // 64), -(-C // bc)), (x, x, y, scale, scale, shift, M, C),
+        launch(k.affine, (-(-M // 64), -(-C // bc)), (x, x, y, scale, scale, shift, M, C),
                dict(TWO=False, BLOCK_M=64, BLOCK_C=bc), _OPTS)
         ctx.save_for_backward(x, weight, mean, invstd)
         ctx.pre_bias = pre_bias is not None
@@ -99,15 +110,13 @@ class _BatchNormFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, gy: Tensor):
-        from ..neurons.kernels.launch import launch
-        from .triton_bn import partial_sums
-
+        launch, k = kernels()
         x, weight, mean, invstd = ctx.saved_tensors
         gy = gy.contiguous()
         M, C = x.shape
         P, rows, nc, bc = _plan(M, C)
         part = x.new_empty((2, P, C), dtype=torch.float32)
-        launch(partial_sums, (P, nc), (gy, x, mean, part, M, C, rows), dict(PRODUCT=True, BLOCK_M=32, BLOCK_C=bc), _OPTS)
+        launch(k.partial_sums, (P, nc), (gy, x, mean, part, M, C, rows), dict(PRODUCT=True, BLOCK_M=32, BLOCK_C=bc), _OPTS)
         gx, dw, db = backward_from_sums(part, gy, x, weight, mean, invstd, ctx.needs_input_grad[0])
         return (gx, dw, db, None, None, None, None, zero_bias_grad(ctx, weight, 7))
 
@@ -138,8 +147,6 @@ class _KernelForward:
             return False
         if self.momentum is None or x.dtype not in _DTYPES or torch.compiler.is_compiling():
             return False
-        from ..neurons.kernels import interpreting, triton_available
-
         # the device first: on the CPU nothing may import Triton (tests/test_kernels.py)
         return (x.is_cuda or (self.backend == "triton" and interpreting())) and triton_available()
 

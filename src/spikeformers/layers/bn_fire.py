@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from torch.nn.modules import module as _module
 
 from ..neurons.lif import IFNode, LIFNode
-from .batchnorm import BatchNorm1d, BatchNorm2d, backward_from_sums, batch_statistics, zero_bias_grad
+from .batchnorm import BatchNorm1d, BatchNorm2d, backward_from_sums, batch_statistics, kernels, zero_bias_grad
 
 __all__ = ["CONFIG", "ENABLED", "bn_fire", "fire"]
 
@@ -51,9 +51,21 @@ def _kernel_params(bn: nn.Module, neuron: nn.Module, x: Tensor) -> Optional[tupl
         return None
     if _hooked(bn) or _hooked(neuron):
         return None
-    from ..neurons.kernels import ops  # imports Triton: bn's kernels apply, so it is there
+    return _ops()[0].lif_params(neuron)  # imports Triton: bn's kernels apply, so it is there
 
-    return ops.lif_params(neuron)
+
+_OPS = None
+
+
+def _ops():
+    """`neurons.kernels.ops` and this op's kernels (`triton_bn_lif`), imported on first use."""
+    global _OPS
+    if _OPS is None:
+        from ..neurons.kernels import ops
+        from . import triton_bn_lif
+
+        _OPS = ops, triton_bn_lif
+    return _OPS
 
 
 def _blocks(C: int, way: str):
@@ -69,10 +81,7 @@ class _BNFireFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, running_mean: Tensor, running_var: Tensor,
                 momentum: float, eps: float, pre_bias: Optional[Tensor], T: int, params: tuple) -> Tensor:
-        from ..neurons.kernels.launch import launch
-        from ..neurons.kernels import ops
-        from .triton_bn_lif import bn_lif_fwd_kernel
-
+        launch, (ops, kern) = kernels()[0], _ops()
         stats = batch_statistics(x, weight, bias, running_mean, running_var, momentum, eps, pre_bias)
         mean, invstd, scale, shift = stats.unbind(0)
         M, C = x.shape
@@ -84,7 +93,7 @@ class _BNFireFunction(torch.autograd.Function):
         y = torch.empty_like(x)
         k, v_th, v_reset, alpha, kind, soft, detach, surrogate = params
         br, bc = _blocks(C, "fwd")
-        launch(bn_lif_fwd_kernel, (-(-R // br), -(-C // bc)),
+        launch(kern.bn_lif_fwd_kernel, (-(-R // br), -(-C // bc)),
                (x, y, ck, scale, shift, R, C, R * C, T, n_chunks, n_chunks - 1 if save else 0, float(k), float(v_th),
                 float(v_reset)),
                dict(KIND=kind, SOFT=soft, C=chunk, BLOCK_R=br, BLOCK_C=bc),
@@ -96,10 +105,7 @@ class _BNFireFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, gy: Tensor):
-        from ..neurons.kernels.launch import launch
-        from ..neurons.kernels import ops
-        from .triton_bn_lif import bn_lif_bwd_kernel
-
+        launch, (ops, kern) = kernels()[0], _ops()
         x, weight, stats, ck = ctx.saved_tensors
         mean, invstd, scale, shift = stats.unbind(0)
         T = ctx.T
@@ -114,7 +120,7 @@ class _BNFireFunction(torch.autograd.Function):
         P = -(-R // rows)
         part = x.new_empty((2, P, C), dtype=torch.float32)
         g = torch.empty_like(x)
-        launch(bn_lif_bwd_kernel, (P, nc),
+        launch(kern.bn_lif_bwd_kernel, (P, nc),
                (x, gy.contiguous(), g, ck, scale, shift, mean, part, R, C, R * C, T, -(-T // chunk), rows, float(k),
                 float(v_th), float(v_reset), float(alpha), 0.5 / float(alpha)),
                dict(KIND=kind, SOFT=soft, DETACH=detach, SURR=surrogate, C=chunk, BLOCK_R=br, BLOCK_C=bc),

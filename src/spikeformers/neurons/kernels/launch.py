@@ -27,16 +27,16 @@ _CACHE: Dict[tuple, Tuple[Any, tuple]] = {}
 
 
 def spec(a: Any) -> Any:
-    """What Triton specializes a kernel argument on, or something finer."""
+    """What Triton specializes a kernel argument on, or something finer. Exact types first: this runs for
+    every argument of every launch (about 4,600 times per eager Spikformer-8-512 step)."""
+    t = type(a)
+    if t is int:  # not bool, not an int subclass (those fall through to "never conflated")
+        return a == 1, not a & 15, _I32[0] <= a < _I32[1]
+    if t is float or t is bool:
+        return t
     if isinstance(a, Tensor):
-        return a.dtype, a.data_ptr() % 16 == 0
-    if isinstance(a, bool):  # before int: bool is an int
-        return bool
-    if isinstance(a, int):
-        return a == 1, a % 16 == 0, _I32[0] <= a < _I32[1]
-    if isinstance(a, float):
-        return float
-    return type(a), a  # anything else: never conflated
+        return a.dtype, not a.data_ptr() & 15
+    return t, a  # anything else: never conflated
 
 
 def _hooked(hook) -> bool:
