@@ -1,4 +1,4 @@
-"""Compile every neuron-kernel variant for an H100 (sm_90) on a machine without a GPU, and report
+"""Compile every neuron-kernel variant (and the BatchNorm + LIF kernels) for an H100 (sm_90) on a machine without a GPU, and report
 registers, spills and the widest global loads/stores (ptxas -v), as benchmarks/NOTES.md quotes.
 
     python benchmarks/compile_check.py            # all variants, both block sizes in use
@@ -21,17 +21,20 @@ import triton  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
 
+from spikeformers.layers import bn_fire  # noqa: E402
+from spikeformers.layers.triton_bn_lif import bn_lif_bwd_kernel, bn_lif_fwd_kernel  # noqa: E402
 from spikeformers.neurons.kernels import ops  # noqa: E402
 from spikeformers.neurons.kernels.triton_asn import asn_bwd_kernel, asn_fwd_kernel  # noqa: E402
 from spikeformers.neurons.kernels.triton_lif import lif_bwd_kernel, lif_fwd_kernel  # noqa: E402
 from spikeformers.neurons.kernels.triton_ternary import ternary_bwd_kernel, ternary_fwd_kernel  # noqa: E402
 
 PTXAS = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
-DATA = {"x_ptr", "y_ptr", "gy_ptr", "gx_ptr"}  # pointers in the input dtype; other pointers are fp32
-INTS = {"N", "T", "n_chunks", "n_saved", "C_K"}
+DATA = {"x_ptr", "y_ptr", "gy_ptr", "gx_ptr", "g_ptr"}  # pointers in the input dtype; other pointers are fp32
+INTS = {"N", "T", "n_chunks", "n_saved", "C_K", "R", "CH", "rows_per_prog"}
 
 
-def compile_variant(fn, dtype: str, consts: dict, block: int):
+def compile_variant(fn, dtype: str, consts: dict, block):
+    """`block`: the BLOCK constexpr, or None for the BN + LIF kernels (their tile is in `consts`)."""
     sig, attrs = {}, {}
     for i, p in enumerate(fn.params):
         name = p.name
@@ -42,14 +45,17 @@ def compile_variant(fn, dtype: str, consts: dict, block: int):
             attrs[(i,)] = [["tt.divisibility", 16]]
         elif name in INTS:
             sig[name] = "i32"
-            if name == "N":
+            if name in ("N", "CH"):
                 attrs[(i,)] = [["tt.divisibility", 16]]
         else:
             sig[name] = "fp32"
-    consts = dict(consts, BLOCK=block)
+    warps = ops.CONFIG["num_warps"]
+    if block is None:
+        warps = bn_fire.CONFIG["fwd_warps" if "bwd" not in fn.__name__ else "bwd_warps"]
+    else:
+        consts = dict(consts, BLOCK=block)
     src = ASTSource(fn=fn, signature=sig, constexprs=consts, attrs=attrs)
-    k = triton.compile(src, target=GPUTarget("cuda", 90, 32),
-                       options={"num_warps": ops.CONFIG["num_warps"], "enable_fp_fusion": False})
+    k = triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": warps, "enable_fp_fusion": False})
     ptx = k.asm["ptx"]
     with tempfile.NamedTemporaryFile("w", suffix=".ptx", delete=False) as f:
         f.write(ptx)
@@ -79,6 +85,11 @@ def variants(quick: bool):
         yield "asn_fwd", asn_fwd_kernel, dt, dict(SOFT=False, PER_CHANNEL=True, C=C), fwd
         for soft, det, surr, pc in [(False, True, 0, False), (True, False, 1, True)]:
             yield "asn_bwd", asn_bwd_kernel, dt, dict(SOFT=soft, DETACH=det, SURR=surr, PER_CHANNEL=pc, NEED_GK=True, C=C), bwd
+        # BatchNorm + LIF (layers/triton_bn_lif.py) at 64 channels, its tiles as layers/bn_fire.py launches them
+        tile = lambda way: dict(BLOCK_R=bn_fire.CONFIG[way + "_tile"] // 64, BLOCK_C=64)  # noqa: E731
+        yield "bn_lif_fwd", bn_lif_fwd_kernel, dt, dict(KIND=1, SOFT=False, C=C, **tile("fwd")), None
+        for soft, det, surr in [(False, True, 0), (True, False, 1)][: 1 if quick else 2]:
+            yield "bn_lif_bwd", bn_lif_bwd_kernel, dt, dict(KIND=1, SOFT=soft, DETACH=det, SURR=surr, C=C, **tile("bwd")), None
 
 
 def main() -> int:
@@ -90,7 +101,7 @@ def main() -> int:
         regs, spills, widest = compile_variant(fn, dt, consts, block)
         worst = max(worst, spills)
         flags = " ".join(f"{k}={v}" for k, v in consts.items())
-        print(f"{name:12s} {dt:5s} BLOCK={block:<5d} {flags:60s} regs {regs:3d}  spill {spills:4d} B  widest load v{widest}",
+        print(f"{name:12s} {dt:5s} BLOCK={block or '-':<5} {flags:60s} regs {regs:3d}  spill {spills:4d} B  widest load v{widest}",
               flush=True)
     print("no spills" if worst == 0 else f"SPILLS: up to {worst} B")
     return 0 if worst == 0 else 1

@@ -19,7 +19,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from ..neurons.kernels.triton_lif import charge, grad_h, reset
+from ..neurons.kernels.triton_lif import charge, charge_derivatives, grad_h, reset, rest_value
 
 __all__ = ["bn_lif_fwd_kernel", "bn_lif_bwd_kernel"]
 
@@ -51,10 +51,7 @@ def bn_lif_fwd_kernel(x_ptr, y_ptr, ck_ptr, scale_ptr, shift_ptr, R, CH, N, T, n
     offs, mask = _tile(rows, cols, R, CH)
     scale = tl.load(scale_ptr + cols, mask=cols < CH, other=0.0)[None, :]
     shift = tl.load(shift_ptr + cols, mask=cols < CH, other=0.0)[None, :]
-    if SOFT:
-        rest = 0.0
-    else:
-        rest = v_reset
+    rest = rest_value(v_reset, SOFT)
     v = tl.zeros([BLOCK_R, BLOCK_C], dtype=tl.float32) + rest
     c = tl.program_id(0).to(tl.int64) * 0  # an int64 counter: t * N may pass 2**31
     while c < n_chunks:
@@ -82,19 +79,8 @@ def bn_lif_bwd_kernel(x_ptr, gy_ptr, g_ptr, ck_ptr, scale_ptr, shift_ptr, mean_p
     scale = tl.load(scale_ptr + cols, mask=cmask, other=0.0)[None, :]
     shift = tl.load(shift_ptr + cols, mask=cmask, other=0.0)[None, :]
     mean = tl.load(mean_ptr + cols, mask=cmask, other=0.0)[None, :]
-    if SOFT:
-        rest = 0.0
-    else:
-        rest = v_reset
-    if KIND == 0:
-        dh_dv = 1.0
-        dh_dx = 1.0
-    elif KIND == 1:
-        dh_dv = 1.0 - k
-        dh_dx = k
-    else:
-        dh_dv = 1.0 - k
-        dh_dx = 1.0
+    rest = rest_value(v_reset, SOFT)
+    dh_dv, dh_dx = charge_derivatives(k, KIND)
     s1 = tl.zeros([BLOCK_R, BLOCK_C], dtype=tl.float32)
     s2 = tl.zeros([BLOCK_R, BLOCK_C], dtype=tl.float32)
     start = pid_r.to(tl.int64) * rows_per_prog

@@ -28,7 +28,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-__all__ = ["lif_fwd_kernel", "lif_bwd_kernel", "surrogate_grad", "grad_h", "charge", "reset"]
+__all__ = ["lif_fwd_kernel", "lif_bwd_kernel", "surrogate_grad", "grad_h", "charge", "charge_derivatives", "rest_value", "reset"]
 
 
 @triton.jit
@@ -40,6 +40,31 @@ def charge(v, x, k, rest, KIND: tl.constexpr):
     else:
         h = v - (v - rest) * k + x
     return h
+
+
+@triton.jit
+def charge_derivatives(k, KIND: tl.constexpr):
+    """(dH/dV, dH/dX) of `charge`."""
+    if KIND == 0:
+        dh_dv = 1.0
+        dh_dx = 1.0
+    elif KIND == 1:
+        dh_dv = 1.0 - k
+        dh_dx = k
+    else:
+        dh_dv = 1.0 - k
+        dh_dx = 1.0
+    return dh_dv, dh_dx
+
+
+@triton.jit
+def rest_value(v_reset, SOFT: tl.constexpr):
+    """The potential a neuron rests at (and decays toward): V_reset, or 0 with soft reset."""
+    if SOFT:
+        rest = 0.0
+    else:
+        rest = v_reset
+    return rest
 
 
 @triton.jit
@@ -98,10 +123,7 @@ def lif_fwd_kernel(x_ptr, y_ptr, ck_ptr, k_ptr, N, T, n_chunks, n_saved, k_val, 
         k = tl.load(k_ptr).to(tl.float32)
     else:
         k = k_val
-    if SOFT:
-        rest = 0.0
-    else:
-        rest = v_reset
+    rest = rest_value(v_reset, SOFT)
     v = tl.zeros([BLOCK], dtype=tl.float32) + rest
     c = pid.to(tl.int64) * 0  # an int64 counter: t * N may pass 2**31
     while c < n_chunks:
@@ -130,19 +152,8 @@ def lif_bwd_kernel(x_ptr, gy_ptr, gx_ptr, ck_ptr, k_ptr, gk_ptr, N, T, n_chunks,
         k = tl.load(k_ptr).to(tl.float32)
     else:
         k = k_val
-    if SOFT:
-        rest = 0.0
-    else:
-        rest = v_reset
-    if KIND == 0:
-        dh_dv = 1.0
-        dh_dx = 1.0
-    elif KIND == 1:
-        dh_dv = 1.0 - k
-        dh_dx = k
-    else:
-        dh_dv = 1.0 - k
-        dh_dx = 1.0
+    rest = rest_value(v_reset, SOFT)
+    dh_dv, dh_dx = charge_derivatives(k, KIND)
     gv = tl.zeros([BLOCK], dtype=tl.float32)  # dL/dV[t] from the steps after t
     gk_acc = tl.zeros([BLOCK], dtype=tl.float32)
     cc = pid.to(tl.int64) * 0  # an int64 counter: t * N may pass 2**31
