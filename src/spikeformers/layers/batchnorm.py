@@ -159,14 +159,23 @@ class _KernelForward:
             if pre_bias is not None:
                 x = x + pre_bias.view(-1, *[1] * (x.dim() - 2)).to(x.dtype)
             return super().forward(x)
-        self._check_input_dim(x)
-        self.num_batches_tracked.add_(1)
+        self._count_batch(x)
         y = _BatchNormFunction.apply(rows, self.weight, self.bias, self.running_mean, self.running_var, self.momentum,
                                      self.eps, pre_bias)
+        return self._like_input(y, x)
+
+    def _count_batch(self, x: Tensor) -> None:
+        """Torch's input check and batch count, for a training forward through the kernels."""
+        self._check_input_dim(x)
+        self.num_batches_tracked.add_(1)
+
+    @staticmethod
+    def _like_input(y: Tensor, x: Tensor) -> Tensor:
+        """Rows [M, C] computed from `_as_rows(x)` back in x's shape (4-D: channels_last, like x)."""
         if x.dim() == 2:
             return y
         N, C, H, W = x.shape
-        return y.view(N, H, W, C).permute(0, 3, 1, 2)  # channels_last, like the input
+        return y.view(N, H, W, C).permute(0, 3, 1, 2)
 
     def will_fold_bias(self, x: Tensor) -> bool:
         """Would `forward(layer(x), pre_bias)` take the kernels, for a layer whose output keeps x's device

@@ -25,7 +25,7 @@ from torch.nn.modules import module as _module
 from ..neurons.lif import IFNode, LIFNode
 from .batchnorm import BatchNorm1d, BatchNorm2d, backward_from_sums, batch_statistics, kernels, zero_bias_grad
 
-__all__ = ["CONFIG", "ENABLED", "bn_fire", "fire"]
+__all__ = ["CONFIG", "ENABLED", "bn_fire", "fire", "normalize"]
 
 #: launch configuration (benchmarks/bn_fire_kernel.py sweeps it): elements per program tile (rows x channels,
 #: at most `block_c` channels wide), warps, and for the backward about how many programs (each loops over
@@ -129,6 +129,12 @@ class _BNFireFunction(torch.autograd.Function):
         return gx, dw, db, None, None, None, None, zero_bias_grad(ctx, weight, 7), None, None
 
 
+def normalize(bn: nn.Module, x: Tensor, pre_bias: Optional[Tensor] = None) -> Tensor:
+    """`bn(x)`, passing `pre_bias` only when there is one (torch's own BatchNorm, e.g. the SyncBatchNorm that
+    `run.sync_bn` swaps in, takes none; the layers then add their bias themselves)."""
+    return bn(x) if pre_bias is None else bn(x, pre_bias=pre_bias)
+
+
 def bn_fire(bn: nn.Module, neuron: nn.Module, x: Tensor, shape: Tuple[int, ...],
             pre_bias: Optional[Tensor] = None) -> Tensor:
     """`neuron(bn(x).view(shape))` for BN's input x [T*B, ...] (time outermost) and the neuron's input shape
@@ -137,15 +143,11 @@ def bn_fire(bn: nn.Module, neuron: nn.Module, x: Tensor, shape: Tuple[int, ...],
     params = _kernel_params(bn, neuron, x)
     rows = bn._as_rows(x) if params is not None else None
     if rows is None or rows.shape[0] < 2 or rows.shape[0] % T:
-        return neuron((bn(x) if pre_bias is None else bn(x, pre_bias=pre_bias)).view(shape))
-    bn._check_input_dim(x)
-    bn.num_batches_tracked.add_(1)
+        return neuron(normalize(bn, x, pre_bias).view(shape))
+    bn._count_batch(x)
     y = _BNFireFunction.apply(rows, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.momentum, bn.eps, pre_bias,
                               T, params)
-    if x.dim() == 4:
-        N, C, H, W = x.shape
-        y = y.view(N, H, W, C).permute(0, 3, 1, 2)  # channels_last, like the input
-    return y.view(shape)
+    return bn._like_input(y, x).view(shape)
 
 
 def fire(layer: nn.Module, neuron: nn.Module, x: Tensor) -> Tensor:

@@ -23,8 +23,8 @@ from typing import Callable, Sequence
 
 from torch import Tensor, nn
 
-from .maxpool import MaxPool2d
 from .bn_fire import fire
+from .maxpool import MaxPool2d
 from .time import ConvBN, fold, unfold
 
 __all__ = ["SPEDS", "speds_stem", "speds_stage", "SPEDS_LAYOUTS"]

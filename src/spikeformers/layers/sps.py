@@ -16,8 +16,8 @@ from typing import Callable, List, Optional
 
 from torch import Tensor, nn
 
-from .maxpool import MaxPool2d
 from .bn_fire import fire
+from .maxpool import MaxPool2d
 from .time import ConvBN, fold, unfold
 
 __all__ = ["SPS", "MSSPS", "check_pooling"]

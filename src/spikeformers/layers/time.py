@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .batchnorm import BatchNorm1d, BatchNorm2d
-from .bn_fire import bn_fire
+from .bn_fire import bn_fire, normalize
 
 __all__ = ["fold", "unfold", "ConvBN", "LinearBN"]
 
@@ -54,7 +54,7 @@ class ConvBN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         y, bias = self._pre_bn(x)
-        return unfold(self.bn(y) if bias is None else self.bn(y, pre_bias=bias), x.shape[0])
+        return unfold(normalize(self.bn, y, bias), x.shape[0])
 
     def fire(self, x: Tensor, neuron: nn.Module) -> Tensor:
         """`neuron(self(x))`, with BN and the neuron fused where `bn_fire` can."""
@@ -82,8 +82,7 @@ class LinearBN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         y, bias = self._pre_bn(x)
-        rows = y.reshape(-1, y.shape[-1])  # [T*B*N, D] for BN1d
-        return (self.bn(rows) if bias is None else self.bn(rows, pre_bias=bias)).view(y.shape)
+        return normalize(self.bn, y.reshape(-1, y.shape[-1]), bias).view(y.shape)  # [T*B*N, D] for BN1d
 
     def fire(self, x: Tensor, neuron: nn.Module) -> Tensor:
         """`neuron(self(x))`, with BN and the neuron fused where `bn_fire` can."""
