@@ -66,7 +66,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="a few variants only")
     args = ap.parse_args()
     if not torch.cuda.is_available():
-        sys.exit("needs CUDA")
+        print("bn_fire_kernel.py: needs a CUDA GPU (none found); nothing measured", file=sys.stderr)
+        sys.exit(2)
     default = dict(bn_fire.CONFIG)
     variants = []
     grid = {"bwd_programs": [1024, 4096], "bwd_tile": [512, 1024], "bwd_block_c": [32, 64], "bwd_warps": [4, 8]}
