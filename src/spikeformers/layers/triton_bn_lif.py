@@ -19,7 +19,8 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from ..neurons.kernels.triton_lif import charge, charge_derivatives, grad_h, reset, rest_value
+from ..neurons.kernels.triton_lif import (bn_output, charge, charge_derivatives, forward_walk, grad_h, reset,
+                                          rest_value)
 
 __all__ = ["bn_lif_fwd_kernel", "bn_lif_bwd_kernel"]
 
@@ -27,12 +28,6 @@ __all__ = ["bn_lif_fwd_kernel", "bn_lif_bwd_kernel"]
 @triton.jit
 def _load(x_ptr, p, m):
     return tl.load(x_ptr + p, mask=m, other=0.0).to(tl.float32)
-
-
-@triton.jit
-def _bn_out(x, scale, shift, x_ptr):
-    """BN's output for x (fp32), rounded to x's stored dtype as the unfused BN stores it, in fp32."""
-    return tl.fma(x, scale, shift).to(x_ptr.dtype.element_ty).to(tl.float32)
 
 
 @triton.jit
@@ -51,20 +46,9 @@ def bn_lif_fwd_kernel(x_ptr, y_ptr, ck_ptr, scale_ptr, shift_ptr, R, CH, N, T, n
     offs, mask = _tile(rows, cols, R, CH)
     scale = tl.load(scale_ptr + cols, mask=cols < CH, other=0.0)[None, :]
     shift = tl.load(shift_ptr + cols, mask=cols < CH, other=0.0)[None, :]
-    rest = rest_value(v_reset, SOFT)
-    v = tl.zeros([BLOCK_R, BLOCK_C], dtype=tl.float32) + rest
-    c = tl.program_id(0).to(tl.int64) * 0  # an int64 counter: t * N may pass 2**31
-    while c < n_chunks:
-        for j in tl.static_range(C):
-            t = c * C + j
-            m = mask & (t < T)
-            p = t * N + offs
-            h = charge(v, _bn_out(_load(x_ptr, p, m), scale, shift, x_ptr), k, rest, KIND)
-            s = ((h - v_th) >= 0.0).to(tl.float32)
-            tl.store(y_ptr + p, s.to(y_ptr.dtype.element_ty), mask=m)
-            v = reset(h, s, v_th, v_reset, SOFT)
-        tl.store(ck_ptr + c * N + offs, v, mask=mask & (c < n_saved))  # checkpoints (none without grad)
-        c += 1
+    v = tl.zeros([BLOCK_R, BLOCK_C], dtype=tl.float32) + rest_value(v_reset, SOFT)
+    forward_walk(x_ptr, y_ptr, ck_ptr, offs, mask, v, N, T, n_chunks, n_saved, k, v_th, v_reset, scale, shift, KIND,
+                 SOFT, C, True)
 
 
 @triton.jit
@@ -102,7 +86,7 @@ def bn_lif_bwd_kernel(x_ptr, gy_ptr, g_ptr, ck_ptr, scale_ptr, shift_ptr, mean_p
                 gys = gys + (_load(gy_ptr, t * N + offs, mask & (t < T)),)
             hs = ()
             for j in tl.static_range(C):  # recompute H for the chunk, in registers
-                h = charge(v, _bn_out(xs[j], scale, shift, x_ptr), k, rest, KIND)
+                h = charge(v, bn_output(xs[j], scale, shift, x_ptr), k, rest, KIND)
                 v = reset(h, ((h - v_th) >= 0.0).to(tl.float32), v_th, v_reset, SOFT)
                 hs = hs + (h,)
             for i in tl.static_range(C):  # walk the chunk backwards; steps past T have gY = gV = 0

@@ -28,7 +28,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-__all__ = ["lif_fwd_kernel", "lif_bwd_kernel", "surrogate_grad", "grad_h", "charge", "charge_derivatives", "rest_value", "reset"]
+__all__ = ["lif_fwd_kernel", "lif_bwd_kernel", "surrogate_grad", "grad_h", "bn_output", "forward_walk", "charge", "charge_derivatives", "rest_value", "reset"]
 
 
 @triton.jit
@@ -114,30 +114,55 @@ def grad_h(h, s, gy, gv, v_th, v_reset, alpha, half_width, SOFT: tl.constexpr, D
 
 
 @triton.jit
-def lif_fwd_kernel(x_ptr, y_ptr, ck_ptr, k_ptr, N, T, n_chunks, n_saved, k_val, v_th, v_reset,
-                   KIND: tl.constexpr, K_PTR: tl.constexpr, SOFT: tl.constexpr, C: tl.constexpr, BLOCK: tl.constexpr):
-    pid = tl.program_id(0)
-    offs = pid * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < N
-    if K_PTR:
-        k = tl.load(k_ptr).to(tl.float32)
-    else:
-        k = k_val
+def bn_output(x, scale, shift, x_ptr):
+    """BatchNorm's output for x (fp32) rounded to x's stored dtype, as BN's `affine` kernel stores it, in fp32."""
+    return tl.fma(x, scale, shift).to(x_ptr.dtype.element_ty).to(tl.float32)
+
+
+@triton.jit
+def forward_walk(x_ptr, y_ptr, ck_ptr, offs, mask, v, N, T, n_chunks, n_saved, k, v_th, v_reset, scale, shift,
+                 KIND: tl.constexpr, SOFT: tl.constexpr, C: tl.constexpr, AFFINE: tl.constexpr):
+    """One program's forward over all steps: `offs`/`mask` its elements within a step (columns, or a 2-D tile),
+    `v` their starting potential. Writes the spikes and, at each chunk's end, the checkpoints (none without
+    grad). AFFINE: the input is BatchNorm's, fma(x, scale, shift) rounded to x's dtype as BN stores its output
+    (layers/triton_bn_lif.py)."""
     rest = rest_value(v_reset, SOFT)
-    v = tl.zeros([BLOCK], dtype=tl.float32) + rest
-    c = pid.to(tl.int64) * 0  # an int64 counter: t * N may pass 2**31
+    c = tl.program_id(0).to(tl.int64) * 0  # an int64 counter: t * N may pass 2**31
     while c < n_chunks:
         for j in tl.static_range(C):
             t = c * C + j
             m = mask & (t < T)
             p = t * N + offs
             x = tl.load(x_ptr + p, mask=m, other=0.0).to(tl.float32)
+            if AFFINE:
+                x = bn_output(x, scale, shift, x_ptr)
             h = charge(v, x, k, rest, KIND)
             s = ((h - v_th) >= 0.0).to(tl.float32)
             tl.store(y_ptr + p, s.to(y_ptr.dtype.element_ty), mask=m)
             v = reset(h, s, v_th, v_reset, SOFT)
-        tl.store(ck_ptr + c * N + offs, v, mask=mask & (c < n_saved))  # checkpoints (none without grad)
+        tl.store(ck_ptr + c * N + offs, v, mask=mask & (c < n_saved))
         c += 1
+
+
+@triton.jit
+def columns(N, k_ptr, k_val, K_PTR: tl.constexpr, BLOCK: tl.constexpr):
+    """(program id, its columns, their mask, the decay k: PLIF's from its tensor, else the constant)."""
+    pid = tl.program_id(0)
+    offs = pid * BLOCK + tl.arange(0, BLOCK)
+    if K_PTR:
+        k = tl.load(k_ptr).to(tl.float32)
+    else:
+        k = k_val
+    return pid, offs, offs < N, k
+
+
+@triton.jit
+def lif_fwd_kernel(x_ptr, y_ptr, ck_ptr, k_ptr, N, T, n_chunks, n_saved, k_val, v_th, v_reset,
+                   KIND: tl.constexpr, K_PTR: tl.constexpr, SOFT: tl.constexpr, C: tl.constexpr, BLOCK: tl.constexpr):
+    pid, offs, mask, k = columns(N, k_ptr, k_val, K_PTR, BLOCK)
+    v = tl.zeros([BLOCK], dtype=tl.float32) + rest_value(v_reset, SOFT)
+    forward_walk(x_ptr, y_ptr, ck_ptr, offs, mask, v, N, T, n_chunks, n_saved, k, v_th, v_reset, 1.0, 0.0, KIND, SOFT,
+                 C, False)
 
 
 @triton.jit
@@ -145,13 +170,7 @@ def lif_bwd_kernel(x_ptr, gy_ptr, gx_ptr, ck_ptr, k_ptr, gk_ptr, N, T, n_chunks,
                    alpha, half_width,
                    KIND: tl.constexpr, K_PTR: tl.constexpr, SOFT: tl.constexpr, DETACH: tl.constexpr,
                    SURR: tl.constexpr, NEED_GK: tl.constexpr, C: tl.constexpr, BLOCK: tl.constexpr):
-    pid = tl.program_id(0)
-    offs = pid * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < N
-    if K_PTR:
-        k = tl.load(k_ptr).to(tl.float32)
-    else:
-        k = k_val
+    pid, offs, mask, k = columns(N, k_ptr, k_val, K_PTR, BLOCK)
     rest = rest_value(v_reset, SOFT)
     dh_dv, dh_dx = charge_derivatives(k, KIND)
     gv = tl.zeros([BLOCK], dtype=tl.float32)  # dL/dV[t] from the steps after t
