@@ -3,6 +3,8 @@ registers, spills and the widest global loads/stores (ptxas -v), as benchmarks/N
 
     python benchmarks/compile_check.py            # all variants, both block sizes in use
     python benchmarks/compile_check.py --quick    # one variant per kernel
+    python benchmarks/compile_check.py --ptx DIR  # also write each variant's PTX, without debug lines, to DIR:
+                                                  # `diff -r` two such folders to see whether a refactor changed code
 
 Uses Triton's bundled ptxas; nothing runs. Arguments are specialised as the launcher does for
 16-byte-aligned tensors and a column count N divisible by 16.
@@ -33,7 +35,13 @@ DATA = {"x_ptr", "y_ptr", "gy_ptr", "gx_ptr", "g_ptr"}  # pointers in the input 
 INTS = {"N", "T", "n_chunks", "n_saved", "C_K", "R", "CH", "rows_per_prog"}
 
 
-def compile_variant(fn, dtype: str, consts: dict, block):
+def code_only(ptx: str) -> str:
+    """The PTX without debug sections, line markers and comments (they change with every edit of the source)."""
+    ptx = re.split(r"\.section\s+\.debug", ptx)[0]
+    return "\n".join(l for l in ptx.splitlines() if l.strip() and not re.match(r"\s*(\.loc|\.file|//|\$L__)", l))
+
+
+def compile_variant(fn, dtype: str, consts: dict, block, ptx_out: str = None):
     """`block`: the BLOCK constexpr, or None for the BN + LIF kernels (their tile is in `consts`)."""
     sig, attrs = {}, {}
     for i, p in enumerate(fn.params):
@@ -57,6 +65,9 @@ def compile_variant(fn, dtype: str, consts: dict, block):
     src = ASTSource(fn=fn, signature=sig, constexprs=consts, attrs=attrs)
     k = triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": warps, "enable_fp_fusion": False})
     ptx = k.asm["ptx"]
+    if ptx_out:
+        with open(ptx_out, "w") as f:
+            f.write(code_only(ptx))
     with tempfile.NamedTemporaryFile("w", suffix=".ptx", delete=False) as f:
         f.write(ptx)
     out = subprocess.run([PTXAS, "-arch=sm_90a", "-v", f.name, "-o", os.devnull], capture_output=True, text=True)
@@ -95,10 +106,14 @@ def variants(quick: bool):
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--ptx", metavar="DIR", help="write each variant's code-only PTX here")
     args = p.parse_args()
+    if args.ptx:
+        os.makedirs(args.ptx, exist_ok=True)
     worst = 0
     for name, fn, dt, consts, block in variants(args.quick):
-        regs, spills, widest = compile_variant(fn, dt, consts, block)
+        tag = "_".join([name, dt] + [f"{k}{v}" for k, v in consts.items()])
+        regs, spills, widest = compile_variant(fn, dt, consts, block, args.ptx and os.path.join(args.ptx, tag + ".ptx"))
         worst = max(worst, spills)
         flags = " ".join(f"{k}={v}" for k, v in consts.items())
         print(f"{name:12s} {dt:5s} BLOCK={block or '-':<5} {flags:60s} regs {regs:3d}  spill {spills:4d} B  widest load v{widest}",
