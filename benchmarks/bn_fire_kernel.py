@@ -69,11 +69,10 @@ def main():
         print("bn_fire_kernel.py: needs a CUDA GPU (none found); nothing measured", file=sys.stderr)
         sys.exit(2)
     default = dict(bn_fire.CONFIG)
-    variants = []
     grid = {"bwd_programs": [1024, 4096], "bwd_tile": [512, 1024], "bwd_block_c": [32, 64], "bwd_warps": [4, 8]}
     if args.quick:
         grid = {"bwd_programs": [1024, 2048], "bwd_tile": [512, 1024], "bwd_block_c": [64], "bwd_warps": [4, 8]}
-    variants += [dict(zip(grid, v)) for v in itertools.product(*grid.values())]
+    variants = [dict(zip(grid, v)) for v in itertools.product(*grid.values())]
     variants += [{"fwd_tile": t, "fwd_block_c": c, "fwd_warps": w} for t, c, w in
                  itertools.product([1024, 2048, 4096], [64, 128], [4, 8]) if not args.quick]
     rec = {"provenance": provenance(), "T": T, "default": default, "shapes": {}, "variants": []}
@@ -104,8 +103,8 @@ def main():
         torch.cuda.empty_cache()
     bn_fire.CONFIG.update(default)
     per_step = lambda ms: sum(ms[n] * c for n, _, _, c in SHAPES)  # noqa: E731
-    base_u = sum(rec["shapes"][n]["unfused_ms"] * c for n, _, _, c in SHAPES)
-    base_f = sum(rec["shapes"][n]["fused_ms"] * c for n, _, _, c in SHAPES)
+    base_u = per_step({n: r["unfused_ms"] for n, r in rec["shapes"].items()})
+    base_f = per_step({n: r["fused_ms"] for n, r in rec["shapes"].items()})
     print(f"per step: unfused {base_u:.2f} ms, fused default {base_f:.2f} ms")
     for i, v in enumerate(variants):
         rec["variants"].append(dict(config=v, ms=results[i], per_step_ms=per_step(results[i])))

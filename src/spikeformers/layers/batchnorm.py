@@ -42,10 +42,15 @@ def kernels():
     return _KERNELS
 
 
+def _block_c(C: int) -> int:
+    """Channels per program of the partial-sum and affine kernels."""
+    return min(128, max(16, 1 << (C - 1).bit_length()))
+
+
 def _plan(M: int, C: int):
     """(programs over rows, rows per program, channel blocks, BLOCK_C) for the partial sums: about 512
     programs, each summing a slab of rows that is a multiple of the 32-row tile."""
-    bc = min(128, max(16, 1 << (C - 1).bit_length()))
+    bc = _block_c(C)
     nc = -(-C // bc)
     P = max(1, min(-(-M // 32), 512 // nc))
     rows = -(-M // (32 * P)) * 32
@@ -81,7 +86,7 @@ def backward_from_sums(part: Tensor, gy: Tensor, x: Tensor, weight: Tensor, mean
            dict(_FINAL), _OPTS)
     gx = None
     if need_gx:
-        bc = _plan(M, C)[3]
+        bc = _block_c(C)
         gx = torch.empty_like(x)
         launch(k.affine, (-(-M // 64), -(-C // bc)), (gy, x, gx, a, b, c, M, C), dict(TWO=True, BLOCK_M=64, BLOCK_C=bc),
                _OPTS)
@@ -101,7 +106,7 @@ class _BatchNormFunction(torch.autograd.Function):
         mean, invstd, scale, shift = batch_statistics(x, weight, bias, running_mean, running_var, momentum, eps,
                                                       pre_bias).unbind(0)
         y = torch.empty_like(x)
-        bc = _plan(M, C)[3]
+        bc = _block_c(C)
         launch(k.affine, (-(-M // 64), -(-C // bc)), (x, x, y, scale, scale, shift, M, C),
                dict(TWO=False, BLOCK_M=64, BLOCK_C=bc), _OPTS)
         ctx.save_for_backward(x, weight, mean, invstd)
@@ -118,7 +123,7 @@ class _BatchNormFunction(torch.autograd.Function):
         part = x.new_empty((2, P, C), dtype=torch.float32)
         launch(k.partial_sums, (P, nc), (gy, x, mean, part, M, C, rows), dict(PRODUCT=True, BLOCK_M=32, BLOCK_C=bc), _OPTS)
         gx, dw, db = backward_from_sums(part, gy, x, weight, mean, invstd, ctx.needs_input_grad[0])
-        return (gx, dw, db, None, None, None, None, zero_bias_grad(ctx, weight, 7))
+        return gx, dw, db, None, None, None, None, zero_bias_grad(ctx, weight, 7)
 
 
 def zero_bias_grad(ctx, weight: Tensor, index: int) -> Optional[Tensor]:

@@ -86,7 +86,7 @@ class _BNFireFunction(torch.autograd.Function):
         mean, invstd, scale, shift = stats.unbind(0)
         M, C = x.shape
         R = M // T
-        chunk = max(1, min(T, ops.CONFIG["chunk"]))
+        chunk = max(1, min(T, ops.CONFIG["chunk"]))  # steps per checkpointed chunk, as the LIF kernels
         n_chunks = -(-T // chunk)
         save = n_chunks > 1 and any(ctx.needs_input_grad[:3])  # grad mode is off inside forward
         ck = x.new_empty((n_chunks - 1, R * C), dtype=torch.float32) if save else ops._dummy(x)
@@ -100,19 +100,18 @@ class _BNFireFunction(torch.autograd.Function):
                dict(num_warps=CONFIG["fwd_warps"], enable_fp_fusion=False))
         ctx.save_for_backward(x, weight, stats, ck)
         ctx.pre_bias = pre_bias is not None
-        ctx.T, ctx.params = T, params
+        ctx.layout, ctx.params = (T, chunk, n_chunks), params
         return y
 
     @staticmethod
     def backward(ctx, gy: Tensor):
-        launch, (ops, kern) = kernels()[0], _ops()
+        launch, kern = kernels()[0], _ops()[1]
         x, weight, stats, ck = ctx.saved_tensors
         mean, invstd, scale, shift = stats.unbind(0)
-        T = ctx.T
+        T, chunk, n_chunks = ctx.layout
         k, v_th, v_reset, alpha, kind, soft, detach, surrogate = ctx.params
         M, C = x.shape
         R = M // T
-        chunk = max(1, min(T, ops.CONFIG["chunk"]))
         br, bc = _blocks(C, "bwd")
         nc = -(-C // bc)
         P = max(1, min(-(-R // br), CONFIG["bwd_programs"] // nc))
@@ -121,7 +120,7 @@ class _BNFireFunction(torch.autograd.Function):
         part = x.new_empty((2, P, C), dtype=torch.float32)
         g = torch.empty_like(x)
         launch(kern.bn_lif_bwd_kernel, (P, nc),
-               (x, gy.contiguous(), g, ck, scale, shift, mean, part, R, C, R * C, T, -(-T // chunk), rows, float(k),
+               (x, gy.contiguous(), g, ck, scale, shift, mean, part, R, C, R * C, T, n_chunks, rows, float(k),
                 float(v_th), float(v_reset), float(alpha), 0.5 / float(alpha)),
                dict(KIND=kind, SOFT=soft, DETACH=detach, SURR=surrogate, C=chunk, BLOCK_R=br, BLOCK_C=bc),
                dict(num_warps=CONFIG["bwd_warps"], enable_fp_fusion=False))

@@ -46,9 +46,8 @@ def bn_lif_fwd_kernel(x_ptr, y_ptr, ck_ptr, scale_ptr, shift_ptr, R, CH, N, T, n
     offs, mask = _tile(rows, cols, R, CH)
     scale = tl.load(scale_ptr + cols, mask=cols < CH, other=0.0)[None, :]
     shift = tl.load(shift_ptr + cols, mask=cols < CH, other=0.0)[None, :]
-    v = tl.zeros([BLOCK_R, BLOCK_C], dtype=tl.float32) + rest_value(v_reset, SOFT)
-    forward_walk(x_ptr, y_ptr, ck_ptr, offs, mask, v, N, T, n_chunks, n_saved, k, v_th, v_reset, scale, shift, KIND,
-                 SOFT, C, True)
+    forward_walk(x_ptr, y_ptr, ck_ptr, offs, mask, N, T, n_chunks, n_saved, k, v_th, v_reset, scale, shift, KIND, SOFT,
+                 C, True)
 
 
 @triton.jit

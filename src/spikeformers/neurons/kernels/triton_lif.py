@@ -28,7 +28,8 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-__all__ = ["lif_fwd_kernel", "lif_bwd_kernel", "surrogate_grad", "grad_h", "bn_output", "forward_walk", "charge", "charge_derivatives", "rest_value", "reset"]
+__all__ = ["lif_fwd_kernel", "lif_bwd_kernel", "surrogate_grad", "grad_h", "bn_output", "forward_walk", "charge",
+           "charge_derivatives", "rest_value", "reset"]
 
 
 @triton.jit
@@ -120,13 +121,13 @@ def bn_output(x, scale, shift, x_ptr):
 
 
 @triton.jit
-def forward_walk(x_ptr, y_ptr, ck_ptr, offs, mask, v, N, T, n_chunks, n_saved, k, v_th, v_reset, scale, shift,
+def forward_walk(x_ptr, y_ptr, ck_ptr, offs, mask, N, T, n_chunks, n_saved, k, v_th, v_reset, scale, shift,
                  KIND: tl.constexpr, SOFT: tl.constexpr, C: tl.constexpr, AFFINE: tl.constexpr):
-    """One program's forward over all steps: `offs`/`mask` its elements within a step (columns, or a 2-D tile),
-    `v` their starting potential. Writes the spikes and, at each chunk's end, the checkpoints (none without
-    grad). AFFINE: the input is BatchNorm's, fma(x, scale, shift) rounded to x's dtype as BN stores its output
+    """One program's forward over all steps from rest: `offs`/`mask` its elements within a step (columns, or a
+    2-D tile). Writes the spikes and, at each chunk's end, the checkpoints (none without grad). AFFINE: the input is BatchNorm's, fma(x, scale, shift) rounded to x's dtype as BN stores its output
     (layers/triton_bn_lif.py)."""
     rest = rest_value(v_reset, SOFT)
+    v = tl.zeros(offs.shape, dtype=tl.float32) + rest
     c = tl.program_id(0).to(tl.int64) * 0  # an int64 counter: t * N may pass 2**31
     while c < n_chunks:
         for j in tl.static_range(C):
@@ -160,9 +161,8 @@ def columns(N, k_ptr, k_val, K_PTR: tl.constexpr, BLOCK: tl.constexpr):
 def lif_fwd_kernel(x_ptr, y_ptr, ck_ptr, k_ptr, N, T, n_chunks, n_saved, k_val, v_th, v_reset,
                    KIND: tl.constexpr, K_PTR: tl.constexpr, SOFT: tl.constexpr, C: tl.constexpr, BLOCK: tl.constexpr):
     pid, offs, mask, k = columns(N, k_ptr, k_val, K_PTR, BLOCK)
-    v = tl.zeros([BLOCK], dtype=tl.float32) + rest_value(v_reset, SOFT)
-    forward_walk(x_ptr, y_ptr, ck_ptr, offs, mask, v, N, T, n_chunks, n_saved, k, v_th, v_reset, 1.0, 0.0, KIND, SOFT,
-                 C, False)
+    forward_walk(x_ptr, y_ptr, ck_ptr, offs, mask, N, T, n_chunks, n_saved, k, v_th, v_reset, 1.0, 0.0, KIND, SOFT, C,
+                 False)
 
 
 @triton.jit
