@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from spikeformers import create_model
-from spikeformers.neurons.kernels import triton_available
+from spikeformers.kernels import triton_available
 
 # spikformer_4_384's code paths (SPS, SSA, MLP, head) at a size Dynamo traces in seconds
 TINY = dict(img_size=8, pooling="0001", dim=48, num_heads=4, depth=1, T=2)

@@ -5,7 +5,7 @@ import torch
 
 from spikeformers import create_model
 from spikeformers.errors import ConfigError
-from spikeformers.neurons.kernels import triton_available
+from spikeformers.kernels import triton_available
 from spikeformers.train.config import load_config
 from spikeformers.train.cuda_graph import GraphedStep
 from spikeformers.train.engine import Trainer, train

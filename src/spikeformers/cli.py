@@ -233,7 +233,7 @@ def cmd_info(ns) -> int:
 
     from . import __version__, list_attentions, list_encoders, list_models, list_neurons, list_surrogates
     from .data import list_datasets
-    from .neurons.kernels import kernel_status
+    from .kernels import kernel_status
 
     print(f"spikeformers {__version__}  torch {torch.__version__}  numpy {numpy.__version__}  "
           f"python {platform.python_version()}")

@@ -88,6 +88,8 @@ class ASNNode(SpikingNeuron):
             feeding the reset and the threshold jump carries no gradient.
     """
 
+    kernel_op = "neuron_asn"
+
     def __init__(self, *, tau_m: float = 2.0, tau_a: float = 4.0, delta_theta: float = 0.5, v_threshold: float = 1.0,
                  channels: Optional[int] = None, learnable: bool = True, mode: str = "spike", max_spikes: int = 4,
                  v_reset: Optional[float] = 0.0, surrogate: Union[str, Surrogate] = "sigmoid", alpha: Optional[float] = None,
@@ -131,6 +133,16 @@ class ASNNode(SpikingNeuron):
 
     def k_a(self) -> Tensor:
         return torch.sigmoid(self.w_a)
+
+    def _kernel(self, ops, x: Tensor) -> Optional[Tensor]:
+        sid = self.surrogate_id(ops)
+        if type(self) is not ASNNode or self.mode != "spike" or sid is None:
+            return None
+        self._check_channels(x)  # the reference's error for a wrong last axis
+        soft = self.v_reset is None
+        params = (self.v_threshold, 0.0 if soft else float(self.v_reset), self.delta_theta,
+                  float(self.surrogate.alpha or 1.0), soft, self.detach_reset, sid)
+        return ops.asn(x, self.k_m(), self.k_a(), params)
 
     def _check_channels(self, x: Tensor) -> None:
         if self.channels is not None and (x.dim() == 0 or x.shape[-1] != self.channels):

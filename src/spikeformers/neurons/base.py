@@ -12,8 +12,8 @@ from typing import Any, Optional, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from .kernels import dispatch  # imports no Triton until a kernel is about to run
-from .surrogate import Surrogate, create_surrogate
+from ..kernels import kernels_for, refuse  # imports no Triton until a kernel is about to run
+from .surrogate import SURROGATES, Surrogate, create_surrogate
 
 __all__ = ["Neuron", "SpikingNeuron", "DOMAINS", "check_time_first"]
 
@@ -40,13 +40,32 @@ class Neuron(nn.Module):
     """
 
     domain: str = "real"
+    #: the kernel module (`kernels/<op>.py`) that `_kernel` calls, or None: the class has no fused kernel
+    kernel_op: Optional[str] = None
+    backend: str = "torch"
 
     def step(self, x: Tensor, state: Any = None) -> Tuple[Tensor, Any]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _fused(self, x: Tensor) -> Optional[Tensor]:
-        """Return the whole output from a fused kernel, or None to use the reference loop."""
+    def _kernel(self, ops: Any, x: Tensor) -> Optional[Tensor]:
+        """The whole output from the kernel module `ops` (this class supplies its own parameters), or None
+        when no kernel covers this neuron's settings."""
         return None
+
+    def _fused(self, x: Tensor) -> Optional[Tensor]:
+        """The whole output from a fused kernel, or None to use the reference loop (`kernels/gate.py`)."""
+        if self.kernel_op is None or self.backend == "torch":
+            return None
+        ops = kernels_for(x, self.backend, self.kernel_op, type(self).__name__)
+        if ops is None:
+            return None
+        out = self._kernel(ops, x) if x.dtype in ops.DTYPES else None
+        if out is None and self.backend == "triton":
+            refuse(type(self).__name__, f"no kernel covers this neuron (surrogate "
+                                        f"{type(getattr(self, 'surrogate', None)).__name__}, dtype {x.dtype}); kernels "
+                                        "exist for IFNode, LIFNode, PLIFNode, TernaryNode and ASNNode (spike mode) with "
+                                        "the built-in surrogates, in fp32/bf16/fp16")
+        return out
 
     def forward(self, x: Tensor) -> Tensor:
         check_time_first(x, type(self).__name__)
@@ -87,6 +106,7 @@ class SpikingNeuron(Neuron):
     """
 
     domain = "binary"
+    kernel_op = "neuron"
 
     def __init__(
         self,
@@ -137,10 +157,13 @@ class SpikingNeuron(Neuron):
         s = self.fire(h)
         return s, self.reset(h, s)
 
-    def _fused(self, x: Tensor) -> Optional[Tensor]:
-        if self.backend == "torch":
-            return None
-        return dispatch(self, x)
+    def surrogate_id(self, ops: Any) -> Optional[int]:
+        """This neuron's surrogate as the kernels' index (`ops.SURROGATES`), or None when they lack it (a
+        subclass of a built-in surrogate is not the built-in one)."""
+        for i, name in enumerate(ops.SURROGATES):
+            if type(self.surrogate) is SURROGATES.get(name):
+                return i
+        return None
 
     def extra_repr(self) -> str:
         return f"v_threshold={self.v_threshold}, v_reset={self.v_reset}, detach_reset={self.detach_reset}, backend={self.backend!r}"

@@ -10,6 +10,7 @@ equal SpikingJelly's multi-step `LIFNode` (tested).
 from __future__ import annotations
 
 import math
+from typing import Any, Optional
 
 import torch
 from torch import Tensor, nn
@@ -19,11 +20,32 @@ from .base import SpikingNeuron, _positive
 __all__ = ["IFNode", "LIFNode", "PLIFNode"]
 
 
+def _lif_kernel_params(neuron: SpikingNeuron, ops: Any, kind: int, k: float) -> Optional[tuple]:
+    """(k, v_th, v_reset, alpha, kind, soft, detach, surrogate id) for `kernels.neuron.lif`, or None when the
+    kernels lack the neuron's surrogate. kind: 0 IF, 1 LIF with decay_input, 2 LIF without."""
+    sid = neuron.surrogate_id(ops)
+    if sid is None:
+        return None
+    soft = neuron.v_reset is None
+    return (k, neuron.v_threshold, 0.0 if soft else neuron.v_reset, float(neuron.surrogate.alpha or 1.0), kind, soft,
+            neuron.detach_reset, sid)
+
+
 class IFNode(SpikingNeuron):
     """Integrate-and-fire: H[t] = V[t-1] + X[t]."""
 
     def charge(self, x: Tensor, v: Tensor) -> Tensor:
         return v + x
+
+    def kernel_params(self, ops: Any) -> Optional[tuple]:
+        return _lif_kernel_params(self, ops, kind=0, k=0.0)
+
+    def _kernel(self, ops: Any, x: Tensor) -> Optional[Tensor]:
+        # exact types: a subclass with other dynamics (BipolarNode, a user's) gets the reference
+        if type(self) is not IFNode:
+            return None
+        params = self.kernel_params(ops)
+        return None if params is None else ops.lif(x, None, params)
 
 
 class LIFNode(SpikingNeuron):
@@ -49,6 +71,19 @@ class LIFNode(SpikingNeuron):
         if self.decay_input:
             return v + (x - (v - rest)) * k
         return v - (v - rest) * k + x
+
+    def kernel_params(self, ops: Any) -> Optional[tuple]:
+        """As `IFNode.kernel_params`; k = 1/tau (0 for PLIF, whose decay the kernel reads as a tensor)."""
+        k = 0.0 if isinstance(self, PLIFNode) else 1.0 / self.tau
+        return _lif_kernel_params(self, ops, kind=1 if self.decay_input else 2, k=k)
+
+    def _kernel(self, ops: Any, x: Tensor) -> Optional[Tensor]:
+        if type(self) not in (LIFNode, PLIFNode):  # exact types, as IFNode._kernel
+            return None
+        params = self.kernel_params(ops)
+        if params is None:
+            return None
+        return ops.lif(x, self.decay() if type(self) is PLIFNode else None, params)
 
     def extra_repr(self) -> str:
         return f"tau={self.tau}, decay_input={self.decay_input}, " + super().extra_repr()

@@ -28,6 +28,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor, nn
 
+from .adaptive import integer_fire
 from .base import BACKENDS, Neuron, _positive
 from .lif import LIFNode
 
@@ -60,6 +61,7 @@ class TernaryNode(Neuron):
     """
 
     domain = "ternary"
+    kernel_op = "neuron"
 
     def __init__(
         self,
@@ -95,12 +97,10 @@ class TernaryNode(Neuron):
         u = u * (1 - (m.detach() if self.detach_reset else m))
         return s * self.amplitude.to(s.dtype), u
 
-    def _fused(self, x: Tensor) -> Optional[Tensor]:
-        if self.backend == "torch":
+    def _kernel(self, ops, x: Tensor) -> Optional[Tensor]:
+        if type(self) is not TernaryNode:  # a subclass with other dynamics gets the reference
             return None
-        from .kernels import dispatch
-
-        return dispatch(self, x)
+        return ops.ternary(x, self.amplitude, (self.decay, self.v_threshold, self.detach_reset))
 
     def extra_repr(self) -> str:
         return f"v_threshold={self.v_threshold}, decay={self.decay}, backend={self.backend!r}"
@@ -157,8 +157,6 @@ class IntegerNode(Neuron):
         self.v_threshold = _positive("v_threshold", v_threshold, "IntegerNode")
 
     def step(self, x: Tensor, state=None):
-        from .adaptive import integer_fire
-
         return integer_fire(x if self.v_threshold == 1.0 else x / self.v_threshold, self.max_spikes), None
 
     def forward(self, x: Tensor) -> Tensor:  # stateless: every step at once

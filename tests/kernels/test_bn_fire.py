@@ -1,6 +1,6 @@
 """layers.bn_fire: conv/Linear -> BatchNorm -> LIF as one fused op (Triton), against torch's BatchNorm and a
 LIF written here in a few lines (sigmoid surrogate, detached hard reset): spikes, the gradients of the input and
-of every parameter, running statistics. On the CPU the kernels run in Triton's interpreter, in a child process.
+of every parameter, running statistics. On the CPU the kernels run in Triton's interpreter (conftest.py).
 """
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ import pytest
 import torch
 from torch import nn
 
+from spikeformers.kernels import load
 from spikeformers.layers import bn_fire
 from spikeformers.layers.bn_fire import fire
 from spikeformers.layers.time import ConvBN, LinearBN
 from spikeformers.neurons import IFNode, LIFNode
 
-from interpreter import gpu, in_interpreter, interpreter_parent  # noqa: E402  (tests/interpreter.py)
+from marks import gpu, in_interpreter  # noqa: E402  (tests/kernels/marks.py)
 
 
 class _Spike(torch.autograd.Function):
@@ -60,12 +61,13 @@ def compare(layer: nn.Module, neuron: nn.Module, x: torch.Tensor, tau, soft, ste
         layer.bn.bias.add_(0.5)  # a firing rate well above zero
     layer.bn.backend, neuron.backend = "triton", "triton"
     ref = torch_twin(layer)
-    fused, apply = [], bn_fire._BNFireFunction.apply
-    bn_fire._BNFireFunction.apply = lambda *a: fused.append(1) or apply(*a)  # counts the fused op's calls
+    ops = load("bn_fire")
+    fused, apply = [], ops.bn_fire
+    ops.bn_fire = lambda *a: fused.append(1) or apply(*a)  # counts the fused op's calls
     try:
         _steps(layer, neuron, ref, x, tau, soft, steps, tol, gen)
     finally:
-        del bn_fire._BNFireFunction.apply  # autograd.Function's own again
+        ops.bn_fire = apply
     assert len(fused) == steps  # the fused op ran
 
 
@@ -93,7 +95,6 @@ def _steps(layer, neuron, ref, x, tau, soft, steps, tol, gen):
     assert int(layer.bn.num_batches_tracked) == int(ref.bn.num_batches_tracked) == steps
 
 
-test_interpreter_cases = interpreter_parent(__file__)
 
 
 @in_interpreter

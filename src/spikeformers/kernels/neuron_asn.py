@@ -1,4 +1,4 @@
-"""Launchers, autograd function and custom ops for the ASN kernels (`triton_asn.py`); see ops.py for
+"""Launchers, autograd function and custom ops for the ASN kernels (`triton_asn.py`); see neuron.py for
 the two call paths (eager autograd.Function, custom ops under torch.compile)."""
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Tuple
 import torch
 from torch import Tensor
 
-from .ops import _dummy, _launch, _layout, _like, out_like, walkable
+from .neuron import CONFIG, DTYPES, SURROGATES, _dummy, _launch, _layout, _like, out_like, walkable
 from .triton_asn import asn_bwd_kernel, asn_fwd_kernel
 
-__all__ = ["asn_forward", "asn_backward", "ASNFunction", "run_asn"]
+__all__ = ["DTYPES", "SURROGATES", "asn_forward", "asn_backward", "ASNFunction", "asn"]
 
 
 def asn_forward(x: Tensor, k_m: Tensor, k_a: Tensor, v_th: float, v_reset: float, delta: float, soft: bool,
@@ -77,8 +77,6 @@ def _asn_fwd_op(x: Tensor, k_m: Tensor, k_a: Tensor, v_th: float, v_reset: float
 
 @_asn_fwd_op.register_fake
 def _(x, k_m, k_a, v_th, v_reset, delta, alpha, soft, detach, surrogate):
-    from .ops import CONFIG
-
     T = x.shape[0]
     C = max(1, min(T, CONFIG["chunk"]))
     return torch.empty_like(x), x.new_empty(((T + C - 1) // C - 1, 2, x.numel() // T), dtype=torch.float32)
@@ -112,16 +110,11 @@ def _asn_op_backward(ctx, gy, _gck):
 _asn_fwd_op.register_autograd(_asn_op_backward, setup_context=_asn_setup)
 
 
-def run_asn(neuron, x: Tensor, surrogate: int):
-    """ASNNode in spike mode through the kernels (the caller checked type, dtype and surrogate)."""
-    if neuron.channels is not None:
-        neuron._check_channels(x)  # the reference's error for a wrong last axis
-    k_m, k_a = neuron.k_m(), neuron.k_a()
-    soft = neuron.v_reset is None
-    params = (neuron.v_threshold, 0.0 if soft else float(neuron.v_reset), neuron.delta_theta,
-              float(neuron.surrogate.alpha or 1.0), soft, neuron.detach_reset, surrogate)
+def asn(x: Tensor, k_m: Tensor, k_a: Tensor, params: tuple) -> Tensor:
+    """ASN spikes of x [T, ...] (spike mode). k_m, k_a: the per-step leak and threshold relaxation (scalars, or
+    per channel of x's last axis); params = (v_th, v_reset, delta, alpha, soft, detach, surrogate id)."""
     if torch.compiler.is_compiling():
         return torch.ops.spikeformers.asn_fwd(x, k_m, k_a, *params)[0]
     if torch.is_grad_enabled() and (x.requires_grad or k_m.requires_grad or k_a.requires_grad):
         return ASNFunction.apply(x, k_m, k_a, params)
-    return asn_forward(x, k_m, k_a, params[0], params[1], params[2], soft, False)[0]
+    return asn_forward(x, k_m, k_a, params[0], params[1], params[2], params[4], False)[0]

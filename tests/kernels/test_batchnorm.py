@@ -2,7 +2,7 @@
 
 References: torch's own nn.BatchNorm (outputs, running statistics, gradients of input, weight and
 bias) and a float64 computation for inputs whose mean is far from zero (the shifted-sum variance must
-not cancel). On the CPU the kernels run in Triton's interpreter, in a child process (as tests/test_kernels.py).
+not cancel). On the CPU the kernels run in Triton's interpreter.
 """
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from torch import nn
 
 from spikeformers.layers.batchnorm import BatchNorm1d, BatchNorm2d
 from spikeformers.layers.time import ConvBN, LinearBN
-from spikeformers.neurons.kernels import interpreting
+from spikeformers.kernels import interpreting
 
-from interpreter import gpu, in_interpreter, interpreter_parent  # noqa: E402  (tests/interpreter.py)
+from marks import gpu, in_interpreter  # noqa: E402  (tests/kernels/marks.py)
 
 
 def compare(shape, device="cpu", dtype=torch.float32, offset=0.0, steps=2, tol=1e-5):
@@ -47,7 +47,6 @@ def compare(shape, device="cpu", dtype=torch.float32, offset=0.0, steps=2, tol=1
     assert int(ours.num_batches_tracked) == int(ref.num_batches_tracked) == steps
 
 
-test_interpreter_cases = interpreter_parent(__file__)
 
 
 @in_interpreter

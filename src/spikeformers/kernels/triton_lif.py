@@ -125,7 +125,7 @@ def forward_walk(x_ptr, y_ptr, ck_ptr, offs, mask, N, T, n_chunks, n_saved, k, v
                  KIND: tl.constexpr, SOFT: tl.constexpr, C: tl.constexpr, AFFINE: tl.constexpr):
     """One program's forward over all steps from rest: `offs`/`mask` its elements within a step (columns, or a
     2-D tile). Writes the spikes and, at each chunk's end, the checkpoints (none without grad). AFFINE: the input is BatchNorm's, fma(x, scale, shift) rounded to x's dtype as BN stores its output
-    (layers/triton_bn_lif.py)."""
+    (triton_bn_fire.py)."""
     rest = rest_value(v_reset, SOFT)
     v = tl.zeros(offs.shape, dtype=tl.float32) + rest
     c = tl.program_id(0).to(tl.int64) * 0  # an int64 counter: t * N may pass 2**31

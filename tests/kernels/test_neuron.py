@@ -1,9 +1,8 @@
 """Fused Triton neuron kernels == the PyTorch reference: spikes exactly, gradients within tolerance.
 
-On the CPU the kernels run in Triton's interpreter, which must be switched on before the kernels
-are defined: `test_kernels_in_triton_interpreter` re-runs this file in a child pytest with
-TRITON_INTERPRET=1, where the `interp` cases below run (they are skipped in the parent). The `gpu`
-cases run the compiled kernels on CUDA over a wider grid of shapes and options.
+On the CPU the kernels run in Triton's interpreter (switched on by this folder's conftest.py before any
+kernel is defined), where the `interp` cases below run. The `gpu` cases run the compiled kernels on CUDA
+over a wider grid of shapes and options.
 """
 from __future__ import annotations
 
@@ -16,17 +15,16 @@ import pytest
 import torch
 
 from spikeformers.neurons import create_neuron
-from spikeformers.neurons.kernels import dispatch, interpreting, kernel_status, triton_available
+from spikeformers.kernels import interpreting, kernel_status, triton_available
 
-from interpreter import run_interp_cases  # noqa: E402  (tests/interpreter.py)
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-SRC = os.path.join(os.path.dirname(HERE), "src")
-SURROGATES = {"sigmoid": 3.0, "atan": 2.5, "triangle": 0.8, "rectangle": 0.7, "ste": None}
+from marks import in_interpreter  # noqa: E402  (tests/kernels/marks.py)
 
 needs_triton = pytest.mark.skipif(not triton_available(), reason="triton is not installed")
-in_interpreter = pytest.mark.skipif(not (interpreting() and triton_available()),
-                                    reason="runs in the TRITON_INTERPRET=1 child of test_kernels_in_triton_interpreter")
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.join(os.path.dirname(os.path.dirname(HERE)), "src")
+SURROGATES = {"sigmoid": 3.0, "atan": 2.5, "triangle": 0.8, "rectangle": 0.7, "ste": None}
+
 gpu = [pytest.mark.gpu, pytest.mark.skipif(not (torch.cuda.is_available() and triton_available()),
                                            reason="needs CUDA and triton")]
 
@@ -111,18 +109,10 @@ def interp_cases():
     return cases
 
 
-@needs_triton
-def test_kernels_in_triton_interpreter():
-    """Run the `interp` cases in a child process with TRITON_INTERPRET=1 (set before Triton compiles)."""
-    if interpreting():
-        pytest.skip("already the interpreter child")
-    run_interp_cases(__file__)
-
-
 @pytest.fixture
 def small_blocks():
     """Tiny programs so the interpreter's small inputs still span several programs and a ragged edge."""
-    from spikeformers.neurons.kernels import ops
+    from spikeformers.kernels import neuron as ops
 
     saved = dict(ops.CONFIG)
     ops.CONFIG.update(block=128, block_bwd=64)
@@ -167,9 +157,8 @@ def test_interp_no_grad_and_empty(small_blocks):
 
 
 # ------------------------------------------------------------------------------ dispatch and import
-def test_backend_triton_on_cpu_is_a_clear_error():
-    if interpreting():
-        pytest.skip("the interpreter runs CPU tensors")
+def test_backend_triton_on_cpu_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)  # the interpreter would run the CPU tensor
     n = create_neuron("lif", backend="triton")
     with pytest.raises(RuntimeError, match="need a CUDA tensor.*TRITON_INTERPRET=1"):
         n(torch.randn(2, 5))
@@ -178,14 +167,14 @@ def test_backend_triton_on_cpu_is_a_clear_error():
 def test_auto_on_cpu_is_the_reference():
     x = torch.randn(4, 3, 10) * 2
     for name in ("if", "lif", "plif", "ternary"):
-        assert dispatch(create_neuron(name), x) is None
+        assert create_neuron(name)._fused(x) is None
         assert torch.equal(create_neuron(name)(x), create_neuron(name, backend="torch")(x))
 
 
 def test_import_touches_neither_triton_nor_cuda():
     code = ("import sys, torch, spikeformers as sf\n"
             "m = sf.create_model('spikformer_tiny'); m(torch.rand(2, 1, 8, 8)).sum().backward()\n"
-            "print(sf.neurons.kernels.kernel_status())\n"
+            "print(sf.kernels.kernel_status())\n"
             "assert 'triton' not in sys.modules, 'triton imported'\n"
             "assert not torch.cuda.is_initialized(), 'CUDA initialised'\n")
     env = {**os.environ, "PYTHONPATH": SRC, "TRITON_INTERPRET": "0"}
@@ -271,7 +260,7 @@ def test_launch_key_is_at_least_as_fine_as_tritons_specialization():
     from triton._C.libtriton import native_specialize_impl
     from triton.backends.compiler import BaseBackend
 
-    from spikeformers.neurons.kernels.launch import spec
+    from spikeformers.kernels.launch import spec
 
     base = torch.empty(64)
     values = [0, 1, 2, 15, 16, 17, 32, 48, -1, -16, 2**31 - 16, 2**31 - 1, 2**31, 2**40, -(2**31), -(2**31) - 1,
@@ -289,7 +278,7 @@ def test_launch_key_is_at_least_as_fine_as_tritons_specialization():
 def test_gpu_direct_launch_equals_tritons_launch():
     """The first call of a configuration goes through `kernel[grid]`, later ones call the cached compiled kernel:
     both give the reference's numbers, on aligned and misaligned (offset view) inputs."""
-    from spikeformers.neurons.kernels import launch
+    from spikeformers.kernels import launch
 
     for offset in (0, 1):
         launch._CACHE.clear()

@@ -1,4 +1,4 @@
-"""Triton kernels for a training-mode BatchNorm followed by an IF/LIF neuron, fused (`layers/bn_fire.py`).
+"""Triton kernels for a training-mode BatchNorm followed by an IF/LIF neuron, fused (`bn_fire.py`).
 
 Why: BatchNorm and the neuron after it moved 26 bytes per bf16 element in a training step (BN: statistics,
 y = x * scale + shift; the neuron: read y, write spikes; backward: the neuron's dL/dy, BN's sums over dL/dy
@@ -6,7 +6,7 @@ and its dL/dx); fused they move 18 (benchmarks/NOTES.md v6).
 
 Layout: BN's channel-fastest rows `[M, CH]` with time outermost (M = T * R): step t is rows
 [t * R, (t + 1) * R), N = R * CH elements apart. A program owns a tile of BLOCK_R rows x BLOCK_C channels
-of one step and walks it through time, as `neurons/kernels/triton_lif.py` walks its columns.
+of one step and walks it through time, as `triton_lif.py` walks its columns.
 
 Forward (`bn_lif_fwd_kernel`): the neuron's input is BN's output, y = fma(x, scale, shift) rounded to x's
 dtype, exactly what BN's `affine` kernel stores; the rest is the LIF forward (same checkpoints).
@@ -19,8 +19,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from ..neurons.kernels.triton_lif import (bn_output, charge, charge_derivatives, forward_walk, grad_h, reset,
-                                          rest_value)
+from .triton_lif import bn_output, charge, charge_derivatives, forward_walk, grad_h, reset, rest_value
 
 __all__ = ["bn_lif_fwd_kernel", "bn_lif_bwd_kernel"]
 

@@ -1,13 +1,16 @@
-"""Launchers, autograd functions and `torch.library` custom ops around the Triton neuron kernels.
+"""Launchers, autograd functions and `torch.library` custom ops around the Triton neuron kernels
+(`triton_lif.py`, `triton_ternary.py`; ASN's live in `neuron_asn.py`).
 
-ASN's live in ops_asn.py. Two entry points share the same launchers:
+Entry points `lif(x, k_tensor, params)` and `ternary(x, amplitude, params)` take the neuron's parameters
+as plain numbers (each neuron class supplies its own: `LIFNode.kernel_params()`). Two call paths share the
+same launchers:
 - eager: `torch.autograd.Function`s (`LIFFunction`, `TernaryFunction`), the cheapest call path;
 - `torch.compile`: custom ops `spikeformers::lif_fwd/lif_bwd/ternary_fwd/ternary_bwd/asn_fwd/asn_bwd` with fake
   (meta) implementations and `register_autograd`, so a compiled model keeps the kernels and has no
-  graph break. `run(neuron, x)` picks the second while Dynamo traces.
+  graph break. The entry points pick the second while Dynamo traces.
 
-Importing this module imports Triton; `neurons.kernels.dispatch` imports it only when a kernel is
-about to run (a CUDA tensor, or `backend="triton"` under `TRITON_INTERPRET=1`).
+Importing this module imports Triton; the gate (`gate.py`) imports it only when a kernel is about to run
+(a CUDA tensor, or `backend="triton"` under `TRITON_INTERPRET=1`).
 """
 from __future__ import annotations
 
@@ -16,24 +19,20 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from ..adaptive import ASNNode
-from ..lif import IFNode, LIFNode, PLIFNode
-from ..multilevel import TernaryNode
-from ..surrogate import ATan, Rectangle, Sigmoid, StraightThrough, Triangle
 from .launch import launch
 from .triton_lif import lif_bwd_kernel, lif_fwd_kernel
 from .triton_ternary import ternary_bwd_kernel, ternary_fwd_kernel
 
-__all__ = ["CONFIG", "SUPPORTED", "run", "lif_params", "lif_forward", "lif_backward", "ternary_forward", "ternary_backward",
-           "LIFFunction", "TernaryFunction"]
+__all__ = ["CONFIG", "DTYPES", "SURROGATES", "lif", "ternary", "lif_forward", "lif_backward", "ternary_forward",
+           "ternary_backward", "LIFFunction", "TernaryFunction"]
 
 #: launch configuration: columns per program (forward, backward), warps per program, steps per
 #: recomputed chunk. The backward holds a chunk's H in registers: 512 columns x 4 warps = 4 per thread
 #: keeps every variant under 255 registers without spills at chunk 8 (ptxas, sm_90; NOTES.md).
 CONFIG = {"block": 1024, "block_bwd": 512, "num_warps": 4, "chunk": 8}
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
-SURROGATE_IDS = {Sigmoid: 0, ATan: 1, Triangle: 2, Rectangle: 3, StraightThrough: 4}
-SUPPORTED = (IFNode, LIFNode, PLIFNode, TernaryNode, ASNNode)
+#: the surrogate gradients the kernels compute, by their id (the `SURR` constexpr of the kernels)
+SURROGATES = ("sigmoid", "atan", "triangle", "rectangle", "ste")
 
 
 def _layout(x: Tensor, backward: bool = False) -> Tuple[int, int, int, int, Tuple[int]]:
@@ -302,52 +301,23 @@ def _ternary_op_backward(ctx, gy, _gck):
 _ternary_fwd_op.register_autograd(_ternary_op_backward, setup_context=_ternary_setup)
 
 
-# ------------------------------------------------------------------------------------------- dispatch
-def lif_params(neuron) -> Optional[tuple]:
-    """(k, v_th, v_reset, alpha, kind, soft, detach, surrogate id) of an IF/LIF/PLIF neuron for the kernels
-    (k: 0 for PLIF, whose decay is a tensor), or None when no kernel covers its surrogate."""
-    sid = SURROGATE_IDS.get(type(neuron.surrogate))
-    if sid is None:
-        return None
-    alpha = float(neuron.surrogate.alpha or 1.0)
-    soft = neuron.v_reset is None
-    v_reset = 0.0 if soft else float(neuron.v_reset)
-    if type(neuron) is IFNode:
-        kind, k = 0, 0.0
-    else:
-        kind, k = (1 if neuron.decay_input else 2), (0.0 if type(neuron) is PLIFNode else 1.0 / neuron.tau)
-    return (k, neuron.v_threshold, v_reset, alpha, kind, soft, neuron.detach_reset, sid)
-
-
-def run(neuron, x: Tensor) -> Optional[Tensor]:
-    """The neuron's output from a kernel, or None when no kernel covers this neuron or dtype."""
-    cls = type(neuron)
-    if cls not in SUPPORTED or x.dtype not in DTYPES:
-        return None
-    compiling = torch.compiler.is_compiling()
-    if cls is ASNNode:
-        sid = SURROGATE_IDS.get(type(neuron.surrogate))
-        if neuron.mode != "spike" or sid is None:
-            return None
-        from .ops_asn import run_asn
-
-        return run_asn(neuron, x, sid)
-    if cls is TernaryNode:
-        amp = neuron.amplitude
-        params = (neuron.decay, neuron.v_threshold, neuron.detach_reset)
-        if compiling:
-            return torch.ops.spikeformers.ternary_fwd(x, amp, *params)[0]
-        if torch.is_grad_enabled() and (x.requires_grad or amp.requires_grad):
-            return TernaryFunction.apply(x, amp, params)
-        return ternary_forward(x, amp, params[0], params[1], False)[0]
-    params = lif_params(neuron)
-    if params is None:
-        return None
-    k_tensor = neuron.decay() if cls is PLIFNode else None
-    if compiling:
+# ---------------------------------------------------------------------------------------- entry points
+def lif(x: Tensor, k_tensor: Optional[Tensor], params: tuple) -> Tensor:
+    """IF/LIF/PLIF spikes of x [T, ...]. params = (k, v_th, v_reset, alpha, kind, soft, detach, surrogate id):
+    k the decay 1/tau (0 with `k_tensor`, PLIF's decay as a tensor), kind 0 IF, 1 LIF with decay_input, 2 LIF
+    without, soft for a soft reset, surrogate an index of `SURROGATES`."""
+    if torch.compiler.is_compiling():
         return torch.ops.spikeformers.lif_fwd(x, k_tensor, *params)[0]
     if torch.is_grad_enabled() and (x.requires_grad or (k_tensor is not None and k_tensor.requires_grad)):
         return LIFFunction.apply(x, k_tensor, params)
     k, v_th, v_reset, alpha, kind, soft, detach, surrogate = params
     return lif_forward(x, k_tensor, k, v_th, v_reset, kind, soft, False)[0]
 
+
+def ternary(x: Tensor, amp: Tensor, params: tuple) -> Tensor:
+    """Ternary spikes {-amp, 0, amp} of x [T, ...]; params = (decay, v_th, detach)."""
+    if torch.compiler.is_compiling():
+        return torch.ops.spikeformers.ternary_fwd(x, amp, *params)[0]
+    if torch.is_grad_enabled() and (x.requires_grad or amp.requires_grad):
+        return TernaryFunction.apply(x, amp, params)
+    return ternary_forward(x, amp, params[0], params[1], False)[0]

@@ -1,8 +1,8 @@
-"""The fused Q (K^T V) product (attention/fused_product.py, attention/triton_product.py) against torch's
+"""The fused Q (K^T V) product (attention/fused_product.py, kernels/fused_product.py) against torch's
 matmuls in float64: forward and the gradients of q, k and v, on head-split views of [.., N, H*d]
 tensors (the layout the attention modules pass), contiguous tensors and 3-D inputs, with N and d that
 are not multiples of the kernels' tiles. Outputs keep the operands' layout. On the CPU the kernels run
-in Triton's interpreter, in a child process (tests/interpreter.py)."""
+in Triton's interpreter (conftest.py)."""
 from __future__ import annotations
 
 import pytest
@@ -12,7 +12,7 @@ from spikeformers.attention import AttentionProduct, create_attention
 from spikeformers.attention.base import merge_heads, split_heads
 from spikeformers.attention.fused_product import fused_applies
 
-from interpreter import gpu, in_interpreter, interpreter_parent  # noqa: E402  (tests/interpreter.py)
+from marks import gpu, in_interpreter  # noqa: E402  (tests/kernels/marks.py)
 
 
 def operands(shape, heads, device, dtype, binary, seed):
@@ -44,7 +44,6 @@ def check(shape, heads=None, device="cpu", dtype=torch.float32, binary=False, sc
         torch.testing.assert_close(t.grad.double(), td.grad, rtol=tol, atol=tol * max(1.0, td.grad.abs().max().item()))
 
 
-test_interpreter_cases = interpreter_parent(__file__)
 
 
 @in_interpreter

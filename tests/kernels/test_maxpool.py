@@ -2,8 +2,8 @@
 
 Reference: torch's own nn.MaxPool2d / F.max_pool2d: the output and the input gradient, on real inputs
 and on spikes (every window tied: the gradient must go to the same position as torch's), with NaN and
--inf, odd sides, and geometries other than 3x3/2/1. On the CPU the kernels run in Triton's interpreter,
-in a child process (tests/interpreter.py)."""
+-inf, odd sides, and geometries other than 3x3/2/1. On the CPU the kernels run in Triton's interpreter
+(conftest.py)."""
 from __future__ import annotations
 
 import pytest
@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from spikeformers.layers.maxpool import MaxPool2d
 
-from interpreter import gpu, in_interpreter, interpreter_parent  # noqa: E402  (tests/interpreter.py)
+from marks import gpu, in_interpreter  # noqa: E402  (tests/kernels/marks.py)
 
 
 def compare(shape, kernel=3, stride=2, padding=1, device="cpu", dtype=torch.float32, kind="real", seed=0):
@@ -37,7 +37,6 @@ def compare(shape, kernel=3, stride=2, padding=1, device="cpu", dtype=torch.floa
     torch.testing.assert_close(xo.grad, xr.grad, rtol=1e-6, atol=1e-6)
 
 
-test_interpreter_cases = interpreter_parent(__file__)
 
 
 @in_interpreter
