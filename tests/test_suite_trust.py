@@ -124,6 +124,7 @@ def test_a_rerun_resumes_and_restarts_its_own_cells_around_foreign_files(suite_c
     for folder in planted:
         (folder / "thesis.txt").write_text(f"mine: {folder.name}\n")
     before = {str(f): snapshot(f / "thesis.txt") for f in planted}
+    marker = json.loads((out / "suite.json").read_text())
     holder = FolderLock(str(out / "seed-1"), "training")
     holder.__enter__()  # a run still saving its last step when the rerun begins
     timer = threading.Timer(1.0, holder.__exit__)
@@ -134,6 +135,10 @@ def test_a_rerun_resumes_and_restarts_its_own_cells_around_foreign_files(suite_c
         timer.join()
     assert {str(f): snapshot(f / "thesis.txt") for f in planted} == before
     assert cell_state(str(killed)) == cell_state(str(out / "seed-1")) == "finished"
+    after = json.loads((out / "suite.json").read_text())  # the marker outlives the suite's record
+    assert (after["id"], after["created"]) == (marker["id"], marker["created"])
+    for cell in (killed, out / "seed-1"):
+        assert json.loads((cell / "provenance.json").read_text())["suite_id"] == marker["id"]
 
 
 # --- case 2: the suite's name is a folder name -------------------------------------------------------------

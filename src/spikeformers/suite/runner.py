@@ -29,9 +29,9 @@ from tqdm.auto import tqdm
 from ..errors import ConfigError
 from ..train.io import atomic_write_json
 from ..train.lock import FolderLock, lock_holder
-from ..train.rundir import SUITE_ENV
+from ..train.rundir import SUITE_ENV, read_marker
 from .board import write_leaderboard
-from .folder import check_cell_folder, prepare_suite_folder, suite_id
+from .folder import SUITE_MARKER, check_cell_folder, prepare_suite_folder, suite_id
 from .launch import Job, create_launcher, python_argv
 from .spec import Cell, Suite, expectations, load_suite
 
@@ -143,7 +143,7 @@ def run_suite(path: str, out: Optional[str] = None, launcher: str = "local", job
             f"{n_res} to resume, {len(todo) - n_res} to start; {launcher} launcher, "
             + (f"{jobs_n} at a time on GPU(s) {gpus}" if gpus and launcher == "local" else
                f"{jobs_n} at a time, {threads} thread(s) each" if launcher == "local" else "placed by the launcher"))
-        record = {"id": sid, "suite": suite.name, "file": os.path.abspath(path), "description": suite.description,
+        record = {**(read_marker(out, SUITE_MARKER) or {}), "id": sid, "suite": suite.name, "file": os.path.abspath(path), "description": suite.description,
                   "launcher": launcher, "jobs": jobs_n, "cells": {c.name: {"overrides": c.overrides, "state": states[c.name]}
                                                                   for c in suite.cells}}
         failed: List[str] = []
