@@ -328,6 +328,7 @@ def test_kill_9_stops_the_suites_run_a_rerun_takes_it_over_and_one_ctrl_c_stops_
         assert "Traceback" not in err
         wait_for("the run to stop", lambda: not alive(second), 30)
         assert cell_state(str(cell)) == "resume"
+        assert json.loads((out / "suite.json").read_text())["cells"]["base"]["state"] == "resume (interrupted)"
         assert load_checkpoint(str(cell / "checkpoint")).train_state["partial"]
     finally:
         for p in procs:

@@ -173,18 +173,21 @@ def run_suite(path: str, out: Optional[str] = None, launcher: str = "local", job
         work = _jobs(suite, out, todo, states, threads, gpus, sid)
         errors: List[BaseException] = []
         since = time.time()
+        all_ended = threading.Event()  # not t.is_alive(): a join interrupted by Ctrl-C can mark a live thread ended
 
         def launch() -> None:
             try:
                 runner.run(work, done)
             except BaseException as e:  # noqa: BLE001 - re-raised in the main thread
                 errors.append(e)
+            finally:
+                all_ended.set()
 
         t = threading.Thread(target=launch, daemon=True)
         t.start()
-        while t.is_alive():
+        while not all_ended.is_set():
             try:
-                t.join(1.0)
+                all_ended.wait(1.0)
                 with lock:
                     now = running_cells(out, [c.name for c in todo], since, ended)[:4]
                 bar.set_postfix_str(", ".join(f"{n} ep {_epochs_done(os.path.join(out, n))}" for n in now))
