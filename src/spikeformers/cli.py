@@ -174,8 +174,8 @@ def cmd_suite(ns) -> int:
         print(f"leaderboard: {', '.join(board['paths'].values())}" + (f"; plots: {', '.join(board['plots'].values())}"
                                                                       if board.get("plots") else ""))
     if ns.target != "report" and res["failed"]:  # the runs that failed, and where their output is
-        print(f"spikeformers suite: {len(res['failed'])} of {len(res['cells'])} runs failed: {', '.join(res['failed'])} "
-              f"(logs: {os.path.join(res['folder'], '.logs')})", file=sys.stderr)
+        print(f"spikeformers suite: {len(res['failed'])} of {len(res['cells'])} runs failed: "
+              f"{', '.join(res['failed'])} (logs: {os.path.join(res['folder'], '.logs')})", file=sys.stderr)
         return 1
     return 0
 

@@ -135,7 +135,8 @@ def run_suite(path: str, out: Optional[str] = None, launcher: str = "local", job
         sid = suite_id(out, suite.name, path)
         for c in suite.cells:
             check_cell_folder(os.path.join(out, c.name), sid)
-        _wait_for_holders(out, [c.name for c in suite.cells if cell_state(os.path.join(out, c.name)) != "finished"], say)
+        unfinished = [c.name for c in suite.cells if cell_state(os.path.join(out, c.name)) != "finished"]
+        _wait_for_holders(out, unfinished, say)
         states = {c.name: cell_state(os.path.join(out, c.name)) for c in suite.cells}
         todo = [c for c in suite.cells if states[c.name] != "finished"]
         n_res = sum(states[c.name] == "resume" for c in todo)
@@ -143,8 +144,8 @@ def run_suite(path: str, out: Optional[str] = None, launcher: str = "local", job
             f"{n_res} to resume, {len(todo) - n_res} to start; {launcher} launcher, "
             + (f"{jobs_n} at a time on GPU(s) {gpus}" if gpus and launcher == "local" else
                f"{jobs_n} at a time, {threads} thread(s) each" if launcher == "local" else "placed by the launcher"))
-        record = {**(read_marker(out, SUITE_MARKER) or {}), "id": sid, "suite": suite.name, "file": os.path.abspath(path), "description": suite.description,
-                  "launcher": launcher, "jobs": jobs_n, "cells": {c.name: {"overrides": c.overrides, "state": states[c.name]}
+        record = {**(read_marker(out, SUITE_MARKER) or {}), "id": sid, "suite": suite.name,
+                  "file": os.path.abspath(path), "description": suite.description, "launcher": launcher, "jobs": jobs_n, "cells": {c.name: {"overrides": c.overrides, "state": states[c.name]}
                                                                   for c in suite.cells}}
         failed: List[str] = []
         lock = threading.Lock()

@@ -67,6 +67,6 @@ def refuse_edited_config(run_dir: str, saved: TrainConfig) -> None:
            if not may_change_on_resume(k)]
     if bad:
         diffs = "; ".join(f"{k}: {_show(a)} in config.yaml, {_show(b)} in the checkpoint" for k, a, b in bad)
-        raise ConfigError(f"{os.path.join(run_dir, 'config.yaml')} was edited after its checkpoint was written ({diffs}); "
-                          f"a resume may change only run.* keys (not seed, name, out_dir) and schedule.epochs: restore "
-                          f"the file, or start a new run with the new config")
+        raise ConfigError(f"{os.path.join(run_dir, 'config.yaml')} was edited after its checkpoint was written "
+                          f"({diffs}); a resume may change only run.* keys (not seed, name, out_dir) and "
+                          f"schedule.epochs: restore the file, or start a new run with the new config")
