@@ -166,11 +166,17 @@ def cmd_suite(ns) -> int:
     else:
         if ns.folder:
             raise ValueError(f"unexpected argument {ns.folder!r}: give one SUITE.yaml (or: suite report DIR)")
-        board = run_suite(ns.target, out=ns.out, launcher=ns.launcher, jobs=ns.jobs, threads=ns.threads,
-                          progress=not ns.quiet, ray_address=ns.ray_address)["leaderboard"]
-    print(open(board["paths"]["md"], encoding="utf-8").read().rstrip())
-    print(f"leaderboard: {', '.join(board['paths'].values())}" + (f"; plots: {', '.join(board['plots'].values())}"
-                                                                  if board.get("plots") else ""))
+        res = run_suite(ns.target, out=ns.out, launcher=ns.launcher, jobs=ns.jobs, threads=ns.threads,
+                        progress=not ns.quiet, ray_address=ns.ray_address)
+        board = res["leaderboard"]
+    if board:
+        print(open(board["paths"]["md"], encoding="utf-8").read().rstrip())
+        print(f"leaderboard: {', '.join(board['paths'].values())}" + (f"; plots: {', '.join(board['plots'].values())}"
+                                                                      if board.get("plots") else ""))
+    if ns.target != "report" and res["failed"]:  # the runs that failed, and where their output is
+        print(f"spikeformers suite: {len(res['failed'])} of {len(res['cells'])} runs failed: "
+              f"{', '.join(res['failed'])} (logs: {os.path.join(res['folder'], '.logs')})", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -23,6 +23,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import yaml
 
 from ..errors import ConfigError
+from ..tasks import TASKS
 
 __all__ = ["collect_runs", "leaderboard", "write_leaderboard", "mean_std", "pareto_front", "COLUMNS", "config_key"]
 
@@ -177,9 +178,15 @@ def leaderboard(folder: str, expect: Sequence[Tuple[Dict[str, Any], str, float, 
         row["check"] = "; ".join(checks) or ("ok" if any(all(where_matches(w, _flat(r["config"])) for r in runs)
                                                          for w, *_ in expect) else "")
         rows.append(row)
-    higher = not any(r["metric"].endswith("bpc") for r in rows)
-    rows.sort(key=lambda r: (r["metric_mean"] is None, -(r["metric_mean"] or 0) if higher else (r["metric_mean"] or 0)))
+    metrics = list(dict.fromkeys(r["metric"] for r in rows))  # each metric's rows together, best first
+    rows.sort(key=lambda r: (metrics.index(r["metric"]), r["metric_mean"] is None,
+                             -(r["metric_mean"] or 0) if _higher_is_better(r["task"]) else (r["metric_mean"] or 0)))
     return rows
+
+
+def _higher_is_better(task: Any) -> bool:
+    """The task's own direction (accuracy, mAP: higher; bits per character: lower)."""
+    return getattr(TASKS.get(task), "higher_is_better", True) if task in TASKS else True
 
 
 def _flat(config: Dict[str, Any]) -> Dict[str, Any]:
@@ -235,10 +242,13 @@ def to_csv(rows: List[Dict[str, Any]]) -> str:
 
 def write_leaderboard(folder: str, expect: Sequence[Tuple[Dict[str, Any], str, float, float]] = (), title: str = "",
                       axes: Sequence[str] = (), plots: bool = True) -> Dict[str, Any]:
-    """leaderboard.csv, .md and .json (and plots) in `folder`, atomically; returns the rows and paths."""
+    """leaderboard.csv, .md and .json (and plots) in `folder`, atomically; returns the rows and paths.
+    A folder without finished runs is a one-line error, and nothing is written into it."""
     from ..train.io import atomic_write_json, atomic_write_text
 
     rows = leaderboard(folder, expect)
+    if not rows:
+        raise ConfigError(f"no finished runs in {folder} (a run is finished when its summary.json says so)")
     paths = {ext: os.path.join(folder, f"leaderboard.{ext}") for ext in ("csv", "md", "json")}
     atomic_write_text(paths["csv"], to_csv(rows))
     atomic_write_text(paths["md"], to_markdown(rows, title))

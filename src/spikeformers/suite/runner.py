@@ -5,27 +5,40 @@ directories alone.
 Each cell is an ordinary run directory `<out>/<cell>` (default out: runs/<suite name>). Its resolved
 config is written to `<out>/.cells/<cell>.yaml` and trained by `python -m spikeformers train` in its own
 process (log: `<out>/.logs/<cell>.log`), so a failing run costs only itself. A cell with a checkpoint
-is resumed; a cell folder without one (killed in its first epoch) is started again from scratch.
-`<out>/suite.json` records the suite, the launcher and every cell's state.
+is resumed; a cell folder without one (killed in its first epoch) is started again in place, by the
+training process, which removes only its own earlier records. `<out>/suite.json` is the suite's marker
+(its name and id, written first) and records the launcher and every cell's state; a folder or cell
+another suite or person made is a one-line error, never deleted (see `folder.py`).
+
+A cell whose lock is still held when the suite starts (a run of a killed suite, saving its last step)
+is waited for, up to `HOLDER_WAIT_S`; a holder that stays is named in a one-line error. One Ctrl-C
+stops the runs (each saves where it is), records their states, prints how to continue and ends with
+status 130; a second and a third stop them sooner (the third kills them).
 """
 from __future__ import annotations
 
 import json
 import os
-import shutil
+import sys
 import threading
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Collection, Dict, List, Optional
 
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
-from ..train.lock import FolderLock
+from ..train.io import atomic_write_json
+from ..train.lock import FolderLock, lock_holder
+from ..train.rundir import SUITE_ENV, read_marker
 from .board import write_leaderboard
+from .folder import SUITE_MARKER, check_cell_folder, prepare_suite_folder, suite_id
 from .launch import Job, create_launcher, python_argv
 from .spec import Cell, Suite, expectations, load_suite
 
-__all__ = ["run_suite", "report_suite", "cell_state"]
+__all__ = ["run_suite", "report_suite", "cell_state", "running_cells", "HOLDER_WAIT_S"]
+
+#: seconds a suite waits for a cell's earlier holder (a stopped run saving its step) before naming it
+HOLDER_WAIT_S = 120.0
 
 
 def cell_state(folder: str) -> str:
@@ -55,32 +68,62 @@ def _epochs_done(folder: str) -> int:
         return 0
 
 
-def _jobs(suite: Suite, out: str, todo: List[Cell], threads: int, gpus: List[int]) -> List[Job]:
+def running_cells(out: str, names: List[str], since: float, ended: Collection[str] = ()) -> List[str]:
+    """The cells of `names` that a run has locked since `since` (a time.time()) and that have not `ended`:
+    the lock file is written when a run takes its folder, by any launcher on any node."""
+    now = []
+    for n in names:
+        try:
+            if n not in ended and os.lstat(os.path.join(out, n, ".lock")).st_mtime >= since:
+                now.append(n)
+        except OSError:
+            pass
+    return now
+
+
+def _wait_for_holders(out: str, names: List[str], say) -> None:
+    """Wait until no earlier process holds a cell's lock; a one-line error naming one that stays."""
+    end, told = time.monotonic() + HOLDER_WAIT_S, False
+    while True:
+        held = {n: h for n in names if (h := lock_holder(os.path.join(out, n)))}
+        if not held:
+            return
+        if time.monotonic() > end:
+            n, h = next(iter(held.items()))
+            raise ConfigError(f"{os.path.join(out, n)} is in use by {h}: two processes writing one folder would "
+                              f"interleave their records; wait for it to end or stop it")
+        if not told:
+            say(f"waiting for {', '.join(f'{n} ({h})' for n, h in held.items())} to stop")
+            told = True
+        time.sleep(0.2)
+
+
+def _jobs(suite: Suite, out: str, todo: List[Cell], states: Dict[str, str], threads: int, gpus: List[int],
+          sid: str) -> List[Job]:
     from ..train.config import save_config
 
     jobs = []
     for c in todo:
         folder = os.path.join(out, c.name)
-        if cell_state(folder) == "resume":
+        if states[c.name] == "resume":
             argv = python_argv("train", "-q", f"resume={folder}")
-        else:
-            if os.path.isdir(folder):  # killed before its first checkpoint: nothing to continue from
-                shutil.rmtree(folder)
+        else:  # new, or killed before its first checkpoint: the run starts again in its own folder
             path = os.path.join(out, ".cells", f"{c.name}.yaml")
             save_config(c.config, path)
             argv = python_argv("train", "-q", path)
         jobs.append(Job(c.name, argv, os.path.join(out, ".logs", f"{c.name}.log"), threads=c.config.run.threads or threads,
-                        gpus=1.0 if gpus else 0.0))
+                        gpus=1.0 if gpus else 0.0, env={SUITE_ENV: sid}))
     return jobs
 
 
 def run_suite(path: str, out: Optional[str] = None, launcher: str = "local", jobs: Optional[int] = None,
               threads: Optional[int] = None, progress: bool = True, ray_address: Optional[str] = None) -> Dict[str, Any]:
-    """Run a suite file (see `spec.py`); returns {"suite", "folder", "cells", "failed", "leaderboard"}."""
+    """Run a suite file (see `spec.py`); returns {"suite", "folder", "cells", "failed", "leaderboard"} (the
+    leaderboard None when no run finished). Raises KeyboardInterrupt after a Ctrl-C stopped the runs."""
     suite = load_suite(path, out)
     out = suite.cells[0].config.run.out_dir if suite.cells else (out or os.path.join("runs", suite.name))
     expect = expectations(suite.expect)  # checked before any run too
-    os.makedirs(out, exist_ok=True)
+    prepare_suite_folder(out, suite.name, path)
     gpus = _gpus()
     threads = threads or int(suite.launcher.get("threads", 1))
     jobs_n = jobs or int(suite.launcher.get("jobs") or (len(gpus) if gpus else max(1, (os.cpu_count() or 1) // threads)))
@@ -89,6 +132,11 @@ def run_suite(path: str, out: Optional[str] = None, launcher: str = "local", job
             c.config.run.threads = threads
     say = tqdm.write if progress else (lambda *_: None)
     with FolderLock(out, "suite"):
+        sid = suite_id(out, suite.name, path)
+        for c in suite.cells:
+            check_cell_folder(os.path.join(out, c.name), sid)
+        unfinished = [c.name for c in suite.cells if cell_state(os.path.join(out, c.name)) != "finished"]
+        _wait_for_holders(out, unfinished, say)
         states = {c.name: cell_state(os.path.join(out, c.name)) for c in suite.cells}
         todo = [c for c in suite.cells if states[c.name] != "finished"]
         n_res = sum(states[c.name] == "resume" for c in todo)
@@ -96,56 +144,72 @@ def run_suite(path: str, out: Optional[str] = None, launcher: str = "local", job
             f"{n_res} to resume, {len(todo) - n_res} to start; {launcher} launcher, "
             + (f"{jobs_n} at a time on GPU(s) {gpus}" if gpus and launcher == "local" else
                f"{jobs_n} at a time, {threads} thread(s) each" if launcher == "local" else "placed by the launcher"))
-        record = {"suite": suite.name, "file": os.path.abspath(path), "description": suite.description,
-                  "launcher": launcher, "jobs": jobs_n, "cells": {c.name: {"overrides": c.overrides, "state": states[c.name]}
+        record = {**(read_marker(out, SUITE_MARKER) or {}), "id": sid, "suite": suite.name,
+                  "file": os.path.abspath(path), "description": suite.description, "launcher": launcher, "jobs": jobs_n, "cells": {c.name: {"overrides": c.overrides, "state": states[c.name]}
                                                                   for c in suite.cells}}
         failed: List[str] = []
         lock = threading.Lock()
         bar = tqdm(total=len(suite.cells), initial=len(suite.cells) - len(todo), desc=f"suite {suite.name}",
                    unit="run", disable=None if progress else True, dynamic_ncols=True)
-        running = {c.name for c in todo}
         ended: List[str] = []
+        interrupts = 0
 
         def done(job: Job, rc: int) -> None:
             with lock:
-                running.discard(job.name)
+                ended.append(job.name)
                 state = cell_state(os.path.join(out, job.name))
+                if interrupts and state != "finished":  # stopped by the Ctrl-C, not failed
+                    record["cells"][job.name]["state"] = f"{state} (interrupted)"
+                    return
                 record["cells"][job.name]["state"] = state if rc == 0 else f"failed (exit {rc})"
                 if rc != 0 or state != "finished":
                     failed.append(job.name)
                     say(f"  {job.name}: failed (exit {rc}); log: {job.log}")
                 bar.update(1)
                 if bar.disable:  # no terminal (a log file, nohup): one line per run instead of the bar
-                    ended.append(job.name)
                     say(f"  [{len(suite.cells) - len(todo) + len(ended)}/{len(suite.cells)}] {job.name}: "
                         f"{record['cells'][job.name]['state']}")
 
         runner = create_launcher(launcher, jobs=jobs_n, gpus=gpus, folder=out, ray_address=ray_address)
-        work = _jobs(suite, out, todo, threads, gpus)
+        work = _jobs(suite, out, todo, states, threads, gpus, sid)
         errors: List[BaseException] = []
+        since = time.time()
+        all_ended = threading.Event()  # not t.is_alive(): a join interrupted by Ctrl-C can mark a live thread ended
 
         def launch() -> None:
             try:
                 runner.run(work, done)
             except BaseException as e:  # noqa: BLE001 - re-raised in the main thread
                 errors.append(e)
+            finally:
+                all_ended.set()
 
         t = threading.Thread(target=launch, daemon=True)
         t.start()
-        while t.is_alive():
-            t.join(1.0)
-            with lock:
-                now = sorted(running)[:4]
-            bar.set_postfix_str(", ".join(f"{n} ep {_epochs_done(os.path.join(out, n))}" for n in now))
+        while not all_ended.is_set():
+            try:
+                all_ended.wait(1.0)
+                with lock:
+                    now = running_cells(out, [c.name for c in todo], since, ended)[:4]
+                bar.set_postfix_str(", ".join(f"{n} ep {_epochs_done(os.path.join(out, n))}" for n in now))
+            except KeyboardInterrupt:  # pass it on: the runs save and stop; the next ones never start
+                interrupts += 1
+                runner.stop(force=interrupts >= 3)
+                print(f"interrupted: stopping the running runs{' at once' if interrupts > 1 else ', which save first'}"
+                      + (" (Ctrl-C again: sooner)" if interrupts < 3 else ""), file=sys.stderr, flush=True)
         bar.close()
-        if errors:
+        if errors and not interrupts:
             raise errors[0]
-        from ..train.io import atomic_write_json
-
         atomic_write_json(os.path.join(out, "suite.json"), record)
-        board = write_leaderboard(out, expect, title=f"{suite.name}: {suite.description}".rstrip(": "), axes=suite.axes)
-    say(f"leaderboard ({len(board['rows'])} configurations): {board['paths']['md']}"
-        + (f"; {len(failed)} run(s) failed: {', '.join(failed)}" if failed else ""))
+        if interrupts:
+            print(f"suite {suite.name} interrupted; continue with: spikeformers suite {path} --out {out}",
+                  file=sys.stderr, flush=True)
+            raise KeyboardInterrupt
+        finished = any(record["cells"][c.name]["state"] == "finished" for c in suite.cells)
+        board = write_leaderboard(out, expect, title=f"{suite.name}: {suite.description}".rstrip(": "),
+                                  axes=suite.axes) if finished else None
+    if board:
+        say(f"leaderboard ({len(board['rows'])} configurations): {board['paths']['md']}")
     return {"suite": suite.name, "folder": out, "cells": record["cells"], "failed": failed, "leaderboard": board}
 
 

@@ -31,6 +31,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import yaml
 
 from ..errors import ConfigError
+from .board import config_key
 
 __all__ = ["Cell", "Suite", "load_suite", "cell_name", "SUITE_KEYS"]
 
@@ -101,7 +102,7 @@ def _combinations(path: str, axes: Dict[str, Any], runs: Any) -> List[Dict[str, 
 
 def load_suite(path: str, out_dir: Optional[str] = None) -> Suite:
     """Read and check a suite file; cells get `run.out_dir` = `out_dir` (default runs/<suite name>)."""
-    from ..train.config import apply_mapping, load_config, set_key
+    from ..train.config import TrainConfig, apply_mapping, config_to_dict, load_config, set_key
 
     if not os.path.isfile(path):
         raise ConfigError(f"suite file {path} does not exist")
@@ -116,6 +117,11 @@ def load_suite(path: str, out_dir: Optional[str] = None) -> Suite:
     if bad:
         raise ConfigError(f"{path}: unknown suite key(s) {', '.join(map(repr, bad))}; valid keys: {', '.join(SUITE_KEYS)}")
     name = str(d.get("suite") or os.path.splitext(os.path.basename(path))[0])
+    try:  # the suite's folder is runs/<name>: the rules of run.name keep it there
+        set_key(TrainConfig(), "run.name", name)
+    except ConfigError:
+        raise ConfigError(f"{path}: the suite name {name!r} must be a plain folder name, as run.name (no '/', "
+                          f"not '..'): its runs go to runs/<suite name>") from None
     recipe = d.get("recipe")
     if recipe is not None:
         recipe = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(path)), recipe))
@@ -127,7 +133,7 @@ def load_suite(path: str, out_dir: Optional[str] = None) -> Suite:
     if bad:
         raise ConfigError(f"{path}: unknown launcher key(s) {', '.join(map(repr, bad))}; valid: {', '.join(LAUNCHER_KEYS)}")
     out_dir = out_dir or os.path.join("runs", name)
-    cells, seen = [], set()
+    cells, seen, experiments = [], set(), {}
     for ov in _combinations(path, _mapping(path, "axes", d.get("axes")), d.get("runs")):
         cname = cell_name(ov)
         if cname in seen:
@@ -140,6 +146,10 @@ def load_suite(path: str, out_dir: Optional[str] = None) -> Suite:
                 set_key(cfg, k, v)
         except ConfigError as e:
             raise ConfigError(f"{path}: run {cname}: {e}") from None
+        twin = experiments.setdefault((config_key(config_to_dict(cfg)), cfg.run.seed), cname)
+        if twin != cname:  # 0.001 and "1e-3", or a bookkeeping key alone, make no second experiment
+            raise ConfigError(f"{path}: runs {twin} and {cname} are the same experiment with the same seed (the "
+                              f"leaderboard would count them as two seeds); make their overrides differ")
         cells.append(Cell(cname, ov, cfg))
     expect = d.get("expect") or []
     if not isinstance(expect, list) or not all(isinstance(e, dict) and isinstance(e.get("where", {}), dict)

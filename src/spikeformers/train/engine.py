@@ -37,6 +37,8 @@ from .recompute import enable_recompute
 from .distributed import Distributed
 from .step import forward_backward
 from .lock import FolderLock
+from .resume_check import refuse_edited_config
+from .rundir import SUITE_ENV, create_run_dir, refuse_links
 from .loggers import Loggers, create_loggers
 from .io import (append_jsonl, atomic_write_json, atomic_write_text, capture_rng_state, load_checkpoint,
                  read_jsonl, restore_rng_state, save_checkpoint)
@@ -186,10 +188,8 @@ def default_run_name(cfg: TrainConfig) -> str:
 
 
 def _unique_dir(root: str, name: str) -> str:
-    path, i = os.path.join(root, name), 2
-    while os.path.exists(path):
-        path, i = os.path.join(root, f"{name}-{i}"), i + 1
-    return path
+    """A new run folder, created and marked here (`name`, else `name-2`, ...); a suite's cell gets its own."""
+    return create_run_dir(root, name, suite=os.environ.get(SUITE_ENV) or None)
 
 
 class _SavedInterrupt(KeyboardInterrupt):
@@ -267,8 +267,9 @@ class Trainer:
         self.partial: Dict[str, Any] = {}  # progress inside the current epoch, kept by an interrupt's checkpoint
         self.lr_anchor: List[float] = []  # [step, lr]: where a resume that changed schedule.epochs re-anchored the cosine
         self._stop = False  # set by the first Ctrl-C: finish the step, save, stop
-        # rank 0 names the run directory (the others could race it into "name-2")
-        self.run_dir = run_dir or self.dist.broadcast(_unique_dir(cfg.run.out_dir, cfg.run.name or default_run_name(cfg)))
+        # rank 0 creates the run directory (the others could race it into "name-2")
+        self.run_dir = run_dir or self.dist.broadcast(
+            _unique_dir(cfg.run.out_dir, cfg.run.name or default_run_name(cfg)) if self.dist.is_main else None)
         self._locked = False
         self.loggers = Loggers([])
         self.ckpt_dir = os.path.join(self.run_dir, "checkpoint")
@@ -453,6 +454,9 @@ class Trainer:
         # as torchrun stops them, at their last epoch's checkpoint).
         graceful = self.dist.world_size == 1 and threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGINT, self._on_sigint) if graceful else None
+        # SIGTERM (a scheduler's stop; a dying suite's, once per thread of it) is one Ctrl-C, its repeats nothing
+        previous_term = signal.signal(signal.SIGTERM, lambda *a: None if self._stop else self._on_sigint(*a)) \
+            if graceful else None
         try:
             return self._epochs(deadline)
         except _SavedInterrupt:
@@ -465,6 +469,7 @@ class Trainer:
         finally:
             if graceful:
                 signal.signal(signal.SIGINT, previous)
+                signal.signal(signal.SIGTERM, previous_term)
 
     def _epochs(self, deadline: Optional[float]) -> Dict[str, Any]:
         cfg = self.cfg
@@ -544,14 +549,16 @@ class Trainer:
         path = os.path.join(self.run_dir, "provenance.json")
         import json
 
-        runs = []
+        prev = {}
         if os.path.exists(path):
             with open(path) as f:
-                runs = json.load(f).get("starts", [])
+                prev = json.load(f)
+        runs = prev.get("starts", [])
         runs.append({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "epoch": self.epoch, "step": self.step,
                      "schedule_epochs": self.cfg.schedule.epochs, **provenance(),
                      "device": device_name(self.device), "world_size": self.dist.world_size})
-        atomic_write_json(path, {**runs[0], "starts": runs})
+        mark = {k: prev[k] for k in ("created", "suite_id") if k in prev}  # the marker written at creation
+        atomic_write_json(path, {**runs[0], **mark, "starts": runs})
 
     def _energy(self, model: nn.Module) -> Dict[str, Any]:
         """Headline energy numbers (filled in by the energy package when it is present)."""
@@ -662,7 +669,9 @@ def train(cfg: TrainConfig, progress: bool = True, resume: Optional[str] = None,
 
         if not str(resume).strip():
             raise ConfigError("resume= needs a run directory, e.g. resume=runs/NAME")
+        refuse_links(resume)  # a run folder from elsewhere may point a file we write at any other
         saved, _ = load_run(resume)
+        refuse_edited_config(resume, saved)
         keys = [ALIASES.get(k, k) for k in (o.split("=", 1)[0].strip() for o in overrides)]
         changed = [k for k in keys if not k.startswith("run.") and k != "schedule.epochs"]
         if changed:

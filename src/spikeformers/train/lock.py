@@ -4,15 +4,59 @@ Two processes training one run would interleave their records (metrics.jsonl twi
 epoch_0006-1 and -2). `FolderLock` takes an advisory `fcntl` lock on `<folder>/.lock` and writes its
 PID there; a second process gets a one-line error naming the holder. The kernel releases the lock when
 its holder dies, so a killed run leaves the file but no stale lock.
+
+The lock file is written in place, so it must be the folder's own: it is opened without following a
+symbolic link (a run folder from elsewhere could point `.lock` at any file its reader can write) and
+refused when it is not a regular file (a FIFO would block) or has another hard link (truncating it
+would empty that file too). The folder itself must exist: the lock creates none.
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import stat
+from typing import Optional
 
 from ..errors import ConfigError
 
-__all__ = ["FolderLock"]
+__all__ = ["FolderLock", "lock_holder"]
+
+
+def _open(path: str, flags: int) -> int:
+    """A descriptor of the lock file, refused (one line) unless it is a plain file of its own."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise ConfigError(f"{path} is a symbolic link, which spikeformers never makes: a folder from elsewhere "
+                              f"can point it at any file; remove it") from None
+        raise
+    st = os.fstat(fd)
+    why = ("is not a regular file" if not stat.S_ISREG(st.st_mode) else
+           f"has {st.st_nlink - 1} other hard link(s)" if st.st_nlink != 1 else None)
+    if why:
+        os.close(fd)
+        raise ConfigError(f"{path} {why}, so it is not a lock file spikeformers made; remove it")
+    return fd
+
+
+def lock_holder(folder: str) -> Optional[str]:
+    """"process N (what)" while a process holds `folder`'s lock, else None (creates and changes nothing)."""
+    path = os.path.join(folder, ".lock")
+    try:
+        fd = _open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # shared: conflicts only with a holder
+        except BlockingIOError:
+            return os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
 
 
 class FolderLock:
@@ -21,28 +65,24 @@ class FolderLock:
     def __init__(self, folder: str, what: str = "training"):
         self.folder, self.what = folder, what
         self.path = os.path.join(folder, ".lock")
-        self.f = None
+        self.fd: Optional[int] = None
 
     def __enter__(self) -> "FolderLock":
-        os.makedirs(self.folder, exist_ok=True)
-        f = open(self.path, "a+")
+        fd = _open(self.path, os.O_RDWR | os.O_CREAT)
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "another process"
-            f.close()
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+            os.close(fd)
             raise ConfigError(f"{self.folder} is in use by {holder}: two processes writing one folder would interleave "
                               f"their records; wait for it to end or stop it") from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"process {os.getpid()} ({self.what})\n")
-        f.flush()
-        self.f = f
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"process {os.getpid()} ({self.what})\n".encode(), 0)
+        self.fd = fd
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.f is not None:
-            fcntl.flock(self.f, fcntl.LOCK_UN)
-            self.f.close()
-            self.f = None
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
