@@ -18,7 +18,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
-from spikeformers.bench.common import provenance  # noqa: E402
+from spikeformers.speed.common import provenance  # noqa: E402
 from spikeformers.layers import bn_fire  # noqa: E402
 from spikeformers.layers.batchnorm import BatchNorm1d  # noqa: E402
 from spikeformers.neurons import LIFNode  # noqa: E402

@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 
-from spikeformers.bench.model import main  # noqa: E402
+from spikeformers.speed.model import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

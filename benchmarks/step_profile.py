@@ -34,7 +34,7 @@ torch.manual_seed(0)
 bn_fire.ENABLED = not args.unfused
 dev = "cuda"
 if args.sj:
-    from spikeformers.bench import model as bm  # noqa: E402
+    from spikeformers.speed import model as bm  # noqa: E402
     from spikingjelly.activation_based import functional as sjf  # noqa: E402
     bm.SPEC.update(model=args.model); sjm = bm._sj_model().to(dev)
     m = lambda x: (sjf.reset_net(sjm), sjm(x).mean(0))[1]  # noqa: E731

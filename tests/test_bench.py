@@ -13,7 +13,8 @@ from writers import spikingjelly_spikformer as _spikingjelly  # noqa: E402  (tes
 
 def test_spikingjelly_weights_map_onto_ours_exactly():
     functional, Spikformer = _spikingjelly()
-    from spikeformers.bench.sj import match_pool_order, sj_logits, sj_to_ours, unmapped_parameters
+    from spikeformers.speed.sj import match_pool_order, sj_logits
+    from spikeformers.models.convert import sj_to_ours, unmapped_parameters
 
     torch.manual_seed(0)
     dims = dict(dim=32, num_heads=4, depth=2, T=2, img_size=16)
@@ -39,7 +40,7 @@ def test_spikingjelly_weights_map_onto_ours_exactly():
 
 
 def test_mapping_names_what_it_cannot_map():
-    from spikeformers.bench.sj import sj_to_ours
+    from spikeformers.models.convert import sj_to_ours
 
     ours = create_model("spikformer_4_384", dim=32, num_heads=4, depth=1, T=2, img_size=16).state_dict()
     with pytest.raises(KeyError):

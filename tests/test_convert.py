@@ -7,7 +7,7 @@ import torch
 
 from spikeformers import create_model, from_pretrained
 from spikeformers.cli import main
-from spikeformers.convert import convert_state_dict, read_state_dict
+from spikeformers.models.convert import convert_state_dict, read_state_dict
 from spikeformers.errors import ConfigError
 from writers import spikingjelly_spikformer  # noqa: E402  (tests/writers.py)
 
@@ -133,7 +133,7 @@ def test_convert_command_finds_the_registered_model_and_writes_a_hub_folder(tmp_
 
 
 def test_spikingjelly_checkpoint_file_loads_onto_ours(tmp_path):
-    from spikeformers.bench.sj import match_pool_order, sj_logits
+    from spikeformers.speed.sj import match_pool_order, sj_logits
 
     functional, Spikformer = spikingjelly_spikformer()
 

@@ -9,7 +9,7 @@ from spikeformers.kernels import triton_available
 from spikeformers.train.config import load_config
 from spikeformers.train.cuda_graph import GraphedStep
 from spikeformers.train.engine import Trainer, train
-from spikeformers.train.loss import ClassificationLoss
+from spikeformers.tasks.classify_loss import ClassificationLoss
 
 needs_cuda = pytest.mark.skipif(not (torch.cuda.is_available() and triton_available()), reason="needs CUDA and triton")
 TINY = dict(img_size=8, pooling="0001", dim=48, num_heads=4, depth=1, T=2)

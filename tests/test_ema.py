@@ -2,7 +2,7 @@
 import torch
 from torch import nn
 
-from spikeformers.train.engine import EMA
+from spikeformers.train.ema import EMA
 
 
 def _model(value: float) -> nn.Module:

@@ -7,7 +7,7 @@ import torch
 
 from spikeformers.errors import TrainingDiverged
 from spikeformers.train import Trainer, load_config, train
-from spikeformers.train.io import load_checkpoint
+from spikeformers.io import load_checkpoint
 
 FAST = ["model.dim=32", "data.batch_size=128", "run.log_every=5", "optim.lr=3e-3"]
 

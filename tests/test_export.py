@@ -11,7 +11,7 @@ from spikeformers import create_model, from_pretrained, save_pretrained
 from spikeformers.cli import main
 from spikeformers.data import InputTransform, create_dataset
 from spikeformers.export import export_onnx
-from spikeformers.train.monitor import spiking_layers
+from spikeformers.neurons.monitor import spiking_layers
 
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")

@@ -71,7 +71,7 @@ def test_os_errors_name_the_path_and_say_what_to_do(tmp_path, capsys, monkeypatc
     err = capsys.readouterr().err
     assert str(blocker) in err and "point run.out_dir at a folder" in err and err.count("\n") == 1
 
-    from spikeformers.train import io
+    from spikeformers import io
 
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device", str(a[0]))

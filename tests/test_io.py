@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-import spikeformers.train.io as sio
+import spikeformers.io as sio
 from spikeformers.errors import CheckpointError
 from spikeformers.train import (
     append_jsonl,

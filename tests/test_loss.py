@@ -4,7 +4,8 @@ import torch
 import torch.nn.functional as F
 
 from spikeformers.train import load_config
-from spikeformers.train.loss import ClassificationLoss, create_loss, soft_cross_entropy
+from spikeformers.tasks import create_task
+from spikeformers.tasks.classify_loss import ClassificationLoss, soft_cross_entropy
 
 
 def logits_and_labels(T=None, B=6, C=5, seed=0):
@@ -53,10 +54,53 @@ def test_tet_gradient_reaches_every_step_and_needs_per_step_logits():
         ClassificationLoss(tet=True)(logits.detach()[0], y)
 
 
-def test_create_loss_reads_the_config():
-    cfg = load_config(None, ["optim.tet=true", "optim.tet_lambda=0.05", "optim.label_smoothing=0.2"])
-    loss = create_loss(cfg)
+def classify_loss(cfg):
+    return create_task("classify", cfg, **cfg.task.options).loss(None)
+
+
+def test_the_classification_task_builds_its_loss_from_its_options():
+    cfg = load_config(None, ["task.options.tet=true", "task.options.tet_lambda=0.05", "task.options.label_smoothing=0.2"])
+    loss = classify_loss(cfg)
     assert (loss.tet, loss.tet_lambda, loss.tet_means, loss.label_smoothing) == (True, 0.05, 1.0, 0.2)
-    assert not create_loss(load_config(None, [])).per_step
+    assert not classify_loss(load_config(None, [])).per_step
+    assert classify_loss(load_config(None, [])).label_smoothing == 0.1  # the default the optim key had
     with pytest.raises(ValueError):
         ClassificationLoss(label_smoothing=1.0)
+
+
+def test_the_old_optim_keys_still_work_with_a_one_line_note(capsys):
+    cfg = load_config(None, ["optim.tet=true", "optim.tet_lambda=0.05", "optim.label_smoothing=0.2", "optim.mixup=0.0"])
+    assert cfg.task.options == {"tet": True, "tet_lambda": 0.05, "label_smoothing": 0.2}  # mixup 0.0: the default
+    loss = classify_loss(cfg)
+    assert (loss.tet, loss.tet_lambda, loss.label_smoothing) == (True, 0.05, 0.2)
+    err = capsys.readouterr().err
+    assert all(len(line) < 120 for line in err.splitlines())
+    assert "optim.tet_lambda is now task.options.tet_lambda" in err or "tet_lambda" not in err  # noted once per process
+
+
+def test_a_moved_option_a_task_never_took_is_dropped_and_others_are_errors():
+    from spikeformers.errors import ConfigError
+    from spikeformers.train.run import build_task
+
+    class Tokens:
+        kind, name, task = "tokens", "gcide", "lm"
+
+    cfg = load_config(None, ["data=gcide", "optim.mixup=0.5", "optim.label_smoothing=0.0"])
+    task = build_task(cfg, Tokens())
+    assert task.label_smoothing == 0.0  # the LM takes label smoothing; mixup never applied to it
+    with pytest.raises(ConfigError, match="unknown option"):
+        build_task(load_config(None, ["data=gcide", "task.options.mixup=0.5"]), Tokens())
+
+
+@pytest.mark.parametrize("override,pattern", [
+    ("optim.mixup=-1", r"task.options.mixup must be >= 0"),
+    ("optim.mix_prob=1.5", r"task.options.mix_prob must be in \[0, 1\]"),
+    ("optim.tet=yes please", r"task.options.tet must be true or false"),
+    ("task.options.tet_lambda=1", r"tet_lambda must be in \[0, 1\)"),
+    ("task.options.label_smoothing=1", r"label_smoothing must be in \[0, 1\)"),
+])
+def test_bad_loss_options_are_one_line_errors(override, pattern):
+    from spikeformers.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=pattern):
+        classify_loss(load_config(None, [override]))

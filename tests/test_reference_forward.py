@@ -101,7 +101,7 @@ def spikformer_reference(x, p, T, depth, heads, pools=(False, False, True, True)
 
 
 def _compare(model, reference, x, shift=0.0):
-    from spikeformers.train.monitor import FiringRateMonitor
+    from spikeformers.neurons.monitor import FiringRateMonitor
 
     model = model.double()
     calibrate_bn(model, x, shift=shift)

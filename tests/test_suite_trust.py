@@ -18,7 +18,7 @@ from spikeformers.cli import main
 from spikeformers.errors import ConfigError
 from spikeformers.suite import cell_state, leaderboard, load_suite, run_suite
 from spikeformers.train import load_config, train
-from spikeformers.train.io import atomic_write_text, load_checkpoint
+from spikeformers.io import atomic_write_text, load_checkpoint
 from spikeformers.train.lock import FolderLock
 
 FAST = {"schedule": {"epochs": 1, "warmup_epochs": 0}, "run": {"max_steps": 2}, "data": {"batch_size": 32},

@@ -4,11 +4,11 @@ Importing the package never initialises CUDA.
 """
 from .attention import create_attention, list_attentions
 from .encoding import create_encoder, list_encoders
-from .export import export_onnx, from_pretrained, save_pretrained
-from .models import count_parameters, create_model, list_models, model_info
+from .export import export_onnx
+from .models import count_parameters, create_model, from_pretrained, list_models, model_info, save_pretrained
+from .version import __version__
 from .neurons import create_neuron, create_surrogate, list_neurons, list_surrogates
 
-__version__ = "0.1.0"
 
 __all__ = [
     "__version__", "create_model", "list_models", "model_info", "count_parameters", "create_neuron", "list_neurons",

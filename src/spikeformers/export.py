@@ -1,4 +1,4 @@
-"""Trained models out: ONNX inference graphs, and folders in the Hugging Face Hub layout.
+"""Trained runs out: ONNX inference graphs, and folders in the Hugging Face Hub layout (`models/hub.py`).
 
     spikeformers export runs/NAME --format onnx        # -> runs/NAME/model.onnx
     spikeformers export runs/NAME --format hub         # -> runs/NAME/hub/{config.json, model.safetensors}
@@ -10,9 +10,7 @@ counts `[B, T, 2, H, W]` (made time-first inside), sequences as float `[B, L, F]
 `logits [B, classes]`; with `spikes=True` every spiking layer's output follows it, named by layer, so
 a runtime's spikes can be compared with PyTorch's. The batch axis is dynamic.
 
-Hub: `save_pretrained(model, DIR)` writes `config.json` (the registered model name and its arguments)
-and `model.safetensors`; `from_pretrained(DIR)` rebuilds it. Nothing is downloaded; `huggingface_hub`
-can upload the folder as it is.
+Hub: `models/hub.py` (`save_pretrained`, `from_pretrained`).
 """
 from __future__ import annotations
 
@@ -28,8 +26,13 @@ from torch import Tensor, nn
 
 from .data.transform import InputTransform
 from .errors import ConfigError
+from .io import atomic_write_bytes
+from .models.hub import save_pretrained
+from .neurons.monitor import spiking_layers
+from .train.evaluate import load_trained_model
+from .train.run import build_task
 
-__all__ = ["export_onnx", "save_pretrained", "from_pretrained", "export_run"]
+__all__ = ["export_onnx", "export_run"]
 
 
 class _Exported(nn.Module):
@@ -37,8 +40,6 @@ class _Exported(nn.Module):
 
     def __init__(self, model: nn.Module, transform: InputTransform, spikes: bool):
         super().__init__()
-        from .train.monitor import spiking_layers
-
         self.model, self.transform = model, transform
         self.layers = list(spiking_layers(model)) if spikes else []
         self._seen: List[Tensor] = []
@@ -70,7 +71,6 @@ def export_onnx(model: nn.Module, transform: InputTransform, path: str, spikes: 
         import onnx
     except ImportError:
         raise ConfigError("ONNX export needs the onnx package: pip install onnx onnxruntime") from None
-    from .train.io import atomic_write_bytes
 
     model = model.eval()
     wrapper = _Exported(model, transform, spikes).eval()
@@ -107,54 +107,15 @@ def export_onnx(model: nn.Module, transform: InputTransform, path: str, spikes: 
             "outputs": names, "opset": opset}
 
 
-def save_pretrained(model: nn.Module, folder: str) -> str:
-    """`folder/config.json` + `folder/model.safetensors` (the Hub layout). The model must come from
-    `create_model` (it records its name and arguments)."""
-    from .train.io import _st_bytes, atomic_write_bytes, atomic_write_json
-
-    name, args = getattr(model, "model_name", None), getattr(model, "model_args", None)
-    if name is None or args is None:
-        raise ConfigError("save_pretrained needs a model made by create_model (it records name and arguments)")
-    os.makedirs(folder, exist_ok=True)
-    atomic_write_bytes(os.path.join(folder, "model.safetensors"),
-                       _st_bytes({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}))
-    from . import __version__
-
-    atomic_write_json(os.path.join(folder, "config.json"),
-                      {"library": "spikeformers", "version": __version__, "model": name, "model_args": args})
-    return folder
-
-
-def from_pretrained(folder: str, device: str = "cpu") -> nn.Module:
-    """Rebuild a model saved by `save_pretrained` (safetensors and JSON only: nothing is unpickled)."""
-    from .models import create_model
-    from .train.engine import _load_state
-    from .train.io import _load_tensors
-    from pathlib import Path
-
-    cfg_path = os.path.join(folder, "config.json")
-    try:
-        with open(cfg_path, encoding="utf-8") as f:
-            cfg = json.load(f)
-        name, args = cfg["model"], cfg["model_args"]
-    except FileNotFoundError:
-        raise ConfigError(f"{cfg_path} not found: not a save_pretrained folder") from None
-    except (ValueError, KeyError, TypeError) as e:
-        raise ConfigError(f"{cfg_path} is not a spikeformers config ({type(e).__name__}: {e})") from None
-    model = create_model(name, **args)
-    _load_state(model, _load_tensors(Path(folder) / "model.safetensors", "cpu"), os.path.join(folder, "model.safetensors"))
-    return model.to(device).eval()
-
-
 def export_run(run_dir: str, fmt: str = "onnx", out: Optional[str] = None, spikes: bool = False) -> Dict[str, Any]:
     """Export a trained run: `onnx` (model.onnx, its input transform included) or `hub` (a Hub folder)."""
-    from .train.evaluate import load_trained_model
-
     if fmt not in ("onnx", "hub"):
         raise ConfigError(f"unknown export format {fmt!r}; use onnx or hub")
     model, cfg, dataset = load_trained_model(run_dir, "cpu")
     if fmt == "hub":
         return {"path": save_pretrained(model, out or os.path.join(run_dir, "hub"))}
-    if getattr(dataset, "kind", "array") != "array":
-        raise ConfigError(f"{run_dir}: ONNX export covers classification runs; this run's task is {cfg.task.name}")
+    task = build_task(cfg, dataset)
+    if not task.exports_onnx:
+        raise ConfigError(f"{run_dir}: ONNX export covers classification runs; this run's task is {task.name!r} "
+                          f"(--format hub exports any run)")
     return export_onnx(model, InputTransform.of(dataset), out or os.path.join(run_dir, "model.onnx"), spikes=spikes)

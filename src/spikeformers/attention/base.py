@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from .._registry import Registry, check_options
 from ..layers.bn_fire import fire
+from ..layers.hadamard import Hadamard
 from ..layers.norm import NORMS, create_linear_norm
 from ..neurons.registry import neuron_factory
 from .causal import CausalLinearProduct
@@ -102,14 +103,6 @@ class AxisSum(nn.Module):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, cumulative={self.cumulative}"
-
-
-class Hadamard(nn.Module):
-    """Element-wise product `a * b` (broadcasting) as a module, so the energy counter's hooks see both
-    operands (spike masks in SDSA, Q-K attention, expert routing)."""
-
-    def forward(self, a: Tensor, b: Tensor) -> Tensor:
-        return a * b
 
 
 class SoftmaxProduct(nn.Module):

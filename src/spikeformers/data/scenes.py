@@ -33,6 +33,7 @@ from torch import Tensor
 from ..errors import ConfigError
 from .paths import cache_dir, cache_key, cached_arrays
 from .registry import DATASETS, create_dataset
+from .emulated_dvs import emulate_events
 
 __all__ = ["SceneDataset", "compose_scenes", "draw_scene", "draw_scenes", "fashion_mnist_scenes", "FASHION_CLASSES", "TEST_SEED_OFFSET"]
 
@@ -225,7 +226,6 @@ def fashion_mnist_scenes(root: Optional[str] = None, *, size: int = 64, train: i
     kw: Dict[str, Any] = {}
     name = "fashion_mnist_scenes"
     if events:
-        from .emulated_dvs import emulate_events
 
         tr = (emulate_events(tr[0], frames),) + tr[1:]
         te = (emulate_events(te[0], frames),) + te[1:]

@@ -1,19 +1,16 @@
 """energy.png: energy per layer (the report's energy model) beside the firing rate of its input."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
-from ..train.plots import _pyplot, _save
-
-if TYPE_CHECKING:
-    from .report import EnergyReport
+from ..plotting import pyplot, save_figure
 
 __all__ = ["plot_energy"]
 
 
-def plot_energy(report: "EnergyReport", path: str) -> None:
-    """Horizontal bars in model order: energy (uJ per image) and input firing rate (%, spiking layers)."""
-    plt = _pyplot()
+def plot_energy(report: Any, path: str) -> None:
+    """Horizontal bars (an `EnergyReport`) in model order: energy (uJ per image) and input firing rate (%, spiking layers)."""
+    plt = pyplot()
     rows = report.rows()
     names = [l.name for l in rows]
     energy = [report.snn.layer_total(n) * 1e-6 for n in names]
@@ -38,5 +35,5 @@ def plot_energy(report: "EnergyReport", path: str) -> None:
     if report.info.get("data"):
         title += f" on {report.info['data']}"
     fig.suptitle(f"{title}  (blue: AC, orange: MAC, gray: neurons)", fontsize=9)
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)

@@ -20,6 +20,8 @@ from .counter import LayerCount, OpCounts, count_ops
 from .horowitz import PRESETS, Energy, Horowitz45, dense_energy, horowitz45
 from .lemaire import LemaireCosts, lemaire, qann_bits
 from .twin import build_ann_twin, count_twin, qann_energy
+from ..io import atomic_write_json
+from .plot import plot_energy
 
 __all__ = ["EnergyReport", "energy_report", "MODEL_ENERGIES", "format_energy", "format_count"]
 
@@ -152,8 +154,6 @@ class EnergyReport:
 
     def write(self, out_dir: str) -> Tuple[str, str]:
         """energy.json and energy.png in out_dir (created), each written atomically."""
-        from ..train.io import atomic_write_json
-        from .plot import plot_energy
 
         os.makedirs(out_dir, exist_ok=True)
         js, png = os.path.join(out_dir, "energy.json"), os.path.join(out_dir, "energy.png")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Dict
 
 from torch import nn
+from .report import energy_report
 
 __all__ = ["ENERGY_SAMPLE", "energy_headline", "energy_sample"]
 
@@ -30,7 +31,6 @@ def energy_headline(model: nn.Module, x: Any, cfg: Any = None, dataset: Any = No
 
     A failure is reported in the dict (`error`), never raised: it must not cost a finished run its summary.
     """
-    from .report import energy_report
 
     tokens = getattr(task, "unit", "images") == "tokens"  # x: token ids [B, N]; report per token too
     info = {"model": getattr(getattr(cfg, "model", None), "name", None) or getattr(model, "model_name", None),

@@ -21,14 +21,13 @@ from .counter import OpCounts, count_ops
 from .horowitz import Energy, dense_energy
 from .lemaire import LemaireCosts, lemaire, qann_bits
 from .stats import TensorStats
+from ..models import create_model
 
 __all__ = ["build_ann_twin", "count_twin", "ann_energy", "qann_energy"]
 
 
 def build_ann_twin(model: nn.Module, device: Any = None) -> nn.Module:
     """`create_model(model.model_name, **model.model_args, twin="ann")`, on the model's device by default."""
-    from ..models import create_model
-
     name = getattr(model, "model_name", None)
     if name is None:
         raise ValueError(f"{type(model).__name__} was not built by create_model (no model_name): pass its twin explicitly")

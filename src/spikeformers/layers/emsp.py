@@ -17,20 +17,19 @@ from torch import Tensor, nn
 
 from .bn_fire import fire
 from .time import ConvBN, LinearBN
+from .hadamard import Hadamard
 
 __all__ = ["EMSP"]
 
 
 class EMSP(nn.Module):
     """[T, B, N, D] -> [T, B, N, D], N = grid^2; neurons from the `neuron` factory."""
-
     def __init__(self, dim: int, hidden: int, grid: int, neuron: Callable[..., nn.Module], bias: bool = True):
         super().__init__()
         if hidden < 2 or hidden % 2:
             raise ValueError(f"EMSP needs an even hidden width (split into two halves), got {hidden}")
         if not isinstance(grid, int) or grid < 1:
             raise ValueError(f"EMSP needs the token grid side as a positive integer, got {grid!r}")
-        from ..attention.base import Hadamard  # local import: attention imports layers
 
         half = hidden // 2
         self.grid = grid

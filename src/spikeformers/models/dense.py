@@ -24,7 +24,7 @@ from ..layers.det_head import SpikingFCOSHead
 from ..layers.seg_head import READOUTS, SpikingFPNHead
 from ..neurons.registry import neuron_factory
 from .registry import create_model, register_model
-from .spikformer import build_config
+from ._builder import build_config
 
 __all__ = ["DenseConfig", "FPNSegmenter", "FCOSDetector"]
 

@@ -16,6 +16,8 @@ from typing import Any, Dict, List, Sequence
 import torch
 from torch import Tensor, nn
 
+from ._builder import encoded_input
+
 __all__ = ["FeatureBackbone", "feature_info"]
 
 
@@ -72,8 +74,6 @@ class FeatureBackbone(nn.Module):
     def encode(self, x: Tensor) -> Tensor:
         """The input as the backbone's first layer reads it: [T, B, C, H, W] (a static batch encoded,
         time-first input checked and passed through). `forward` takes either."""
-        from .spikformer import encoded_input
-
         return encoded_input(self.model, x, type(self.model).__name__)
 
     def forward(self, x: Tensor) -> List[Tensor]:

@@ -53,7 +53,7 @@ from ..layers.norm import TOKEN_NORMS, create_norm
 from ..layers.token_shift import TokenShift
 from ..neurons.registry import neuron_factory
 from .registry import register_model
-from .spikformer import apply_twin, build_config
+from ._builder import apply_twin, build_config
 
 __all__ = ["SpikingLMConfig", "SpikingLM", "LMState", "attention_step", "register_attention_step"]
 

@@ -27,7 +27,7 @@ from ..layers import ClassifierHead, SpikingMLP, speds_stage, speds_stem
 from ..layers.speds import SPEDS_LAYOUTS
 from ..neurons.registry import neuron_factory
 from .registry import register_model
-from .spikformer import apply_twin, build_config, encoded_input
+from ._builder import apply_twin, build_config, encoded_input
 
 __all__ = ["QKFormerConfig", "QKFormer", "QKFormerBlock", "official_batch_quirk"]
 

@@ -11,6 +11,9 @@ import torch
 from torch import nn
 
 from .._registry import Registry
+from ..layers.quantize import quantize_weights
+from .convert import load_official
+from .features import FeatureBackbone
 
 __all__ = ["MODELS", "register_model", "create_model", "list_models", "model_info", "count_parameters"]
 
@@ -29,7 +32,7 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
 
     Unknown names or override keys raise ValueError listing the valid ones. `features_only=True` (with
     `out_indices`) returns the backbone's multi-scale feature maps instead of logits (`features.py`).
-    `checkpoint=PATH` loads an official checkpoint (Spikformer or SpikingJelly names; `convert.py`),
+    `checkpoint=PATH` loads an official checkpoint (Spikformer, SDT, QKFormer or SpikingJelly names; `convert.py`),
     `checkpoint_source=` names its source when the names do not tell.
     """
     checkpoint = overrides.pop("checkpoint", None)
@@ -39,18 +42,12 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
     model = MODELS.get(name)(**overrides)
     bits = getattr(getattr(model, "cfg", None), "weight_bits", None)
     if bits is not None:
-        from ..layers.quantize import quantize_weights
-
         quantize_weights(model, bits)
     model.model_name = name
     model.model_args = dict(overrides)  # with the name, enough to rebuild the model from a checkpoint
     if checkpoint is not None:
-        from ..convert import load_official
-
         load_official(model, checkpoint, checkpoint_source)
     if features_only:
-        from .features import FeatureBackbone
-
         model = FeatureBackbone(model, out_indices if out_indices is not None else range(-3, 0))
         model.model_name, model.model_args = name, {**model.model.model_args, "features_only": True,
                                                     "out_indices": tuple(model.out_indices)}

@@ -25,7 +25,7 @@ from ..encoding import create_encoder
 from ..layers import MSSPS, ClassifierHead, MembraneMLP, check_pooling
 from ..neurons.registry import neuron_factory
 from .registry import register_model
-from .spikformer import apply_twin, build_config, encoded_input, token_backbone_features
+from ._builder import apply_twin, build_config, encoded_input, token_backbone_features
 
 __all__ = ["SDTConfig", "SpikeDrivenTransformer", "SDTBlock"]
 

@@ -22,7 +22,8 @@ from ..layers import ClassifierHead
 from ..layers.sps1d import SPS1d
 from ..neurons.registry import neuron_factory
 from .registry import register_model
-from .spikformer import SpikformerBlock, apply_twin, build_config
+from ._builder import apply_twin, build_config
+from .spikformer import SpikformerBlock
 
 __all__ = ["SpikformerSeqConfig", "SpikformerSeq"]
 

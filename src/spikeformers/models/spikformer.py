@@ -12,11 +12,9 @@ bias-free Q/K/V, pooling "1111" (224 -> 14x14 tokens) and 1000 classes. `mlp="em
 """
 from __future__ import annotations
 
-import typing
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
-import yaml
 from torch import Tensor, nn
 
 from ..attention.base import create_attention
@@ -24,13 +22,10 @@ from ..encoding import create_encoder
 from ..layers import SPS, ClassifierHead, check_pooling, create_mlp
 from ..neurons.quant import quantize_levels
 from ..neurons.registry import neuron_factory
+from ._builder import apply_twin, build_config, encoded_input, token_backbone_features
 from .registry import register_model
 
-#: what `twin=` may ask for: the dense ANN twin and the quantized one
-TWINS = ("ann", "qann")
-
-__all__ = ["TWINS", "SpikformerConfig", "Spikformer", "SpikformerBlock", "check_image_input", "encoded_input",
-           "token_backbone_features", "apply_twin", "build_config"]
+__all__ = ["SpikformerConfig", "Spikformer", "SpikformerBlock"]
 
 
 @dataclass
@@ -53,56 +48,6 @@ class SpikformerConfig:
     encoder: str = "direct"       # how a static image becomes [T, B, C, H, W]
     twin: Optional[str] = None    # "ann" | "qann" (quantized ReLUs): ReLU neurons, softmax attention, T = 1
     weight_bits: Optional[int] = None  # quantize every Linear/Conv weight to this many bits (None: float)
-
-
-def check_image_input(model_name: str, x: Tensor, in_chans: int, img_size: int) -> None:
-    expect = f"[B, {in_chans}, {img_size}, {img_size}] or [T, B, {in_chans}, {img_size}, {img_size}]"
-    if not hasattr(x, "shape") or x.dim() not in (4, 5) or tuple(x.shape[-3:]) != (in_chans, img_size, img_size):
-        shape = tuple(x.shape) if hasattr(x, "shape") else type(x).__name__
-        raise ValueError(f"{model_name} expects images {expect}, got shape {shape}")
-
-
-def encoded_input(model: nn.Module, x: Tensor, family: str) -> Tensor:
-    """`x` checked against the model's config; a static batch [B, C, H, W] encoded to [T, B, C, H, W]."""
-    check_image_input(getattr(model, "model_name", family), x, model.cfg.in_chans, model.cfg.img_size)
-    return model.encoder(x) if x.dim() == 4 else x
-
-
-def token_backbone_features(model: nn.Module, x: Tensor, family: str) -> List[Tensor]:
-    """Feature maps of a patch embedding + token blocks backbone (Spikformer, SDT): each embedding stage's
-    output, then the last block's tokens [T, B, N, D] on their grid as [T, B, D, h, w]."""
-    maps: List[Tensor] = []
-    x = model.patch_embed(encoded_input(model, x, family), maps)
-    for blk in model.blocks:
-        x = blk(x)
-    return maps + [x.transpose(2, 3).unflatten(3, maps[-1].shape[-2:])]
-
-
-def apply_twin(cfg) -> None:
-    """Turn a spiking config into its ANN twin in place: same layout, ReLU, softmax attention, T = 1.
-    "qann": the same with quantized ReLUs of ceil(log2(L + 1)) bits, L the spikes a neuron may emit over
-    the run (T, or T x D for integer neurons), learned step size (`neurons/quant.py`).
-
-    Every config field named `attention` or `*_attention` (QKFormer's `token_attention`) becomes
-    "softmax", and its `*_opts` are cleared. Parameter names and shapes then equal the spiking model's
-    except: neuron parameters (PLIF `w`, learnable ternary amplitudes) and SDSA's unused talking-heads
-    conv exist only in the spiking model; in QKFormer's Q-K stages the twin adds the V projection
-    (`attn.v`) that softmax needs and Q-K attention lacks (tests/test_models_zoo.py checks this list).
-    """
-    if cfg.twin is None:
-        return
-    if cfg.twin not in TWINS:
-        raise ValueError(f"unknown twin {cfg.twin!r}; valid twins: {', '.join(TWINS)}")
-    if cfg.twin == "qann":
-        levels = cfg.T * (int(cfg.neuron_opts.get("max_spikes", 4)) if cfg.neuron == "ilif" else 1)
-        cfg.neuron, cfg.neuron_opts = "quant", {"bits": quantize_levels(levels)}
-    else:
-        cfg.neuron, cfg.neuron_opts = "relu", {}
-    for f in fields(cfg):
-        if f.name == "attention" or f.name.endswith("_attention"):
-            setattr(cfg, f.name, "softmax")
-            setattr(cfg, f.name + "_opts", {})
-    cfg.T, cfg.encoder = 1, "direct"
 
 
 class SpikformerBlock(nn.Module):
@@ -146,44 +91,6 @@ class Spikformer(nn.Module):
             x = blk(x)
         logits = self.head(x)  # [T, B, classes]
         return logits if per_step else logits.mean(0)
-
-
-def build_config(cls, defaults: Dict[str, Any], overrides: Dict[str, Any], family: str):
-    """A family config from a variant's sizes and the user's overrides; unknown keys are errors.
-
-    Command-line values arrive as text and are read by the field's declared type, so that
-    `model.pooling=0011` stays the string "0011" while `model.dim=256` becomes an int.
-    """
-    hints = typing.get_type_hints(cls)
-    bad = sorted(set(overrides) - set(hints))
-    if bad:
-        raise ValueError(f"{family} got unknown option(s) {', '.join(map(repr, bad))}; valid options: {', '.join(sorted(hints))}")
-    merged = dict(defaults)
-    for k, v in overrides.items():
-        if v is not None:
-            merged[k] = _typed(family, k, v, hints[k])
-    return cls(**merged)
-
-
-def _typed(family: str, key: str, value: Any, tp: Any) -> Any:
-    """`value` as the field type `tp` (str, int, float, bool, dict, or Optional of one)."""
-    args = [a for a in typing.get_args(tp) if a is not type(None)]
-    base = args[0] if typing.get_origin(tp) is typing.Union and len(args) == 1 else tp
-    base = typing.get_origin(base) or base
-    if base is str:
-        if not isinstance(value, str):
-            raise ValueError(f"{family} option {key!r} must be a string, got {value!r} (quote it in YAML)")
-        return value
-    if isinstance(value, str):
-        try:
-            value = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise ValueError(f"{family} option {key!r}: cannot read {value!r}") from None
-    ok = {bool: isinstance(value, bool), int: isinstance(value, int) and not isinstance(value, bool),
-          float: isinstance(value, (int, float)) and not isinstance(value, bool), dict: isinstance(value, dict)}
-    if base in ok and not ok[base]:
-        raise ValueError(f"{family} option {key!r} must be {base.__name__}, got {value!r}")
-    return float(value) if base is float else value
 
 
 _CIFAR = dict(img_size=32, in_chans=3, num_classes=10, pooling="0011", qkv_bias=True)

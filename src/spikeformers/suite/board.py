@@ -24,11 +24,14 @@ import yaml
 
 from ..errors import ConfigError
 from ..tasks import TASKS
+from .stats import NOT_EXPERIMENT, config_key, mean_std, pareto_front, where_matches
+from ..train.config import ALIASES
+from ..io import atomic_write_json, atomic_write_text
+from .plots import plot_suite
 
 __all__ = ["collect_runs", "leaderboard", "write_leaderboard", "mean_std", "pareto_front", "COLUMNS", "config_key"]
 
 #: run.* keys that do not change what is measured (the seed is aggregated over)
-_NOT_EXPERIMENT = {"seed", "name", "out_dir", "log_every", "threads", "device", "compile", "cuda_graph", "max_minutes"}
 
 COLUMNS = ["model", "attention", "neuron", "encoder", "T", "twin", "dataset", "task", "parameters", "metric",
            "metric_mean", "metric_std", "n", "mean_firing_rate", "synaptic_ops", "energy_45nm_uJ",
@@ -67,35 +70,6 @@ def collect_runs(folder: str) -> List[Dict[str, Any]]:
             pass
         runs.append({"name": name, "dir": d, "config": config, "summary": summary, "metrics": metrics})
     return runs
-
-
-def config_key(config: Dict[str, Any]) -> str:
-    """The experiment a run belongs to: its config without the seed and bookkeeping keys."""
-    c = {s: dict(v) for s, v in config.items() if isinstance(v, dict)}
-    for k in _NOT_EXPERIMENT:
-        c.get("run", {}).pop(k, None)
-    return json.dumps(c, sort_keys=True, default=str)
-
-
-def mean_std(values: Sequence[float]) -> Tuple[Optional[float], Optional[float], int]:
-    """(mean, sample standard deviation (n - 1), n) of the finite values; std is None below two."""
-    v = [float(x) for x in values if x is not None and math.isfinite(float(x))]
-    if not v:
-        return None, None, 0
-    return statistics.fmean(v), (statistics.stdev(v) if len(v) > 1 else None), len(v)
-
-
-def pareto_front(points: Sequence[Tuple[float, float]], higher_is_better: bool = True) -> List[int]:
-    """Indices of the points (cost, quality) that no other point beats on both: no lower-or-equal cost
-    with strictly better quality, nor strictly lower cost with equal-or-better quality. Sorted by cost."""
-    sign = 1.0 if higher_is_better else -1.0
-    front = []
-    for i, (c, q) in enumerate(points):
-        dominated = any((c2 <= c and sign * q2 > sign * q) or (c2 < c and sign * q2 >= sign * q)
-                        for j, (c2, q2) in enumerate(points) if j != i)
-        if not dominated:
-            front.append(i)
-    return sorted(front, key=lambda i: points[i][0])
 
 
 def _model_parts(summary: Dict[str, Any], config: Dict[str, Any]) -> Dict[str, Any]:
@@ -137,7 +111,6 @@ def leaderboard(folder: str, expect: Sequence[Tuple[Dict[str, Any], str, float, 
     `expect`: (where, metric, low, high) reference ranges (`spec.expectations`); a row whose runs all
     match `where` and whose mean lies outside [low, high] is marked in `check`.
     """
-    from .spec import where_matches
 
     groups: Dict[str, List[Dict[str, Any]]] = {}
     for run in collect_runs(folder):
@@ -166,7 +139,7 @@ def leaderboard(folder: str, expect: Sequence[Tuple[Dict[str, Any], str, float, 
             row[k] = "; ".join(vals) if vals else None
         row["seeds"] = sorted(r["config"].get("run", {}).get("seed") for r in runs)
         row["runs"] = [r["name"] for r in runs]
-        row["settings"] = {k: v for k, v in _flat(c0).items() if "." in k and k.split(".", 1)[1] not in _NOT_EXPERIMENT}
+        row["settings"] = {k: v for k, v in _flat(c0).items() if "." in k and k.split(".", 1)[1] not in NOT_EXPERIMENT}
         checks = []
         for where, m, lo, hi in expect:
             if m != metric.split("_", 1)[-1] and m != metric:
@@ -191,8 +164,6 @@ def _higher_is_better(task: Any) -> bool:
 
 def _flat(config: Dict[str, Any]) -> Dict[str, Any]:
     """A config as dotted keys ("model.attention": "ssa", "run.seed": 0), aliases too ("attention", "seed")."""
-    from ..train.config import ALIASES
-
     flat = {f"{s}.{k}": v for s, body in config.items() if isinstance(body, dict) for k, v in body.items()}
     for alias, key in ALIASES.items():
         if key in flat:
@@ -244,7 +215,6 @@ def write_leaderboard(folder: str, expect: Sequence[Tuple[Dict[str, Any], str, f
                       axes: Sequence[str] = (), plots: bool = True) -> Dict[str, Any]:
     """leaderboard.csv, .md and .json (and plots) in `folder`, atomically; returns the rows and paths.
     A folder without finished runs is a one-line error, and nothing is written into it."""
-    from ..train.io import atomic_write_json, atomic_write_text
 
     rows = leaderboard(folder, expect)
     if not rows:
@@ -255,7 +225,6 @@ def write_leaderboard(folder: str, expect: Sequence[Tuple[Dict[str, Any], str, f
     atomic_write_json(paths["json"], {"title": title, "rows": rows})
     out = {"rows": rows, "paths": paths}
     if plots and rows:
-        from .plots import plot_suite
 
         out["plots"] = plot_suite(folder, rows, axes)
     return out

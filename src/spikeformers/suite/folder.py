@@ -15,7 +15,7 @@ import uuid
 from typing import Optional
 
 from ..errors import ConfigError
-from ..train.io import atomic_write_json
+from ..io import atomic_write_json
 from ..train.rundir import MARKER, read_marker, refuse_links
 
 __all__ = ["prepare_suite_folder", "suite_id", "check_cell_folder", "SUITE_MARKER"]

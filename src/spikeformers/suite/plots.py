@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, List, Sequence
 
-from ..train.plots import _LABELS, _pyplot, _save
-from .board import mean_std, pareto_front
+from ..plotting import METRIC_LABELS, pyplot, save_figure
+from .stats import mean_std, pareto_front
 
 __all__ = ["plot_suite"]
 
@@ -20,7 +20,7 @@ def _label(r: Dict[str, Any]) -> str:
 
 def _metric_label(rows: List[Dict[str, Any]]) -> str:
     m = rows[0]["metric"].split("_", 1)[-1]
-    return f"test {_LABELS.get(m, m)}"
+    return f"test {METRIC_LABELS.get(m, m)}"
 
 
 def _scatter(ax, rows, x_key: str, higher: bool, front: bool) -> None:
@@ -38,7 +38,7 @@ def _scatter(ax, rows, x_key: str, higher: bool, front: bool) -> None:
 
 def plot_suite(folder: str, rows: List[Dict[str, Any]], axes: Sequence[str] = ()) -> Dict[str, str]:
     """pareto.png, throughput.png and (for suites with axes) ablation.png in `folder`."""
-    plt = _pyplot()
+    plt = pyplot()
     higher = not rows[0]["metric"].endswith("bpc")
     ylabel, out = _metric_label(rows), {}
 
@@ -48,7 +48,7 @@ def plot_suite(folder: str, rows: List[Dict[str, Any]], axes: Sequence[str] = ()
     ax.set_xlabel("energy per sample, memory-aware model (uJ; blue SNN, orange ANN, green QANN)")
     ax.set_ylabel(ylabel), ax.grid(alpha=0.3), ax.set_title("accuracy-energy")
     out["pareto"] = os.path.join(folder, "pareto.png")
-    _save(fig, out["pareto"])
+    save_figure(fig, out["pareto"])
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -57,7 +57,7 @@ def plot_suite(folder: str, rows: List[Dict[str, Any]], axes: Sequence[str] = ()
     ax.set_xlabel(f"training throughput ({unit}/s)"), ax.set_ylabel(ylabel), ax.grid(alpha=0.3)
     ax.set_title("accuracy-throughput")
     out["throughput"] = os.path.join(folder, "throughput.png")
-    _save(fig, out["throughput"])
+    save_figure(fig, out["throughput"])
     plt.close(fig)
 
     axes = [a for a in axes if a not in ("run.seed", "seed")]
@@ -79,6 +79,6 @@ def plot_suite(folder: str, rows: List[Dict[str, Any]], axes: Sequence[str] = ()
             ax.set_ylim(lo - pad, hi + pad)
             ax.set_title(axis, fontsize=9), ax.set_ylabel(ylabel, fontsize=8), ax.grid(axis="y", alpha=0.3)
         out["ablation"] = os.path.join(folder, "ablation.png")
-        _save(fig, out["ablation"])
+        save_figure(fig, out["ablation"])
         plt.close(fig)
     return out

@@ -27,13 +27,14 @@ from typing import Any, Collection, Dict, List, Optional
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
-from ..train.io import atomic_write_json
+from ..io import atomic_write_json
 from ..train.lock import FolderLock, lock_holder
 from ..train.rundir import SUITE_ENV, read_marker
 from .board import write_leaderboard
 from .folder import SUITE_MARKER, check_cell_folder, prepare_suite_folder, suite_id
 from .launch import Job, create_launcher, python_argv
 from .spec import Cell, Suite, expectations, load_suite
+from ..train.config import save_config
 
 __all__ = ["run_suite", "report_suite", "cell_state", "running_cells", "HOLDER_WAIT_S"]
 
@@ -100,7 +101,6 @@ def _wait_for_holders(out: str, names: List[str], say) -> None:
 
 def _jobs(suite: Suite, out: str, todo: List[Cell], states: Dict[str, str], threads: int, gpus: List[int],
           sid: str) -> List[Job]:
-    from ..train.config import save_config
 
     jobs = []
     for c in todo:

@@ -31,7 +31,12 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import yaml
 
 from ..errors import ConfigError
-from .board import config_key
+from .stats import config_key
+from ..train.config import TrainConfig, apply_mapping, config_to_dict, load_config, set_key
+from .._registry import check_options
+from ..data import DATASETS, dataset_info
+from ..models import create_model
+from ..tasks import create_task
 
 __all__ = ["Cell", "Suite", "load_suite", "cell_name", "SUITE_KEYS"]
 
@@ -54,7 +59,6 @@ def cell_name(overrides: Dict[str, Any]) -> str:
 @dataclass
 class Cell:
     """One run of a suite: its name (folder), the overrides that make it, and its resolved config."""
-
     name: str
     overrides: Dict[str, Any]
     config: Any  # TrainConfig
@@ -102,8 +106,6 @@ def _combinations(path: str, axes: Dict[str, Any], runs: Any) -> List[Dict[str, 
 
 def load_suite(path: str, out_dir: Optional[str] = None) -> Suite:
     """Read and check a suite file; cells get `run.out_dir` = `out_dir` (default runs/<suite name>)."""
-    from ..train.config import TrainConfig, apply_mapping, config_to_dict, load_config, set_key
-
     if not os.path.isfile(path):
         raise ConfigError(f"suite file {path} does not exist")
     try:
@@ -165,10 +167,6 @@ def check_cell(path: str, cell: Cell) -> None:
     """Build the cell's model on the meta device and check its dataset and task options (no data loaded)."""
     import torch
 
-    from .._registry import check_options
-    from ..data import DATASETS, dataset_info
-    from ..models import create_model
-    from ..tasks import create_task
 
     cfg = cell.config
     where = f"{path}: run {cell.name}"
@@ -206,10 +204,6 @@ def _model_kwargs(info: Dict[str, Any], cfg: Any) -> Dict[str, Any]:
     kw.update({k: getattr(m, k) for k in ("attention", "neuron", "T", "encoder", "twin") if getattr(m, k) is not None})
     kw.update(m.options)
     return kw
-
-
-def where_matches(where: Dict[str, Any], values: Dict[str, Any]) -> bool:
-    return all(values.get(k) == v for k, v in where.items())
 
 
 def expectations(suite_expect: Sequence[Dict[str, Any]]) -> List[Tuple[Dict[str, Any], str, float, float]]:

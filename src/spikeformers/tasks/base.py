@@ -4,6 +4,7 @@ The engine (`train/engine.py`) never branches on a task's name. It asks the run'
 
     loaders(dataset)             -> (train loader, {split: eval loader})   the first split is evaluated every epoch
     model_kwargs(dataset)        -> create_model keywords describing the data (classes, vocabulary, ...)
+    model_family(dataset)        -> the model family that reads the data (for the hint after a mismatch)
     loss(model)                  -> loss(out, target) (`per_step`: the model returns per-step outputs)
     units(target)                -> how many units (images, tokens) a batch holds, for throughput
     train_stats(out, target)     -> device sums for the epoch line (e.g. correct predictions)
@@ -22,6 +23,7 @@ from typing import Any, ClassVar, Dict, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
+from ..neurons.monitor import FiringRateMonitor
 
 __all__ = ["Task", "autocast"]
 
@@ -33,7 +35,6 @@ def autocast(device: torch.device, amp: Optional[torch.dtype]):
 
 class Task:
     """Base class; subclasses set the class attributes and the data-specific methods."""
-
     #: registry name
     name: ClassVar[str] = ""
     #: key of `evaluate`'s headline metric (summary.json holds it as `test_<metric>`)
@@ -44,6 +45,10 @@ class Task:
     unit: ClassVar[str] = "images"
     #: the dataset kind this task trains on (`dataset.kind`)
     data_kind: ClassVar[str] = "array"
+    #: does `spikeformers predict` serve this task's runs (raw inputs in, predictions out)
+    predicts: ClassVar[bool] = False
+    #: does `spikeformers export --format onnx` cover this task's runs
+    exports_onnx: ClassVar[bool] = False
 
     def __init__(self, cfg: Any):
         self.cfg = cfg
@@ -56,7 +61,13 @@ class Task:
                              f"its default task is {getattr(dataset, 'task', 'classify')!r}")
 
     def model_kwargs(self, dataset: Any) -> Dict[str, Any]:
+        """create_model keywords that describe the data (input shape, classes, vocabulary)."""
         return dataset.model_kwargs()
+
+    def model_family(self, dataset: Any) -> Optional[Tuple[str, str]]:
+        """(registry family, its name in messages) of the models that read this task's data, or None when the
+        image backbones do; a run whose model cannot read the data is told to use one of them."""
+        return None
 
     def loaders(self, dataset: Any) -> Tuple[Any, Dict[str, Any]]:
         raise NotImplementedError
@@ -87,7 +98,6 @@ class Task:
     def evaluate(self, model: nn.Module, loader: Any, amp: Optional[torch.dtype], monitor: bool = False,
                  dist: Any = None) -> Dict[str, Any]:
         """Metrics of `model` over `loader` (and per-layer firing rates with `monitor=True`)."""
-        from ..train.monitor import FiringRateMonitor
 
         model.eval()
         device = loader.device

@@ -25,6 +25,7 @@ from .boxes import box_iou, decode_ltrb, fcos_points, fcos_targets, giou_loss, g
 from .coco_eval import coco_box_metrics
 from .registry import register_task
 from .scenes import scene_loaders
+from ..neurons.monitor import FiringRateMonitor
 
 __all__ = ["DetectionTask", "FCOSLoss", "decode_detections"]
 
@@ -37,7 +38,6 @@ def level_ranges(strides: List[int], range_per_stride: float, device=None) -> Tu
 
 class FCOSLoss(nn.Module):
     """`loss(out, target)`: out {"cls", "box", "ctr"} of `SpikingFCOSHead`, target a SceneLoader batch."""
-
     per_step = False
 
     def __init__(self, sizes, strides: List[int], range_per_stride: float = 2.0, radius: float = 1.5,
@@ -111,6 +111,9 @@ class DetectionTask(Task):
         self.range_per_stride, self.center_radius = float(range_per_stride), float(center_radius)
         self.score_threshold, self.nms_iou, self.max_detections = float(score_threshold), float(nms_iou), int(max_detections)
 
+    def model_family(self, dataset):
+        return ("dense", "dense-prediction")
+
     def loaders(self, dataset: Any) -> Tuple[Any, Dict[str, Any]]:
         self.num_classes, self.img_size = dataset.num_classes, dataset.img_size
         return scene_loaders(self.cfg, dataset)
@@ -132,7 +135,6 @@ class DetectionTask(Task):
     def evaluate(self, model: nn.Module, loader: Any, amp, monitor: bool = False, dist: Any = None) -> Dict[str, Any]:
         from contextlib import nullcontext
 
-        from ..train.monitor import FiringRateMonitor
 
         model.eval()
         sizes, strides = self._layout(model)

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..data import WindowLoader
 from ..errors import ConfigError
 from .base import Task
 from .registry import register_task
@@ -24,7 +25,7 @@ LN2 = math.log(2.0)
 
 class NextTokenLoss(nn.Module):
     """Mean cross-entropy of `logits [B, N, vocab]` against the next tokens `[B, N]` (label smoothing as
-    the classification loss's, from `optim.label_smoothing`; recipes for text set it to 0)."""
+    the classification loss's, from `task.options.label_smoothing`; recipes for text set it to 0)."""
 
     per_step = False
 
@@ -39,22 +40,28 @@ class NextTokenLoss(nn.Module):
 @register_task("lm")
 class LanguageModelTask(Task):
     """Options: batches_per_epoch (training batches between evaluations; None: as many windows as the
-    training split has tokens). Metric: bits per byte (`bpc`, lower is better)."""
+    training split has tokens), label_smoothing (of the next-token cross-entropy, in [0, 1)). Metric: bits
+    per byte (`bpc`, lower is better)."""
 
     metric = "bpc"
     higher_is_better = False
     unit = "tokens"
     data_kind = "tokens"
+    predicts = True
 
-    def __init__(self, cfg: Any, batches_per_epoch: Optional[int] = None):
+    def __init__(self, cfg: Any, batches_per_epoch: Optional[int] = None, label_smoothing: float = 0.1):
         super().__init__(cfg)
+        if not isinstance(label_smoothing, (int, float)) or not 0 <= label_smoothing < 1:
+            raise ConfigError(f"task.options.label_smoothing must be in [0, 1), got {label_smoothing!r}")
+        self.label_smoothing = float(label_smoothing)
         if batches_per_epoch is not None and (not isinstance(batches_per_epoch, int) or batches_per_epoch < 1):
             raise ConfigError(f"task.options.batches_per_epoch must be a positive integer or null, got {batches_per_epoch!r}")
         self.batches_per_epoch = batches_per_epoch
 
-    def loaders(self, dataset: Any) -> Tuple[Any, Dict[str, Any]]:
-        from ..data import WindowLoader
+    def model_family(self, dataset):
+        return ("lm", "language")
 
+    def loaders(self, dataset: Any) -> Tuple[Any, Dict[str, Any]]:
         d, seed, L = self.cfg.data, self.cfg.run.seed, dataset.seq_len
         self.token_bytes = dataset.tokenizer.token_bytes().to(dataset.train.device)
         try:
@@ -66,7 +73,7 @@ class LanguageModelTask(Task):
         return train, evals
 
     def loss(self, model: nn.Module) -> nn.Module:
-        return NextTokenLoss(self.cfg.optim.label_smoothing)
+        return NextTokenLoss(self.label_smoothing)
 
     def units(self, target: Tensor) -> int:
         return target.numel()

@@ -4,13 +4,12 @@ horizontal flip (`data.flip`, default on) and a random shift of up to `data.crop
 from __future__ import annotations
 
 from typing import Any, Dict, Tuple
+from ..data.scene_loader import SceneLoader
 
 __all__ = ["scene_loaders"]
 
 
 def scene_loaders(cfg: Any, dataset: Any) -> Tuple[Any, Dict[str, Any]]:
-    from ..data.scene_loader import SceneLoader
-
     d = cfg.data
     flip = 0.5 if d.flip is None or d.flip else 0.0
     shift = 4 if d.crop_padding is None else d.crop_padding

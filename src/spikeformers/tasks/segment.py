@@ -55,6 +55,9 @@ class SegmentationTask(Task):
     unit = "images"
     data_kind = "scenes"
 
+    def model_family(self, dataset):
+        return ("dense", "dense-prediction")
+
     def loaders(self, dataset: Any) -> Tuple[Any, Dict[str, Any]]:
         self.num_outputs = dataset.num_classes + 1
         return scene_loaders(self.cfg, dataset)

@@ -17,9 +17,9 @@ from .engine import Trainer, train
 from .evaluate import evaluate_run, load_trained_model
 from .predict import Predictor, load_predictor, predict_files
 from .fast_step import make_step
-from .monitor import FiringRateMonitor
+from ..neurons.monitor import FiringRateMonitor
 from .recompute import enable_recompute
-from .io import (
+from ..io import (
     Checkpoint,
     append_jsonl,
     atomic_write_bytes,

@@ -20,6 +20,7 @@ import functools
 import math
 import os
 import re
+import sys
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -27,7 +28,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import yaml
 
 from ..errors import ConfigError
-from .io import atomic_write_text
+from ..io import atomic_write_text
 
 __all__ = [
     "TaskSection",
@@ -47,6 +48,8 @@ __all__ = [
     "save_config",
     "config_keys",
     "config_help",
+    "task_options",
+    "MOVED_TO_TASK",
 ]
 
 
@@ -86,15 +89,14 @@ class OptimSection:
     weight_decay: float = 0.01  # AdamW decoupled weight decay
     betas: Tuple[float, float] = (0.9, 0.999)  # AdamW betas
     grad_clip: Optional[float] = 1.0  # max global gradient norm (None: no clipping)
-    label_smoothing: float = 0.1  # cross-entropy label smoothing (hard and soft targets alike)
-    mixup: float = 0.0  # mixup Beta(a, a) parameter (0: off); targets become soft
-    cutmix: float = 0.0  # cutmix Beta(a, a) parameter (0: off); images and event frames only
-    mix_prob: float = 1.0  # probability that a batch is mixed when mixup or cutmix is on
-    mix_switch_prob: float = 0.5  # with both on: probability of cutmix rather than mixup for a batch
-    mix_off_epoch: Optional[int] = None  # stop mixing from this epoch on (0-based; None: never)
-    tet: bool = False  # TET loss: the mean over time steps of per-step losses (model(x, per_step=True))
-    tet_lambda: float = 0.001  # weight of TET's MSE regulariser pulling per-step logits towards tet_means
-    tet_means: float = 1.0  # target value of that regulariser
+
+
+#: loss options that were `optim.*` keys and are now the task's (`task.options.*`, e.g. tasks/classify.py), with
+#: the defaults they had: a recipe or saved run that sets one gets it moved, with a one-line note when it
+#: differs from that default (the task's own default is the same)
+MOVED_TO_TASK = {"label_smoothing": 0.1, "mixup": 0.0, "cutmix": 0.0, "mix_prob": 1.0, "mix_switch_prob": 0.5,
+                 "mix_off_epoch": None, "tet": False, "tet_lambda": 0.001, "tet_means": 1.0}
+_NOTED: set = set()
 
 
 @dataclass
@@ -132,7 +134,7 @@ class TrainConfig:
     model: ModelSection = field(default_factory=ModelSection)  # what to build
     data: DataSection = field(default_factory=DataSection)  # what to train on, and how to augment
     task: TaskSection = field(default_factory=TaskSection)  # what problem: loss, metric, evaluation
-    optim: OptimSection = field(default_factory=OptimSection)  # AdamW and the loss
+    optim: OptimSection = field(default_factory=OptimSection)  # AdamW
     schedule: ScheduleSection = field(default_factory=ScheduleSection)  # epochs, warmup, cosine decay
     run: RunSection = field(default_factory=RunSection)  # where, on what, how to log and resume
 
@@ -168,13 +170,6 @@ _CHECKS = {
     ("optim", "weight_decay"): (lambda v: v >= 0, ">= 0"),
     ("optim", "betas"): (lambda v: all(0 <= b < 1 for b in v), "two numbers in [0, 1)"),
     ("optim", "grad_clip"): (lambda v: v > 0, "> 0 or null"),
-    ("optim", "label_smoothing"): (lambda v: 0 <= v < 1, "in [0, 1)"),
-    ("optim", "mixup"): (lambda v: v >= 0, ">= 0"),
-    ("optim", "cutmix"): (lambda v: v >= 0, ">= 0"),
-    ("optim", "mix_prob"): (lambda v: 0 <= v <= 1, "in [0, 1]"),
-    ("optim", "mix_switch_prob"): (lambda v: 0 <= v <= 1, "in [0, 1]"),
-    ("optim", "mix_off_epoch"): (lambda v: v >= 0, ">= 0 or null"),
-    ("optim", "tet_lambda"): (lambda v: 0 <= v < 1, "in [0, 1)"),
     ("schedule", "epochs"): (lambda v: v >= 1, ">= 1"),
     ("schedule", "warmup_epochs"): (lambda v: v >= 0, ">= 0"),
     ("schedule", "min_lr"): (lambda v: v >= 0, ">= 0"),
@@ -260,6 +255,9 @@ def _set(cfg: TrainConfig, key: str, value: Any, raw: Any = _NO_RAW) -> None:
     if not rest:
         raise ConfigError(f"{key!r} is a section; set one of its keys: {_valid_keys(section)}")
     fname, _, sub = rest.partition(".")
+    if section == "optim" and fname in MOVED_TO_TASK and not sub:
+        _move_to_task(cfg, fname, value)
+        return
     if section == "model" and ((fname == "options" and sub) or (fname not in hints and not sub)):
         opt = sub if fname == "options" else fname
         if opt in hints:
@@ -295,6 +293,28 @@ def _set(cfg: TrainConfig, key: str, value: Any, raw: Any = _NO_RAW) -> None:
             _set(cfg, f"{section}.options.{k}", v)
         return
     setattr(getattr(cfg, section), fname, value)
+
+
+def _move_to_task(cfg: TrainConfig, key: str, value: Any) -> None:
+    """`optim.<key>` (a loss option before it moved to the task): `task.options.<key>`; its old default (as every
+    saved run folder holds) means "the task's default" and is dropped."""
+    if value == MOVED_TO_TASK[key] and type(value) is not str:
+        return
+    if key not in _NOTED:
+        _NOTED.add(key)
+        print(f"note: optim.{key} is now task.options.{key} (a loss option of the task); read as that",
+              file=sys.stderr)
+    cfg.task.options[key] = value
+    cfg.task.moved = getattr(cfg.task, "moved", frozenset()) | {key}  # not a field: never saved
+
+
+def task_options(cfg: TrainConfig, accepted: Any) -> Dict[str, Any]:
+    """`task.options` for a task that takes the keyword names `accepted`, after dropping (from `cfg` too, so the
+    saved config is clean) the options moved from `optim.*` that it does not take: they never applied to it
+    (`optim.label_smoothing` in a detector's recipe)."""
+    for k in getattr(cfg.task, "moved", frozenset()) - set(accepted):
+        cfg.task.options.pop(k, None)
+    return dict(cfg.task.options)
 
 
 def _apply_dict(cfg: TrainConfig, d: Any, origin: str) -> None:

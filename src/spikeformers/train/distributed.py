@@ -18,6 +18,7 @@ import torch.distributed as tdist
 from torch import Tensor, nn
 
 from ..errors import ConfigError
+from ..attention.base import unused_parameter_names
 
 __all__ = ["Distributed", "AllReduceBatchNorm", "convert_sync_batchnorm", "is_main_process"]
 
@@ -62,7 +63,6 @@ class Distributed:
         ones (SDT's talking heads) need nothing, DDP ignores them."""
         if self.world_size == 1:
             return model
-        from ..attention.base import unused_parameter_names
 
         ids = [self.local_rank] if self.device.type == "cuda" else None
         params = dict(model.named_parameters())

@@ -10,7 +10,6 @@ kill continues from the last finished epoch to the same result.
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import math
@@ -18,120 +17,36 @@ import os
 import signal
 import sys
 import threading
-import platform
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ..data import create_dataset
+from ..energy.summary import energy_headline, energy_sample
 from ..errors import ConfigError, TrainingDiverged
-from ..models import count_parameters, create_model
-from .config import TrainConfig, config_from_dict, config_to_dict, load_config, save_config
+from ..models import count_parameters
+from ..version import __version__
+from .config import ALIASES, TrainConfig, config_to_dict, load_config, save_config
 from .cuda_graph import GraphedStep
+from .ema import EMA
 from .recompute import enable_recompute
 from .distributed import Distributed
 from .step import forward_backward
 from .lock import FolderLock
 from .resume_check import refuse_edited_config
 from .rundir import SUITE_ENV, create_run_dir, refuse_links
+from .run import (amp_dtype, build_dataset, build_model, build_task, default_run_name, device_name, load_run,
+                  peak_memory_gb, provenance, resolve_device, seed_everything)
 from .loggers import Loggers, create_loggers
-from .io import (append_jsonl, atomic_write_json, atomic_write_text, capture_rng_state, load_checkpoint,
+from ..io import (append_jsonl, atomic_write_json, atomic_write_text, capture_rng_state, load_checkpoint, load_model_state,
                  read_jsonl, restore_rng_state, save_checkpoint)
-from .monitor import FiringRateMonitor
-from .plots import plot_curves, plot_firing_rates
+from ..plotting import plot_curves, plot_firing_rates
 from .schedule import warmup_cosine
 
-__all__ = ["Trainer", "train", "build_model", "build_dataset", "build_task", "resolve_device", "load_run",
-           "seed_everything"]
-
-
-def resolve_device(spec: str) -> torch.device:
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(spec)
-    except RuntimeError as e:
-        raise ConfigError(f"run.device: {e}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"run.device={spec!r} but CUDA is not available on this machine")
-    return device
-
-
-def amp_dtype(spec: str, device: torch.device) -> Optional[torch.dtype]:
-    if spec not in ("auto", "bf16", "off"):
-        raise ConfigError(f"run.amp must be one of auto, bf16, off; got {spec!r}")
-    if spec == "off" or (spec == "auto" and device.type != "cuda"):
-        return None
-    return torch.bfloat16
-
-
-def model_overrides(cfg: TrainConfig, dataset) -> Dict[str, Any]:
-    """The create_model keywords of a run: the dataset's input and classes, then the config's choices."""
-    m = cfg.model
-    kw: Dict[str, Any] = dataset.model_kwargs()
-    kw.update({k: getattr(m, k) for k in ("attention", "neuron", "T", "encoder", "twin") if getattr(m, k) is not None})
-    kw.update(m.options)
-    return kw
-
-
-def build_dataset(cfg: TrainConfig):
-    """The run's dataset (on the CPU), with its options from `data.options`."""
-    return create_dataset(cfg.data.name, root=cfg.data.root, **cfg.data.options)
-
-
-def build_task(cfg: TrainConfig, dataset):
-    """The run's task: `task.name`, or the dataset's own (classification for image, event and sequence
-    data; language modelling for text), with `task.options`; it must be able to train on `dataset`."""
-    from ..tasks import create_task
-
-    task = create_task(cfg.task.name or getattr(dataset, "task", "classify"), cfg, **cfg.task.options)
-    try:
-        task.check_dataset(dataset)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-    return task
-
-
-def seed_everything(seed: int) -> None:
-    """Seed torch (CPU and CUDA), NumPy's and Python's global generators."""
-    import random
-
-    import numpy as np
-
-    random.seed(seed)
-    np.random.seed(seed % (1 << 32))
-    torch.manual_seed(seed)
-
-
-def build_model(cfg: TrainConfig, dataset) -> nn.Module:
-    try:
-        return create_model(cfg.model.name, **model_overrides(cfg, dataset))
-    except ValueError as e:
-        raise ConfigError(f"model: {e}{_model_hint(cfg, dataset)}") from None
-
-
-#: the model families that read each kind of data, for the hint after a mismatch
-_FAMILIES = {"sequence": "spikformer_seq", "tokens": "lm", "scenes": "dense"}
-_FAMILY_WORDS = {"spikformer_seq": "sequence", "lm": "language", "dense": "dense-prediction"}
-
-
-def _model_hint(cfg: TrainConfig, dataset) -> str:
-    """'; dataset X holds sequences: use a sequence model (...)' when the model cannot read the data."""
-    from ..models import list_models, model_info
-
-    kind = getattr(dataset, "kind", "array")
-    data = dataset.layout if kind == "array" else kind
-    family = _FAMILIES.get(data)
-    if family is None or model_info(cfg.model.name).get("family") == family:
-        return ""
-    names = [n for n in list_models() if model_info(n).get("family") == family]
-    return (f"; dataset {cfg.data.name!r} holds {data}, which {cfg.model.name} does not read: use a {_FAMILY_WORDS[family]} model, "
-            f"e.g. {', '.join(names[:4])}")
+__all__ = ["Trainer", "train", "param_groups"]
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> List[Dict[str, Any]]:
@@ -141,50 +56,6 @@ def param_groups(model: nn.Module, weight_decay: float) -> List[Dict[str, Any]]:
         if p.requires_grad:
             (decay if p.dim() >= 2 else no_decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-class EMA:
-    """Exponential moving average of the parameters and floating-point buffers (BatchNorm statistics),
-    evaluated instead of the raw model; integer buffers are copied.
-
-    The decay warms up as min(decay, (1 + n) / (10 + n)) after n earlier updates (timm's ModelEmaV2
-    warm-up): without it the average is dominated by the initial weights for ~1 / (1 - decay) steps.
-    Averaging the BN statistics with the weights keeps them matched to the averaged weights.
-    """
-
-    def __init__(self, model: nn.Module, decay: float):
-        if not 0 < decay < 1:
-            raise ConfigError(f"run.ema must be in (0, 1), got {decay}")
-        self.decay = decay
-        self.model = copy.deepcopy(model).eval()
-        for p in self.model.parameters():
-            p.requires_grad_(False)
-
-    def decay_at(self, n: int) -> float:
-        """The decay of the update that follows n earlier updates."""
-        return min(self.decay, (1 + n) / (10 + n))
-
-    @torch.no_grad()
-    def update(self, model: nn.Module, n: int) -> None:
-        w = 1 - self.decay_at(n)
-        ema_t = list(self.model.parameters())
-        live_t = [p.detach() for p in model.parameters()]
-        for b_ema, b in zip(self.model.buffers(), model.buffers()):
-            if b.is_floating_point():
-                ema_t.append(b_ema)
-                live_t.append(b)
-            else:
-                b_ema.copy_(b)
-        torch._foreach_lerp_(ema_t, live_t, w)
-
-
-def default_run_name(cfg: TrainConfig) -> str:
-    parts = [cfg.data.name, cfg.model.name]
-    if cfg.model.attention:
-        parts.append(cfg.model.attention)
-    if cfg.model.twin:
-        parts.append(cfg.model.twin)
-    return "_".join(parts + [f"s{cfg.run.seed}"])
 
 
 def _unique_dir(root: str, name: str) -> str:
@@ -222,7 +93,7 @@ class Trainer:
         seed_everything(cfg.run.seed)
         self.dataset = build_dataset(cfg).to(self.device)
         self.task = build_task(cfg, self.dataset)
-        self.model = build_model(cfg, self.dataset).to(self.device)
+        self.model = build_model(cfg, self.dataset, self.task).to(self.device)
         model_cfg = getattr(self.model, "cfg", None)
         if model_cfg is not None:  # command-line options arrive as text: save them typed
             cfg.model.options = {k: getattr(model_cfg, k, v) for k, v in cfg.model.options.items()}
@@ -292,8 +163,6 @@ class Trainer:
 
     # --- state -----------------------------------------------------------------------------------
     def _meta(self) -> Dict[str, Any]:
-        from .. import __version__
-
         return {"config": config_to_dict(self.cfg), "model_name": self.cfg.model.name,
                 "model_args": getattr(self.model, "model_args", {}), "version": __version__}
 
@@ -309,9 +178,9 @@ class Trainer:
 
     def restore(self) -> None:
         ck = load_checkpoint(self.ckpt_dir, map_location="cpu")
-        _load_state(self.model, ck.model_state, ck.path)
+        load_model_state(self.model, ck.model_state, ck.path)
         if self.ema and "ema" in ck.extra_tensors:
-            _load_state(self.ema.model, ck.extra_tensors["ema"], ck.path)
+            load_model_state(self.ema.model, ck.extra_tensors["ema"], ck.path)
         ts = ck.train_state
         self.optimizer.load_state_dict(ts["optimizer"])
         self.epoch, self.step, self.elapsed = int(ts["epoch"]), int(ts["step"]), float(ts["elapsed"])
@@ -547,8 +416,6 @@ class Trainer:
     def _write_provenance(self) -> None:
         """provenance.json, written when a run (or a resumed run) starts, so unfinished runs have it too."""
         path = os.path.join(self.run_dir, "provenance.json")
-        import json
-
         prev = {}
         if os.path.exists(path):
             with open(path) as f:
@@ -562,8 +429,6 @@ class Trainer:
 
     def _energy(self, model: nn.Module) -> Dict[str, Any]:
         """Headline energy numbers (filled in by the energy package when it is present)."""
-        from ..energy.summary import energy_headline, energy_sample
-
         x = energy_sample(list(self.eval_loaders.values())[-1])
         return {"energy": energy_headline(model, x, self.cfg, self.dataset, task=self.task)}
 
@@ -581,92 +446,11 @@ def _contiguous(state: Dict[str, Tensor]) -> Dict[str, Tensor]:
     return {k: v.detach().contiguous() for k, v in state.items()}
 
 
-def _load_state(model: nn.Module, state: Dict[str, Tensor], path: str) -> None:
-    from ..errors import CheckpointError
-
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        detail = " ".join(str(e).split()).replace("Error(s) in loading state_dict for ", "")
-        detail = detail if len(detail) <= 400 else detail[:397] + "..."
-        raise CheckpointError(f"checkpoint {path} does not match the model ({detail}); was it trained with another "
-                              f"model or options? its config is in the run's config.yaml") from None
-
-
-def peak_memory_gb(device: torch.device) -> float:
-    """Peak memory of this run: allocated GPU memory on CUDA, else the process's peak resident set (CPU)."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 1e9
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # kB on Linux
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-
-
-def provenance() -> Dict[str, Any]:
-    """Package version, torch version and git commit, stored with every run."""
-    import subprocess
-
-    from .. import __version__
-
-    commit, dirty = None, None
-    try:
-        here = os.path.dirname(os.path.abspath(__file__))
-        commit = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=5).stdout.strip() or None
-        if commit:  # uncommitted changes to tracked files make the commit an incomplete description
-            status = subprocess.run(["git", "-C", here, "status", "--porcelain", "--untracked-files=no"],
-                                    capture_output=True, text=True, timeout=5)
-            dirty = bool(status.stdout.strip()) if status.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return {"version": __version__, "torch": torch.__version__, "cuda": torch.version.cuda, "git_commit": commit,
-            "git_dirty": dirty}
-
-
-def load_run(run_dir: str) -> Tuple[TrainConfig, Dict[str, Any]]:
-    """The config of a run directory (and its summary, if finished)."""
-    import json
-
-    import yaml
-
-    from ..errors import CheckpointError
-
-    cfg_path = os.path.join(run_dir, "config.yaml")
-    if not os.path.isfile(cfg_path):
-        raise CheckpointError(f"{run_dir} is not a run directory (no config.yaml)")
-    try:
-        with open(cfg_path, encoding="utf-8") as f:
-            d = yaml.safe_load(f) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{cfg_path} is not a readable YAML config ({' '.join(str(e).split())[:200]})") from None
-    try:
-        cfg = config_from_dict(d)
-    except ConfigError as e:
-        raise ConfigError(f"{cfg_path}: {e}") from None
-    summary_path = os.path.join(run_dir, "summary.json")
-    summary = {}
-    if os.path.exists(summary_path):
-        try:
-            with open(summary_path, encoding="utf-8") as f:
-                summary = json.load(f)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise CheckpointError(f"{summary_path} is corrupt ({e}); delete it to evaluate the run again") from None
-    return cfg, summary
-
-
 def train(cfg: TrainConfig, progress: bool = True, resume: Optional[str] = None,
           overrides: Tuple[str, ...] = ()) -> Dict[str, Any]:
     """Train from a config, or continue the run directory `resume` (then only run.* keys and
     schedule.epochs may change)."""
     if resume is not None:
-        from .config import ALIASES
-
         if not str(resume).strip():
             raise ConfigError("resume= needs a run directory, e.g. resume=runs/NAME")
         refuse_links(resume)  # a run folder from elsewhere may point a file we write at any other

@@ -4,8 +4,9 @@ from __future__ import annotations
 import os
 from typing import Any, Dict
 
-from .engine import amp_dtype, build_dataset, build_model, build_task, load_run, resolve_device, _load_state
-from .io import atomic_write_json, load_checkpoint
+from ..energy.summary import energy_headline, energy_sample
+from ..io import atomic_write_json, load_checkpoint, load_model_state
+from .run import amp_dtype, build_dataset, build_model, build_task, load_run, resolve_device
 
 __all__ = ["evaluate_run", "load_trained_model"]
 
@@ -17,15 +18,13 @@ def load_trained_model(run_dir: str, device: str = "auto"):
     dataset = build_dataset(cfg).to(dev)
     model = build_model(cfg, dataset)
     ck = load_checkpoint(os.path.join(run_dir, "checkpoint"), map_location="cpu", train_state=False)
-    _load_state(model, ck.extra_tensors.get("ema", ck.model_state), ck.path)
+    load_model_state(model, ck.extra_tensors.get("ema", ck.model_state), ck.path)
     return model.to(dev).eval(), cfg, dataset
 
 
 def evaluate_run(run_dir: str, device: str = "auto", progress: bool = True) -> Dict[str, Any]:
     """The run's task metrics on every evaluation split (firing rates on the last) and its energy on the
     fixed sample summary.json uses, written to eval.json."""
-    from ..energy.summary import energy_headline, energy_sample
-
     model, cfg, dataset = load_trained_model(run_dir, device)
     dev = next(model.parameters()).device
     task = build_task(cfg, dataset)

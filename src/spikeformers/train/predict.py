@@ -24,7 +24,8 @@ from torch import Tensor, nn
 from ..data.transform import InputTransform
 from ..errors import ConfigError
 from .evaluate import load_trained_model
-from .io import atomic_write_json
+from .run import build_task
+from ..io import atomic_write_json
 
 __all__ = ["Predictor", "load_predictor", "predict_files"]
 
@@ -100,10 +101,11 @@ def _read_text(path: str) -> str:
 def load_predictor(run_dir: str, device: str = "auto") -> Predictor:
     """The run's model (EMA weights when kept) with its input transform (or its tokenizer, for an LM)."""
     model, cfg, dataset = load_trained_model(run_dir, device)
-    tokenizer = getattr(dataset, "tokenizer", None)
-    if tokenizer is None and getattr(dataset, "kind", "array") != "array":
+    task = build_task(cfg, dataset)
+    if not task.predicts:
         raise ConfigError(f"{run_dir}: predict serves classification and language-model runs; this run's task "
-                          f"is {cfg.task.name} (use spikeformers eval)")
+                          f"is {task.name!r} (use spikeformers eval)")
+    tokenizer = getattr(dataset, "tokenizer", None)
     return Predictor(model, None if tokenizer is not None else InputTransform.of(dataset), tokenizer)
 
 

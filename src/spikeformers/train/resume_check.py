@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Tuple
 
 from ..errors import CheckpointError, ConfigError
 from .config import TrainConfig, config_from_dict, config_to_dict
-from .io import load_checkpoint
+from ..io import load_checkpoint
 
 __all__ = ["config_differences", "may_change_on_resume", "refuse_edited_config", "ABSENT"]
 

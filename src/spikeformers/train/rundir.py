@@ -22,7 +22,7 @@ import time
 from typing import Any, Dict, Optional
 
 from ..errors import ConfigError
-from .io import atomic_write_json
+from ..io import atomic_write_json
 
 __all__ = ["create_run_dir", "refuse_links", "read_marker", "SUITE_ENV", "MARKER"]
 

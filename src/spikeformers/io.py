@@ -33,7 +33,7 @@ from safetensors.torch import load_file as _st_load_file
 from safetensors.torch import save as _st_save
 from torch import Tensor
 
-from ..errors import CheckpointError
+from .errors import CheckpointError
 
 __all__ = [
     "atomic_write_bytes",
@@ -46,12 +46,16 @@ __all__ = [
     "Checkpoint",
     "save_checkpoint",
     "load_checkpoint",
+    "safetensors_bytes",
+    "load_safetensors",
+    "load_model_state",
+    "oneline",
 ]
 
 # ----------------------------------------------------------------------------- atomic files
 
 
-def _oneline(e: BaseException, limit: int = 300) -> str:
+def oneline(e: BaseException, limit: int = 300) -> str:
     """An exception's message on one line, shortened (torch.load's can span twenty lines)."""
     text = " ".join(str(e).split()) or type(e).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -230,7 +234,7 @@ def _check_plain(obj: Any, where: str) -> None:
     raise TypeError(f"train_state value {where} is a {type(obj).__name__}; only tensors and primitives are allowed")
 
 
-def _st_bytes(tensors: Dict[str, Tensor]) -> bytes:
+def safetensors_bytes(tensors: Dict[str, Tensor]) -> bytes:
     """safetensors bytes of a state dict; tied tensors (one storage, two names) are cloned apart."""
     seen, out = set(), {}
     for k, t in tensors.items():
@@ -281,9 +285,9 @@ def save_checkpoint(
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f"{_TMP_PREFIX}epoch_{epoch:04d}-"))
     try:
         os.chmod(tmp, 0o777 & ~umask())  # mkdtemp's folder is owner-only
-        _write_durable(tmp / "model.safetensors", _st_bytes(model_state))
+        _write_durable(tmp / "model.safetensors", safetensors_bytes(model_state))
         for name, tensors in extra_tensors.items():
-            _write_durable(tmp / f"{name}.safetensors", _st_bytes(tensors))
+            _write_durable(tmp / f"{name}.safetensors", safetensors_bytes(tensors))
         buf = io.BytesIO()
         torch.save(train_state, buf)
         _write_durable(tmp / "train_state.pt", buf.getvalue())
@@ -320,17 +324,18 @@ def _read_latest(root: Path) -> Dict[str, Any]:
     try:
         latest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path}: unreadable or corrupt ({_oneline(e)})") from None
+        raise CheckpointError(f"{path}: unreadable or corrupt ({oneline(e)})") from None
     if not isinstance(latest, dict) or not isinstance(latest.get("path"), str) or not _EPOCH_DIR.match(latest["path"]):
         raise CheckpointError(f"{path}: does not name an epoch folder (got {latest!r})")
     return latest
 
 
-def _load_tensors(path: Path, device: str) -> Dict[str, Tensor]:
+def load_safetensors(path: str | os.PathLike, device: str = "cpu") -> Dict[str, Tensor]:
+    """The tensors of a safetensors file; `CheckpointError` naming it when it is corrupt or truncated."""
     try:
         return _st_load_file(str(path), device=device)
     except Exception as e:  # safetensors raises several types for truncated/corrupt files
-        raise CheckpointError(f"{path}: corrupt or truncated safetensors file ({_oneline(e)})") from None
+        raise CheckpointError(f"{path}: corrupt or truncated safetensors file ({oneline(e)})") from None
 
 
 def load_checkpoint(dirpath: str | os.PathLike, map_location: str | torch.device = "cpu",
@@ -358,9 +363,9 @@ def load_checkpoint(dirpath: str | os.PathLike, map_location: str | torch.device
     for required in ("model.safetensors", "meta.json") + (("train_state.pt",) if load_state else ()):
         if not (folder / required).is_file():
             raise CheckpointError(f"{folder / required} is missing")
-    model_state = _load_tensors(folder / "model.safetensors", device)
+    model_state = load_safetensors(folder / "model.safetensors", device)
     extra = {
-        p.name[: -len(".safetensors")]: _load_tensors(p, device)
+        p.name[: -len(".safetensors")]: load_safetensors(p, device)
         for p in sorted(folder.glob("*.safetensors"))
         if p.name != "model.safetensors"
     }
@@ -370,10 +375,21 @@ def load_checkpoint(dirpath: str | os.PathLike, map_location: str | torch.device
             train_state = torch.load(folder / "train_state.pt", map_location=device, weights_only=True)
     except Exception as e:  # truncated zip, or a pickle that is not plain data
         raise CheckpointError(
-            f"{folder / 'train_state.pt'}: corrupt or not loadable with weights_only=True ({_oneline(e)})"
+            f"{folder / 'train_state.pt'}: corrupt or not loadable with weights_only=True ({oneline(e)})"
         ) from None
     try:
         meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{folder / 'meta.json'}: corrupt ({_oneline(e)})") from None
+        raise CheckpointError(f"{folder / 'meta.json'}: corrupt ({oneline(e)})") from None
     return Checkpoint(model_state, extra, train_state, meta, str(folder))
+
+
+def load_model_state(model: torch.nn.Module, state: Dict[str, Tensor], path: str) -> None:
+    """`model.load_state_dict(state)`, or a one-line `CheckpointError` naming `path` when they do not match."""
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        detail = " ".join(str(e).split()).replace("Error(s) in loading state_dict for ", "")
+        detail = detail if len(detail) <= 400 else detail[:397] + "..."
+        raise CheckpointError(f"checkpoint {path} does not match the model ({detail}); was it trained with another "
+                              f"model or options? its config is in the run's config.yaml") from None

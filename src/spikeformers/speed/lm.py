@@ -27,6 +27,7 @@ from ..tasks.lm import NextTokenLoss
 from ..train.cuda_graph import GraphedStep
 from . import common
 from .common import peak_memory_gb, provenance, require_cuda, reset_peak_memory, sync, table, write_record
+from ..train.step import forward_backward
 
 __all__ = ["SETTINGS", "main", "run"]
 
@@ -68,7 +69,6 @@ def measure(name: str, mode: str, args) -> Dict[str, Any]:
             step(batches[i % 4][:, :-1], batches[i % 4][:, 1:])
             opt.step()
     else:
-        from ..train.step import forward_backward
 
         def train_step(i: int) -> None:
             opt.zero_grad(set_to_none=True)

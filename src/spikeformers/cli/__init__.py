@@ -12,11 +12,14 @@
     spikeformers config [CONFIG.yaml] [key=value ...]  the resolved config, as YAML (a recipe again)
     spikeformers suite SUITE.yaml [--launcher ray]      a benchmark suite: runs x seeds x twins, leaderboard
     spikeformers suite report DIR                      the leaderboard of a suite folder
-    spikeformers bench SUITE                           speed benchmarks (GPU)
+    spikeformers bench NAME                            speed benchmarks against SpikingJelly (GPU)
     spikeformers info                                  versions, device, kernels, datasets
 
 Errors caused by input (bad config keys, unknown names, missing files, corrupt checkpoints) print one
 line and exit with status 2.
+
+Each command imports what it runs when it runs (function-level imports: `spikeformers --help` and a
+typo's error come back without importing torch's model zoo); `energy.py` holds the `energy` command.
 """
 from __future__ import annotations
 
@@ -45,8 +48,8 @@ def _split_train_args(args: List[str]):
 
 
 def cmd_train(ns) -> int:
-    from .train.config import load_config
-    from .train.engine import train
+    from ..train.config import load_config
+    from ..train.engine import train
 
     path, overrides, resume = _split_train_args(ns.args)
     if resume:
@@ -55,7 +58,7 @@ def cmd_train(ns) -> int:
         summary = train(None, progress=not ns.quiet, resume=resume, overrides=tuple(overrides))
     else:
         summary = train(load_config(path, overrides), progress=not ns.quiet)
-    from .train.distributed import is_main_process
+    from ..train.distributed import is_main_process
 
     if summary.get("finished") and is_main_process():  # under torchrun, one report, from rank 0
         print(format_summary(summary))
@@ -63,7 +66,7 @@ def cmd_train(ns) -> int:
 
 
 def _task(name: str):
-    from .tasks import create_task
+    from ..tasks import create_task
 
     return create_task(name or "classify", None)
 
@@ -86,7 +89,7 @@ def cmd_config(ns) -> int:
     """Print the resolved config of a recipe plus overrides, as YAML (usable as a recipe again)."""
     import yaml
 
-    from .train.config import config_to_dict, load_config
+    from ..train.config import config_to_dict, load_config
 
     path, overrides, resume = _split_train_args(ns.args)
     if resume:
@@ -96,7 +99,7 @@ def cmd_config(ns) -> int:
 
 
 def cmd_eval(ns) -> int:
-    from .train.evaluate import evaluate_run
+    from ..train.evaluate import evaluate_run
 
     res = evaluate_run(ns.run_dir, progress=not ns.quiet)
     print(f"{_task(res['task']).eval_line(res)}, mean firing rate {100 * res['mean_firing_rate']:.2f}%"
@@ -109,7 +112,7 @@ def cmd_eval(ns) -> int:
 
 
 def cmd_predict(ns) -> int:
-    from .train.predict import predict_files
+    from ..train.predict import predict_files
 
     res = predict_files(ns.run_dir, ns.files, ns.text, ns.top_k, ns.value_range, ns.device, ns.out)
     for row in res["predictions"]:
@@ -124,19 +127,19 @@ def cmd_predict(ns) -> int:
 
 
 def cmd_convert(ns) -> int:
-    from .convert import convert_file
-    from .energy.cli import _parse_overrides
+    from ..models.hub import convert_file
+    from .energy import parse_overrides
 
     if ns.options and not ns.model:
         raise ValueError("model options need --model NAME")
-    r = convert_file(ns.src, ns.dst, ns.source, ns.model, _parse_overrides(ns.options) if ns.model else None)
+    r = convert_file(ns.src, ns.dst, ns.source, ns.model, parse_overrides(ns.options) if ns.model else None)
     print(f"{ns.src} ({r['source']} names, {r['tensors']} tensors) -> {r['model']} "
           f"{r['options']} in {r['path']} (spikeformers.from_pretrained loads it)")
     return 0
 
 
 def cmd_export(ns) -> int:
-    from .export import export_run
+    from ..export import export_run
 
     res = export_run(ns.run_dir, ns.format, ns.out, ns.spikes)
     if ns.format == "onnx":
@@ -148,7 +151,7 @@ def cmd_export(ns) -> int:
 
 
 def cmd_generate(ns) -> int:
-    from .train.generate import generate_from_run
+    from ..train.generate import generate_from_run
 
     r = generate_from_run(ns.run_dir, ns.prompt, ns.max_new_tokens, ns.temperature, ns.top_k, ns.seed, ns.device)
     print(f"-- {r['tokens']} tokens in {r['seconds']:.2f} s ({r['tokens_per_s']:.1f} tokens/s on {r['device']}, "
@@ -157,7 +160,7 @@ def cmd_generate(ns) -> int:
 
 
 def cmd_suite(ns) -> int:
-    from .suite import report_suite, run_suite
+    from ..suite import report_suite, run_suite
 
     if ns.target == "report":
         if not ns.folder:
@@ -183,7 +186,7 @@ def cmd_suite(ns) -> int:
 def cmd_models(ns) -> int:
     """One row per registered model: built on the meta device (no memory, instant), so the parameter
     count is the layout's own, next to the paper's."""
-    from .models import count_parameters, create_model, list_models, model_info
+    from ..models import count_parameters, create_model, list_models, model_info
 
     names = list_models(ns.pattern)
     if not names:
@@ -238,8 +241,8 @@ def cmd_info(ns) -> int:
     import torch
 
     from . import __version__, list_attentions, list_encoders, list_models, list_neurons, list_surrogates
-    from .data import list_datasets
-    from .kernels import kernel_status
+    from ..data import list_datasets
+    from ..kernels import kernel_status
 
     print(f"spikeformers {__version__}  torch {torch.__version__}  numpy {numpy.__version__}  "
           f"python {platform.python_version()}")
@@ -257,24 +260,24 @@ def cmd_info(ns) -> int:
 
 
 def cmd_energy(ns) -> int:
-    from .energy.cli import run_energy_command
+    from .energy import run_energy_command
 
     return run_energy_command(ns)
 
 
 def cmd_bench(ns) -> int:
-    from .bench import run_suite
+    from ..speed import run_benchmark
 
-    return run_suite(ns.suite, ns.args)
+    return run_benchmark(ns.suite, ns.args)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from ..version import __version__
 
     p = argparse.ArgumentParser(prog="spikeformers", description="Spiking transformers: train, measure, compare.")
     p.add_argument("--version", action="version", version=f"spikeformers {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    from .train.config import config_help
+    from ..train.config import config_help
 
     t = sub.add_parser("train", help="train a model (no arguments: the embedded digits default)",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -340,27 +343,20 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(fn=cmd_models)
     i = sub.add_parser("info", help="versions, device, kernels, datasets")
     i.set_defaults(fn=cmd_info)
-    try:
-        from .energy.cli import add_energy_arguments
-    except ImportError:
-        add_energy_arguments = None
-    if add_energy_arguments is not None:
-        en = sub.add_parser("energy", help="operation counts and energy estimate of a model or run")
-        add_energy_arguments(en)
-        en.set_defaults(fn=cmd_energy)
-    try:
-        from .bench import add_bench_arguments
-    except ImportError:
-        add_bench_arguments = None
-    if add_bench_arguments is not None:
-        b = sub.add_parser("bench", help="benchmark suites")
-        add_bench_arguments(b)
-        b.set_defaults(fn=cmd_bench)
+    from ..speed import add_bench_arguments
+    from .energy import add_energy_arguments
+
+    en = sub.add_parser("energy", help="operation counts and energy estimate of a model or run")
+    add_energy_arguments(en)
+    en.set_defaults(fn=cmd_energy)
+    b = sub.add_parser("bench", help="speed benchmarks against SpikingJelly (GPU)")
+    add_bench_arguments(b)
+    b.set_defaults(fn=cmd_bench)
     return p
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from .errors import SpikeformersError
+    from ..errors import SpikeformersError
 
     ns = build_parser().parse_args(argv)
     try:

@@ -50,7 +50,8 @@ from ..train.cuda_graph import GraphedStep
 from ..train.fast_step import make_step
 from . import common
 from .common import peak_memory_gb, provenance, require_cuda, reset_peak_memory, sync, table, write_record
-from .sj import import_spikingjelly, match_pool_order, neuron_backend, set_neuron_backend, sj_to_ours, unmapped_parameters
+from ..models.convert import sj_to_ours, unmapped_parameters
+from .sj import import_spikingjelly, match_pool_order, neuron_backend, set_neuron_backend
 
 __all__ = ["SETTINGS", "add_arguments", "run", "main", "loss_check"]
 

@@ -11,7 +11,7 @@ from typing import Dict, List
 import torch
 from torch import nn
 
-from ..neurons.base import Neuron
+from .base import Neuron
 
 __all__ = ["FiringRateMonitor", "spiking_layers"]
 

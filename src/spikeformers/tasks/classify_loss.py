@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["ClassificationLoss", "create_loss", "soft_cross_entropy"]
+__all__ = ["ClassificationLoss", "soft_cross_entropy"]
 
 
 def soft_cross_entropy(logits: Tensor, target: Tensor, label_smoothing: float = 0.0) -> Tensor:
@@ -61,9 +61,3 @@ class ClassificationLoss(nn.Module):
     def extra_repr(self) -> str:
         tet = f", tet=True, tet_lambda={self.tet_lambda}, tet_means={self.tet_means}" if self.tet else ""
         return f"label_smoothing={self.label_smoothing}{tet}"
-
-
-def create_loss(cfg) -> ClassificationLoss:
-    """The training loss of a `TrainConfig` (its `optim` section)."""
-    o = cfg.optim
-    return ClassificationLoss(o.label_smoothing, tet=o.tet, tet_lambda=o.tet_lambda, tet_means=o.tet_means)

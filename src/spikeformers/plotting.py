@@ -1,13 +1,17 @@
-"""PNG plots of a run: training curves and per-layer firing rates (matplotlib, no display needed)."""
+"""PNG plots (matplotlib without a display): the shared figure helpers and a run's training curves and
+per-layer firing rates."""
 from __future__ import annotations
 
-import os
+import io
 from typing import Dict, List
 
-__all__ = ["plot_curves", "plot_firing_rates"]
+from .io import atomic_write_bytes
+
+__all__ = ["METRIC_LABELS", "pyplot", "save_figure", "plot_curves", "plot_firing_rates"]
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (imported on first use: start-up time)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -16,20 +20,22 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: str) -> None:
-    tmp = f"{path}.tmp.png"
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)  # atomic: a reader never sees half a PNG
+def save_figure(fig, path: str) -> None:
+    """Write `fig` as a PNG atomically (a reader never sees half a file; a link at `path` is replaced, not
+    followed)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    atomic_write_bytes(path, buf.getvalue())
 
 
-_LABELS = {"acc": "accuracy", "bpc": "bits per character", "map50": "mAP@0.5", "miou": "mIoU"}
+METRIC_LABELS = {"acc": "accuracy", "bpc": "bits per character", "map50": "mAP@0.5", "miou": "mIoU"}
 
 
 def plot_curves(records: List[Dict], path: str, title: str = "", metric: str = "acc", split: str = "test",
                 percent: bool = True) -> None:
     """Loss and the task's metric per epoch from metrics.jsonl records (`train_<metric>` where the
     training loop measures it, and `<split>_<metric>`)."""
-    plt = _pyplot()
+    plt = pyplot()
     ep = [r["epoch"] for r in records]
     scale = 100 if percent else 1
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -40,16 +46,16 @@ def plot_curves(records: List[Dict], path: str, title: str = "", metric: str = "
     for prefix in ("train", split):
         if f"{prefix}_{metric}" in records[0]:
             a2.plot(ep, [scale * r[f"{prefix}_{metric}"] for r in records], label=prefix)
-    label = _LABELS.get(metric, metric) + (" (%)" if percent else "")
+    label = METRIC_LABELS.get(metric, metric) + (" (%)" if percent else "")
     a2.set_xlabel("epoch"), a2.set_ylabel(label), a2.legend(), a2.grid(alpha=0.3)
     fig.suptitle(title)
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
 def plot_firing_rates(rates: Dict[str, float], path: str, title: str = "") -> None:
     """Horizontal bars, one per spiking layer, in model order."""
-    plt = _pyplot()
+    plt = pyplot()
     names = list(rates)
     fig, ax = plt.subplots(figsize=(8, 0.25 * len(names) + 1.2))
     ax.barh(range(len(names)), [100 * rates[n] for n in names])
@@ -58,5 +64,5 @@ def plot_firing_rates(rates: Dict[str, float], path: str, title: str = "") -> No
     ax.set_xlabel("firing rate (%)")
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)

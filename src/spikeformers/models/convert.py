@@ -3,7 +3,7 @@ the official Spike-driven Transformer (SDT v1), of the official QKFormer (ImageN
 SpikingJelly 2.0's `Spikformer`, mapped onto ours.
 
     create_model("spikformer_4_384", num_classes=10, checkpoint="model_best.pth.tar")  # source guessed
-    spikeformers convert model_best.pth.tar out_dir --from spikformer       # -> a save_pretrained folder
+    spikeformers convert model_best.pth.tar out_dir --from spikformer       # -> a save_pretrained folder (hub.py)
 
 Files are read with `torch.load(weights_only=True)` (no code is unpickled; the `argparse.Namespace` of
 the training arguments that timm checkpoints carry is the one plain class allowed), and the weights are
@@ -22,7 +22,7 @@ Name rules (official -> ours):
   `stageS.j.{tssa,attn}.{q,k,v,proj}_conv/_bn` -> `stages.S-1.j.attn.*.linear/bn`, `stageS.j.mlp.*` ->
   `stages.S-1.j.mlp.*`. Its stage-3 projection LIF runs over T*B samples in the official code (membrane
   leaks across a batch, `docs/models.md`); ours is per sample, so a batch's outputs can differ slightly.
-- SpikingJelly: `spikeformers.bench.sj.sj_to_ours` (its fused QKV conv split in three; its bias-free
+- SpikingJelly 2.0's `spikformer_cifar10`: `sj_to_ours` below (its fused QKV conv split in three; its bias-free
   layers get zero biases, which a following BatchNorm makes irrelevant).
 
 """
@@ -36,9 +36,10 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
-__all__ = ["SOURCES", "read_state_dict", "convert_state_dict", "load_official", "convert_file"]
+__all__ = ["SOURCES", "read_state_dict", "convert_state_dict", "guess_source", "load_official", "sj_to_ours",
+           "unmapped_parameters"]
 
 SOURCES = ("spikformer", "sdt", "qkformer", "spikingjelly")
 
@@ -143,8 +144,6 @@ def _qkformer_to_ours(src: Dict[str, Tensor], ours: Dict[str, Tensor]) -> Dict[s
 
 
 def _spikingjelly_to_ours(src: Dict[str, Tensor], ours: Dict[str, Tensor]) -> Dict[str, Tensor]:
-    from .bench.sj import sj_to_ours
-
     try:
         return sj_to_ours(src, ours)
     except KeyError as e:
@@ -182,40 +181,63 @@ def load_official(model: nn.Module, path: str, source: Optional[str] = None) -> 
     return model
 
 
-def _infer_model(src: Dict[str, Tensor], source: str) -> Tuple[str, Dict]:
-    """The registered model whose layout the state dict fits (depth, width, classes, input channels)."""
-    from .models import create_model, list_models
-
-    head = src.get("head.weight")
-    first = next((src[k] for k in ("patch_embed.proj_conv.weight", "patch_embed1.proj_conv.weight",
-                                   "patch_embed.stages.0.conv_bn.block.0.weight") if k in src), None)
-    if head is None or first is None:
-        raise ConfigError("cannot infer the model (no head.weight or first patch conv): pass --model NAME")
-    kw = {"num_classes": head.shape[0], "in_chans": first.shape[1]}
-    for name in list_models({"sdt": "sdt_*", "qkformer": "qkformer_*"}.get(source, "spikformer_*")):
-        with torch.device("meta"):
-            try:
-                model = create_model(name, **kw)
-                convert_state_dict(src, model, source)
-            except (ConfigError, ValueError):
-                continue
-        return name, kw
-    raise ConfigError(f"no registered {source} model fits this checkpoint (width {head.shape[1]}, {kw['num_classes']} "
-                      f"classes): pass --model NAME and its options")
+# ------------------------------------------------------------------------------------ weight mapping
+_BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
 
-def convert_file(path: str, out_dir: str, source: Optional[str] = None, model_name: Optional[str] = None,
-                 options: Optional[Dict] = None) -> Dict:
-    """Convert an official checkpoint file into a `save_pretrained` folder; returns what was built."""
-    from .export import save_pretrained
-    from .models import create_model
+def sj_to_ours(sj_state: Dict[str, Tensor], our_state: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    """Our `spikformer_4_384` state dict holding SpikingJelly `spikformer_cifar10` weights.
 
-    src = read_state_dict(path)
-    source = source or guess_source(src)
-    if model_name is None:
-        model_name, options = _infer_model(src, source)
-    model = create_model(model_name, **(options or {}))
-    model.load_state_dict(convert_state_dict(src, model, source))
-    save_pretrained(model, out_dir)
-    return {"path": out_dir, "model": model_name, "options": options or {}, "source": source,
-            "tensors": len(src)}
+    `our_state` gives the target keys and shapes; keys SpikingJelly has no counterpart for (the
+    Linear biases) come back as zeros. Raises KeyError naming any key left unmapped on either side.
+    """
+    out: Dict[str, Tensor] = {}
+    used = set()
+
+    def take(src: str, dst: str, fn=lambda t: t) -> None:
+        out[dst] = fn(sj_state[src]).clone()
+        used.add(src)
+
+    n_stages = sum(1 for k in sj_state if re.fullmatch(r"patch_embed\.stages\.\d+\.conv_bn\.block\.0\.weight", k))
+    for i in range(n_stages):
+        take(f"patch_embed.stages.{i}.conv_bn.block.0.weight", f"patch_embed.stages.{i}.conv.weight")
+        for p in _BN:
+            take(f"patch_embed.stages.{i}.conv_bn.block.1.{p}", f"patch_embed.stages.{i}.bn.{p}")
+    take("patch_embed.positional_encoding.conv_bn.block.0.weight", "patch_embed.rpe.conv.weight")
+    for p in _BN:
+        take(f"patch_embed.positional_encoding.conv_bn.block.1.{p}", f"patch_embed.rpe.bn.{p}")
+    blocks = sorted({int(m.group(1)) for k in sj_state for m in [re.match(r"blocks\.(\d+)\.", k)] if m})
+    for b in blocks:
+        pre, dst = f"blocks.{b}.attn", f"blocks.{b}.attn"
+        w = sj_state[f"{pre}.qkv_conv_bn.0.weight"].squeeze(-1)  # [3D, D, 1] -> [3D, D]
+        D = w.shape[1]
+        for j, name in enumerate("qkv"):  # rows q | k | v, each head-major (h * d + i), as ours
+            out[f"{dst}.{name}.linear.weight"] = w[j * D:(j + 1) * D].clone()
+            for p in _BN:
+                t = sj_state[f"{pre}.qkv_conv_bn.1.{p}"]
+                out[f"{dst}.{name}.bn.{p}"] = (t if t.dim() == 0 else t[j * D:(j + 1) * D]).clone()
+        used.update(f"{pre}.qkv_conv_bn.{s}" for s in ("0.weight", *(f"1.{p}" for p in _BN)))
+        take(f"{pre}.proj_conv_bn.0.weight", f"{dst}.proj.linear.weight", lambda t: t.squeeze(-1))
+        for p in _BN:
+            take(f"{pre}.proj_conv_bn.1.{p}", f"{dst}.proj.bn.{p}")
+        for fc in ("fc1", "fc2"):
+            take(f"blocks.{b}.mlp.{fc}.0.weight", f"blocks.{b}.mlp.{fc}.linear.weight", lambda t: t.squeeze(-1))
+            for p in _BN:
+                take(f"blocks.{b}.mlp.{fc}.1.{p}", f"blocks.{b}.mlp.{fc}.bn.{p}")
+    take("head.weight", "head.fc.weight")
+    take("head.bias", "head.fc.bias")
+    for k in unmapped_parameters(our_state):
+        out[k] = torch.zeros_like(our_state[k])
+    left_sj = sorted(set(sj_state) - used)
+    left_ours = sorted(set(our_state) - set(out))
+    if left_sj or left_ours:
+        raise KeyError(f"unmapped keys: SpikingJelly {left_sj[:5]}, ours {left_ours[:5]}")
+    for k, v in out.items():
+        if v.shape != our_state[k].shape:
+            raise KeyError(f"{k}: shape {tuple(v.shape)} from SpikingJelly, ours {tuple(our_state[k].shape)}")
+    return out
+
+
+def unmapped_parameters(our_state: Dict[str, Tensor]) -> List[str]:
+    """Our keys with no SpikingJelly counterpart: the Linear biases in front of a BatchNorm."""
+    return [k for k in our_state if k.endswith(".linear.bias")]

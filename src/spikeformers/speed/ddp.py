@@ -3,7 +3,7 @@
     spikeformers bench ddp [--gpus 1 2] [--global-batch 128] [--out ddp.json]
     python benchmarks/ddp_scaling.py ...        (the same code)
 
-Each GPU count runs `torchrun --standalone --nproc_per_node=N -m spikeformers.bench.ddp --worker`:
+Each GPU count runs `torchrun --standalone --nproc_per_node=N -m spikeformers.speed.ddp --worker`:
 the engine's `Distributed` (NCCL, one process per GPU, DDP), bf16 autocast, channels_last, fused
 kernels, synthetic CIFAR-shaped batches, the global batch split evenly across ranks. `--cuda-graph`:
 each rank replays its forward+backward as a CUDA graph and the gradients are all-reduced after it,
@@ -19,6 +19,10 @@ import subprocess
 import sys
 import time
 from typing import Any, Dict, List, Optional
+from ..models import create_model
+from ..train.distributed import Distributed
+from ..train.cuda_graph import GraphedStep
+from .common import provenance, table, write_record
 
 __all__ = ["main"]
 
@@ -27,8 +31,6 @@ def _worker(args) -> int:
     import torch
     import torch.nn.functional as F
 
-    from ..models import create_model
-    from ..train.distributed import Distributed
 
     dist = Distributed.from_env("cuda")
     device = dist.device if dist.world_size > 1 else torch.device("cuda")
@@ -37,7 +39,6 @@ def _worker(args) -> int:
     train_model = model if args.cuda_graph else dist.wrap(model)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
     if args.cuda_graph:  # what the engine does with run.cuda_graph=true under torchrun
-        from ..train.cuda_graph import GraphedStep
 
         dist.broadcast_module(model)
         graphed = GraphedStep(model, F.cross_entropy, torch.bfloat16)
@@ -88,7 +89,6 @@ def _worker(args) -> int:
 def _launch(args) -> int:
     import torch
 
-    from .common import provenance, table, write_record
 
     have = torch.cuda.device_count()
     if have == 0:
@@ -103,7 +103,7 @@ def _launch(args) -> int:
             print(f"  {n} GPUs: only {have} here, skipped")
             continue
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", "-m",
-               "spikeformers.bench.ddp", "--worker", "--global-batch", str(args.global_batch), "--steps", str(args.steps),
+               "spikeformers.speed.ddp", "--worker", "--global-batch", str(args.global_batch), "--steps", str(args.steps),
                "--warmup", str(args.warmup), "--model", args.model] + (["--cuda-graph"] if args.cuda_graph else [])
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.timeout)
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("DDP_RESULT ")]

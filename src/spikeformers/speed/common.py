@@ -9,6 +9,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
+from ..version import __version__
 
 __all__ = ["DEVICE", "set_dry_run", "require_cuda", "sync", "peak_memory_gb", "reset_peak_memory", "time_ms",
            "graph_time_ms", "copy_bandwidth", "provenance", "write_record", "table", "fmt"]
@@ -129,7 +130,6 @@ def provenance() -> Dict[str, Any]:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             out[dist] = None
-    from .. import __version__
 
     out["spikeformers"] = __version__
     return out

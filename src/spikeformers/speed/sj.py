@@ -1,5 +1,5 @@
 """SpikingJelly 2.0, the named peer of the benchmarks: import with a clear message, neuron backend
-selection, and the weight mapping from its `spikformer_cifar10` to our `spikformer_4_384`.
+selection, and its model made comparable to ours (the weight mapping is `models/convert.py`'s `sj_to_ours`).
 
 Differences between the two models, and how the equivalence check removes them:
 - SpikingJelly's patch stem max-pools *before* the LIF of stages 3-4 (conv, BN, pool, LIF); ours
@@ -18,8 +18,8 @@ from typing import Dict, List, Optional
 import torch
 from torch import Tensor, nn
 
-__all__ = ["import_spikingjelly", "set_neuron_backend", "neuron_backend", "sj_to_ours", "match_pool_order",
-           "unmapped_parameters", "SJ_MISSING"]
+__all__ = ["import_spikingjelly", "set_neuron_backend", "neuron_backend", "match_pool_order", "sj_logits", "maybe",
+           "SJ_MISSING"]
 
 SJ_MISSING = ("SpikingJelly is not installed: this benchmark compares against spikingjelly 2.0 "
               "(pip install spikingjelly loguru, or carry their wheels). Skipping its rows.")
@@ -65,68 +65,6 @@ def neuron_backend(device: torch.device, detail: bool = False):
     except Exception as e:  # diagnostics is internal API: report rather than fail
         name, unavailable = f"unknown ({type(e).__name__}: {e})", {}
     return (name, unavailable) if detail else name
-
-
-# ------------------------------------------------------------------------------------ weight mapping
-_BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
-
-
-def sj_to_ours(sj_state: Dict[str, Tensor], our_state: Dict[str, Tensor]) -> Dict[str, Tensor]:
-    """Our `spikformer_4_384` state dict holding SpikingJelly `spikformer_cifar10` weights.
-
-    `our_state` gives the target keys and shapes; keys SpikingJelly has no counterpart for (the
-    Linear biases) come back as zeros. Raises KeyError naming any key left unmapped on either side.
-    """
-    out: Dict[str, Tensor] = {}
-    used = set()
-
-    def take(src: str, dst: str, fn=lambda t: t) -> None:
-        out[dst] = fn(sj_state[src]).clone()
-        used.add(src)
-
-    n_stages = sum(1 for k in sj_state if re.fullmatch(r"patch_embed\.stages\.\d+\.conv_bn\.block\.0\.weight", k))
-    for i in range(n_stages):
-        take(f"patch_embed.stages.{i}.conv_bn.block.0.weight", f"patch_embed.stages.{i}.conv.weight")
-        for p in _BN:
-            take(f"patch_embed.stages.{i}.conv_bn.block.1.{p}", f"patch_embed.stages.{i}.bn.{p}")
-    take("patch_embed.positional_encoding.conv_bn.block.0.weight", "patch_embed.rpe.conv.weight")
-    for p in _BN:
-        take(f"patch_embed.positional_encoding.conv_bn.block.1.{p}", f"patch_embed.rpe.bn.{p}")
-    blocks = sorted({int(m.group(1)) for k in sj_state for m in [re.match(r"blocks\.(\d+)\.", k)] if m})
-    for b in blocks:
-        pre, dst = f"blocks.{b}.attn", f"blocks.{b}.attn"
-        w = sj_state[f"{pre}.qkv_conv_bn.0.weight"].squeeze(-1)  # [3D, D, 1] -> [3D, D]
-        D = w.shape[1]
-        for j, name in enumerate("qkv"):  # rows q | k | v, each head-major (h * d + i), as ours
-            out[f"{dst}.{name}.linear.weight"] = w[j * D:(j + 1) * D].clone()
-            for p in _BN:
-                t = sj_state[f"{pre}.qkv_conv_bn.1.{p}"]
-                out[f"{dst}.{name}.bn.{p}"] = (t if t.dim() == 0 else t[j * D:(j + 1) * D]).clone()
-        used.update(f"{pre}.qkv_conv_bn.{s}" for s in ("0.weight", *(f"1.{p}" for p in _BN)))
-        take(f"{pre}.proj_conv_bn.0.weight", f"{dst}.proj.linear.weight", lambda t: t.squeeze(-1))
-        for p in _BN:
-            take(f"{pre}.proj_conv_bn.1.{p}", f"{dst}.proj.bn.{p}")
-        for fc in ("fc1", "fc2"):
-            take(f"blocks.{b}.mlp.{fc}.0.weight", f"blocks.{b}.mlp.{fc}.linear.weight", lambda t: t.squeeze(-1))
-            for p in _BN:
-                take(f"blocks.{b}.mlp.{fc}.1.{p}", f"blocks.{b}.mlp.{fc}.bn.{p}")
-    take("head.weight", "head.fc.weight")
-    take("head.bias", "head.fc.bias")
-    for k in unmapped_parameters(our_state):
-        out[k] = torch.zeros_like(our_state[k])
-    left_sj = sorted(set(sj_state) - used)
-    left_ours = sorted(set(our_state) - set(out))
-    if left_sj or left_ours:
-        raise KeyError(f"unmapped keys: SpikingJelly {left_sj[:5]}, ours {left_ours[:5]}")
-    for k, v in out.items():
-        if v.shape != our_state[k].shape:
-            raise KeyError(f"{k}: shape {tuple(v.shape)} from SpikingJelly, ours {tuple(our_state[k].shape)}")
-    return out
-
-
-def unmapped_parameters(our_state: Dict[str, Tensor]) -> List[str]:
-    """Our keys with no SpikingJelly counterpart: the Linear biases in front of a BatchNorm."""
-    return [k for k in our_state if k.endswith(".linear.bias")]
 
 
 def match_pool_order(sj_model: nn.Module) -> nn.Module:

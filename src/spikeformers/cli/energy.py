@@ -15,14 +15,21 @@ import argparse
 import os
 from typing import Any, Dict, List, Tuple
 
-from .summary import ENERGY_SAMPLE, energy_sample
+import torch
+import yaml
 
-__all__ = ["add_energy_arguments", "run_energy_command"]
+from ..data import DeviceLoader, create_dataset
+from ..energy import MODEL_ENERGIES, PRESETS, LemaireCosts, energy_report
+from ..energy.report import format_count
+from ..energy.summary import ENERGY_SAMPLE, energy_sample
+from ..models import count_parameters, create_model, model_info
+from ..train.evaluate import load_trained_model
+from ..train.run import build_task, resolve_device
+
+__all__ = ["add_energy_arguments", "run_energy_command", "parse_overrides"]
 
 
 def add_energy_arguments(p: argparse.ArgumentParser) -> None:
-    from .horowitz import PRESETS
-    from .report import MODEL_ENERGIES
 
     p.add_argument("target", metavar="MODEL|RUN_DIR", help="registered model name or run directory")
     p.add_argument("overrides", nargs="*", metavar="key=value",
@@ -49,9 +56,7 @@ def add_energy_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of untrained weights and noise inputs")
 
 
-def _parse_overrides(items: List[str]) -> Dict[str, Any]:
-    import yaml
-
+def parse_overrides(items: List[str]) -> Dict[str, Any]:
     out = {}
     for item in items:
         if "=" not in item:
@@ -62,8 +67,6 @@ def _parse_overrides(items: List[str]) -> Dict[str, Any]:
 
 
 def _first_batch(dataset, n: int, device) -> Any:
-    from ..data import DeviceLoader
-
     loader = DeviceLoader(dataset.test_x.to(device), dataset.test_y.to(device), n, shuffle=False, augment=None, seed=0,
                           layout=dataset.layout)
     return next(iter(loader))[0]
@@ -71,23 +74,15 @@ def _first_batch(dataset, n: int, device) -> Any:
 
 def _run_batch(cfg, dataset, n: int):
     """The first `n` samples of a run's test split, as its task's loader yields them."""
-    from ..train.engine import build_task
-
     return energy_sample(list(build_task(cfg, dataset).loaders(dataset)[1].values())[-1], n)
 
 
 def _load(ns) -> Tuple[Any, Any, Dict[str, Any], str]:
     """(model, x, info, default out dir)."""
-    import torch
-
-    from ..train.engine import resolve_device
-
     device = resolve_device(ns.device)
     if ns.batch < 1:
         raise ValueError(f"--batch must be >= 1, got {ns.batch}")
     if os.path.isdir(ns.target):
-        from ..train.evaluate import load_trained_model
-
         if ns.overrides:
             raise ValueError("a run directory brings its own model: give no key=value options")
         model, cfg, dataset = load_trained_model(ns.target, device=str(device))
@@ -96,10 +91,8 @@ def _load(ns) -> Tuple[Any, Any, Dict[str, Any], str]:
         info = {"model": cfg.model.name, "data": cfg.data.name, "run_dir": ns.target, "weights": "trained",
                 "unit": "sequence" if getattr(dataset, "kind", "array") == "tokens" else "image"}
         return model, _run_batch(cfg, dataset, ns.batch), info, ns.target
-    from ..data import create_dataset
-    from ..models import create_model, model_info
 
-    kw = _parse_overrides(ns.overrides)
+    kw = parse_overrides(ns.overrides)
     if ns.data and model_info(ns.target).get("family") == "lm":
         raise ValueError(f"{ns.target} reads token ids; --data {ns.data!r} holds images")
     torch.manual_seed(ns.seed)
@@ -125,9 +118,6 @@ def _load(ns) -> Tuple[Any, Any, Dict[str, Any], str]:
 
 
 def run_energy_command(ns) -> int:
-    from ..models import count_parameters
-    from .lemaire import LemaireCosts
-    from .report import energy_report, format_count
 
     model, x, info, default_out = _load(ns)
     costs = LemaireCosts(weight_bits=ns.weight_bits, memory=ns.memory)
