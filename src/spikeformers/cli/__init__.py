@@ -240,7 +240,11 @@ def cmd_info(ns) -> int:
     import numpy
     import torch
 
-    from . import __version__, list_attentions, list_encoders, list_models, list_neurons, list_surrogates
+    from ..attention import list_attentions
+    from ..encoding import list_encoders
+    from ..models import list_models
+    from ..neurons import list_neurons, list_surrogates
+    from ..version import __version__
     from ..data import list_datasets
     from ..kernels import kernel_status
 
