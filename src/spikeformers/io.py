@@ -50,6 +50,7 @@ __all__ = [
     "load_safetensors",
     "load_model_state",
     "oneline",
+    "write_csv",
 ]
 
 # ----------------------------------------------------------------------------- atomic files
@@ -110,6 +111,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """`atomic_write_bytes` of UTF-8 text."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_csv(path: str | os.PathLike, records: List[Dict[str, Any]]) -> None:
+    """`records` as CSV (columns: the first record's keys), atomically."""
+    keys = list(records[0])
+    lines = [",".join(keys)] + [",".join(f"{r.get(k, '')}" for k in keys) for r in records]
+    atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 def _jsonable(obj: Any) -> Any:

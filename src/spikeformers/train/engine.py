@@ -18,7 +18,6 @@ import signal
 import sys
 import threading
 import time
-from contextlib import contextmanager
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
@@ -37,12 +36,12 @@ from .distributed import Distributed
 from .step import forward_backward
 from .lock import FolderLock
 from .resume_check import refuse_edited_config
-from .rundir import SUITE_ENV, create_run_dir, refuse_links
+from .rundir import SUITE_ENV, create_run_dir, record_start, refuse_links
 from .run import (amp_dtype, build_dataset, build_model, build_task, default_run_name, device_name, load_run,
-                  peak_memory_gb, provenance, resolve_device, seed_everything)
+                  peak_memory_gb, provenance, resolve_device, seed_everything, tf32_matmuls)
 from .loggers import Loggers, create_loggers
 from ..io import (append_jsonl, atomic_write_json, atomic_write_text, capture_rng_state, load_checkpoint, load_model_state,
-                 read_jsonl, restore_rng_state, save_checkpoint)
+                 read_jsonl, restore_rng_state, save_checkpoint, write_csv)
 from ..plotting import plot_curves, plot_firing_rates
 from .schedule import warmup_cosine
 
@@ -65,19 +64,6 @@ def _unique_dir(root: str, name: str) -> str:
 
 class _SavedInterrupt(KeyboardInterrupt):
     """Ctrl-C after the step in flight finished and the run was saved."""
-
-
-@contextmanager
-def _tf32(allow: Optional[bool]):
-    """Within: CUDA fp32 matmuls (run.amp=off), our attention kernels' included, use TF32 or not as `allow`
-    says (run.tf32 on a CUDA run; None: unchanged); the process's setting is restored afterwards."""
-    was = torch.backends.cuda.matmul.allow_tf32
-    if allow is not None:
-        torch.backends.cuda.matmul.allow_tf32 = allow
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = was
 
 
 class Trainer:
@@ -295,7 +281,7 @@ class Trainer:
 
     def fit(self) -> Dict[str, Any]:
         """Train to the end (or to run.max_minutes), holding the run folder's lock (rank 0)."""
-        with _tf32(self.cfg.run.tf32 if self.device.type == "cuda" else None):
+        with tf32_matmuls(self.cfg.run.tf32 if self.device.type == "cuda" else None):
             if not self.dist.is_main or self._locked:
                 return self._fit()
             with FolderLock(self.run_dir, "training"):
@@ -310,7 +296,9 @@ class Trainer:
         if self.dist.is_main:
             os.makedirs(self.run_dir, exist_ok=True)
             save_config(cfg, os.path.join(self.run_dir, "config.yaml"))
-            self._write_provenance()
+            record_start(self.run_dir, {"epoch": self.epoch, "step": self.step,
+                                        "schedule_epochs": self.cfg.schedule.epochs, **provenance(),
+                                        "device": device_name(self.device), "world_size": self.dist.world_size})
             try:
                 self.loggers = create_loggers(cfg.run.loggers, self.run_dir, config_to_dict(cfg))
             except ValueError as e:
@@ -367,7 +355,7 @@ class Trainer:
             self.history.append(rec)
             if self.dist.is_main:
                 append_jsonl(os.path.join(self.run_dir, "metrics.jsonl"), rec)
-                self._write_csv()
+                write_csv(os.path.join(self.run_dir, "metrics.csv"), self.history)
                 self.save()
                 self.loggers.epoch(self.epoch, rec, rates)
             unit = self.task.unit
@@ -413,29 +401,10 @@ class Trainer:
         self.dist.close()
         return summary
 
-    def _write_provenance(self) -> None:
-        """provenance.json, written when a run (or a resumed run) starts, so unfinished runs have it too."""
-        path = os.path.join(self.run_dir, "provenance.json")
-        prev = {}
-        if os.path.exists(path):
-            with open(path) as f:
-                prev = json.load(f)
-        runs = prev.get("starts", [])
-        runs.append({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "epoch": self.epoch, "step": self.step,
-                     "schedule_epochs": self.cfg.schedule.epochs, **provenance(),
-                     "device": device_name(self.device), "world_size": self.dist.world_size})
-        mark = {k: prev[k] for k in ("created", "suite_id") if k in prev}  # the marker written at creation
-        atomic_write_json(path, {**runs[0], **mark, "starts": runs})
-
     def _energy(self, model: nn.Module) -> Dict[str, Any]:
         """Headline energy numbers (filled in by the energy package when it is present)."""
         x = energy_sample(list(self.eval_loaders.values())[-1])
         return {"energy": energy_headline(model, x, self.cfg, self.dataset, task=self.task)}
-
-    def _write_csv(self) -> None:
-        keys = list(self.history[0])
-        lines = [",".join(keys)] + [",".join(f"{r.get(k, '')}" for k in keys) for r in self.history]
-        atomic_write_text(os.path.join(self.run_dir, "metrics.csv"), "\n".join(lines) + "\n")
 
     def _say(self, msg: str) -> None:
         if self.progress and self.dist.is_main:

@@ -10,6 +10,7 @@ import platform
 import random
 import resource
 import subprocess
+from contextlib import contextmanager
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
@@ -26,7 +27,7 @@ from ..version import __version__
 from .config import TrainConfig, config_from_dict, task_options
 
 __all__ = ["resolve_device", "amp_dtype", "model_overrides", "build_dataset", "build_task", "build_model",
-           "seed_everything", "default_run_name", "peak_memory_gb", "device_name", "provenance", "load_run"]
+           "seed_everything", "tf32_matmuls", "default_run_name", "peak_memory_gb", "device_name", "provenance", "load_run"]
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -169,3 +170,16 @@ def load_run(run_dir: str) -> Tuple[TrainConfig, Dict[str, Any]]:
         except (ValueError, UnicodeDecodeError) as e:
             raise CheckpointError(f"{summary_path} is corrupt ({e}); delete it to evaluate the run again") from None
     return cfg, summary
+
+
+@contextmanager
+def tf32_matmuls(allow: Optional[bool]):
+    """Within: CUDA fp32 matmuls (run.amp=off), our attention kernels' included, use TF32 or not as `allow`
+    says (run.tf32 on a CUDA run; None: unchanged); the process's setting is restored afterwards."""
+    was = torch.backends.cuda.matmul.allow_tf32
+    if allow is not None:
+        torch.backends.cuda.matmul.allow_tf32 = allow
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = was

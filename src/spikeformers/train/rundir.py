@@ -24,7 +24,7 @@ from typing import Any, Dict, Optional
 from ..errors import ConfigError
 from ..io import atomic_write_json
 
-__all__ = ["create_run_dir", "refuse_links", "read_marker", "SUITE_ENV", "MARKER"]
+__all__ = ["create_run_dir", "refuse_links", "read_marker", "record_start", "SUITE_ENV", "MARKER"]
 
 SUITE_ENV = "SPIKEFORMERS_SUITE_ID"
 MARKER = "provenance.json"
@@ -59,6 +59,15 @@ def refuse_links(folder: str) -> None:
             if os.path.islink(path):
                 raise ConfigError(f"{path} is a symbolic link, which spikeformers never makes: a folder from "
                                   f"elsewhere can point it at any file; remove it (or copy the folder without links)")
+
+
+def record_start(folder: str, start: Dict[str, Any]) -> None:
+    """Add one start (time, position, versions, device) to the marker, so unfinished runs have their provenance
+    too; the marker's creation keys stay, and its first start's keys are the run's own at the top level."""
+    prev = read_marker(folder) or {}
+    starts = list(prev.get("starts", [])) + [{"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **start}]
+    mark = {k: prev[k] for k in ("created", "suite_id") if k in prev}
+    atomic_write_json(os.path.join(folder, MARKER), {**starts[0], **mark, "starts": starts})
 
 
 def _mark(path: str, suite: Optional[str]) -> None:
