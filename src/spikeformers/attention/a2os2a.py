@@ -5,8 +5,8 @@
     V = SN_ternary(BN(X W_V))   {-1, 0, +1}
     A2OS2A = SN(Q K^T V)        no softmax, no scale
 Binary Q selects and sums rows of K; ternary V turns (Q K^T) V into signed accumulation: no real x
-real multiply anywhere. The output neuron is read as a binary LIF with V_th 0.5 (REFERENCES.md
-section 1 lists this as the conservative reading; the paper's text is not available).
+real multiply anywhere. The output neuron is read as a binary LIF with V_th 0.5 (the conservative
+reading; the paper's text is not available).
 `causal=True` (language models): the linear-time causal product of `CausalLinearProduct`, with a learned
 per-head decay and a per-head LayerNorm (`decay`, `head_norm`; as in SSA).
 """

@@ -1,6 +1,6 @@
 """Adaptive-threshold spike attention, after the description of arXiv 2503.11234 ("Energy-efficient
-Spiking Transformer with adaptive attention") in seed page 000 (shared/seeds/). The paper itself could
-not be found or verified (REFERENCES.md section 7): this follows the seed's description, not a paper.
+Spiking Transformer with adaptive attention") in the survey of spiking-transformer designs this project
+started from. The paper itself could not be found or verified: this follows that description, not a paper.
 
     Q, K, V = HSN(BN(X W))      spiking neurons under homeostatic threshold control: each channel's
                                 threshold is steered so that its firing rate stays in 5-15 %
@@ -10,7 +10,7 @@ not be found or verified (REFERENCES.md section 7): this follows the seed's desc
     out     = SN(BN(Linear(A v))), the same input at every one of the T steps
 Time is integrated away before the attention, so it runs once per input rather than once per step
 (q, k, v and the product carry a time axis of size 1). The first layer of a model using it stays
-analog (SPS's first conv sees the real-valued image), as the seed prescribes.
+analog (SPS's first conv sees the real-valued image), as that description prescribes.
 """
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ class NonzeroSoftmaxProduct(nn.Module):
     def forward(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         scores = (q @ k.transpose(-2, -1)) * self.scale  # [.., N, N]
         keep = scores != 0
-        if self.form == "source":  # the seed source: softmax over every score, then zero the zero scores
+        if self.form == "source":  # the described form: softmax over every score, then zero the zero scores
             return (scores.softmax(-1) * keep) @ v
         top = scores.masked_fill(~keep, float("-inf")).amax(-1, keepdim=True)
         top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))  # all-zero rows
@@ -64,8 +64,8 @@ class AdaptiveAttention(SpikingAttention):
     """Args:
         target_rate: firing-rate band (lo, hi) the Q/K/V thresholds are steered into (0.05, 0.15).
         rate_step: multiplicative step of the threshold controller per training forward (0.05).
-        scale: score scale before the softmax (None: d^-0.5, as the seed).
-        softmax: "nonzero" (default: normalised over the non-zero scores only) or "source" (the seed
+        scale: score scale before the softmax (None: d^-0.5, as described).
+        softmax: "nonzero" (default: normalised over the non-zero scores only) or "source" (the described form
             source's form: softmax over every score, then the entries whose score is 0 set to 0).
     The Q/K/V neurons are the backbone's `neuron` (e.g. "asn" for spike-triggered adaptation within T)
     wrapped in `Homeostatic` controllers (see neurons/homeostasis.py for the rule).

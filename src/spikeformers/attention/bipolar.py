@@ -1,5 +1,5 @@
 """Bipolar Self-attention (BSA), "Bipolar Self-attention for Spiking Transformers" (OpenReview
-nG45z7lJ7D, NeurIPS 2025 submission; no code or full text available, REFERENCES.md section 5).
+nG45z7lJ7D, NeurIPS 2025 submission; no code or full text available).
 
     Q, K = SN_bipolar(BN(X W_Q)), SN_bipolar(BN(X W_K))   ternary {-1, 0, +1}
     V    = SN(BN(X W_V))                                   binary {0, 1}

@@ -1,6 +1,6 @@
 """Experts-mixture spiking attention (EMSA) of SEMM, "Spiking Transformer with Experts Mixture"
 (Zhou et al., NeurIPS 2024). No official code: the layout follows STEP's reimplementation
-(Fancyssc/STEP cls/models/static/spikf_semm_cifar.py; REFERENCES.md section 6).
+(Fancyssc/STEP cls/models/static/spikf_semm_cifar.py).
 
     K   = SN(BN(X W_K))        [T, B, N, d_e]   shared by all experts
     V   = SN(BN(X W_V))        [T, B, N, D]     shared

@@ -3,7 +3,7 @@ OpenReview nG45z7lJ7D).
 
     Shiftmax(x)_i = 2^(x_i - max_j x_j) / 2^ceil(log2 sum_j 2^(x_j - max_j x_j))
 
-This is the best available reading (a third-party form, REFERENCES.md section 5), not the paper's
+This is the best available reading (a third-party form; the paper's text is not available), not the paper's
 confirmed definition. For integer scores (ternary Q K^T) numerator and denominator are powers of two,
 so the weights are powers of two and applying them is a bit shift. Each row sums to S / 2^ceil(log2 S)
 with S >= 1, i.e. to a value in (0.5, 1]: row-stochastic up to a factor of at most 2.

@@ -52,7 +52,7 @@ _ADDITIVE = ("rows", "images", "elements", "out_numel", "scores")
 
 @dataclass(frozen=True)
 class CountingRules:
-    """The choices papers differ on (REFERENCES.md section 8.1 and 12.8)."""
+    """The choices papers differ on (docs/energy.md: whether the first layer counts T times, strict binary or multi-spike events)."""
 
     multi_spike_max: int = 1  # 1: strict binary; k > 1: non-negative integers <= k are k events at most
     first_layer_times_T: Optional[bool] = None  # None: measured (once iff the input repeats over T)

@@ -73,7 +73,7 @@ class Energy:
 
 
 def horowitz45(counts: OpCounts, preset: Union[str, Horowitz45] = "fp32") -> Energy:
-    """E = E_MAC * MAC + E_AC * AC per layer (Spikformer App. C.2, REFERENCES.md section 8.1)."""
+    """E = E_MAC * MAC + E_AC * AC per layer (Horowitz, ISSCC 2014; Spikformer, ICLR 2023, App. C.2)."""
     cost = Horowitz45.preset(preset) if isinstance(preset, str) else preset
     e = Energy(f"horowitz45:{cost.name}")
     for l in counts.synaptic:

@@ -2,7 +2,7 @@
 
 E(layer) = E_ops + E_addr + E_mem, with memory split into inputs/spikes, weights, biases, membrane
 potentials and outputs. Equation numbers below are the paper's (as implemented in the authors'
-group code, LEAT-EDGE/qualia-plugin-snn `EnergyEstimationMetric`; REFERENCES.md section 8.2).
+group code, LEAT-EDGE/qualia-plugin-snn `EnergyEstimationMetric`).
 
 Operation energies (Horowitz, 45 nm): int32 add 0.1 pJ, mul 3.1 pJ; int8 add 0.03, mul 0.2. Other
 widths interpolate: adders linearly in the width (through 0 below 8 bits), multipliers linearly in

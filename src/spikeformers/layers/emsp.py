@@ -1,5 +1,5 @@
 """Experts-mixture spiking perceptron (EMSP) of SEMM (Zhou et al., NeurIPS 2024), as reimplemented in
-STEP (Fancyssc/STEP cls/models/static/spikf_semm_cifar.py; REFERENCES.md section 6).
+STEP (Fancyssc/STEP cls/models/static/spikf_semm_cifar.py).
 
     H      = SN(BN(Linear_{D->h}(X)))            h = mlp_ratio * D (4D)
     H1, H2 = the two halves of H's channels       h/2 each

@@ -10,7 +10,7 @@ with a neuron, so every Linear/Conv after the first conv reads binary spikes (te
 
 Default attention `sdsa` (SDSA = Q * SN(SUM_tokens(K * V))); the published variants set
 `talking_heads=True`, which registers the official code's unused Conv1d(h, h, 1) so parameter counts
-match (REFERENCES.md sections 3, 11). A2OS2A (Guo et al., CVPR 2025) keeps this backbone and swaps the
+match the published ones (docs/models.md). A2OS2A (Guo et al., CVPR 2025) keeps this backbone and swaps the
 attention: `a2os2a_*` variants.
 """
 from __future__ import annotations

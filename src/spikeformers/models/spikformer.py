@@ -5,7 +5,7 @@
     Xl  = MLP(X'l) + X'l
     Y   = Linear(mean_tokens(XL)), averaged over T
 
-Sizes follow the paper (REFERENCES.md section 11 reproduces the published parameter counts):
+Sizes follow the paper (the registry's published parameter counts are reproduced, docs/models.md):
 CIFAR variants use Linear Q/K/V with bias and pooling "0011" (32 -> 8x8 tokens); ImageNet variants use
 bias-free Q/K/V, pooling "1111" (224 -> 14x14 tokens) and 1000 classes. `mlp="emsp"` with
 `attention="semm"` gives Spikformer + SEMM (Zhou et al., NeurIPS 2024), in STEP's reimplementation.

@@ -2,8 +2,8 @@
 learnable membrane and adaptation time constants; plus the integer-training / spike-inference mode.
 
 "Adaptive Spiking Neurons for Vision and Language Modeling" (Zhou et al., arXiv 2604.12365) is known
-from its abstract only; the dynamics follow the seed sketch (REFERENCES.md section 7), dimensionless
-(rest 0, base threshold theta0 = v_threshold = 1):
+from its abstract only; the dynamics follow the sketch of the design notes this project started from,
+dimensionless (rest 0, base threshold theta0 = v_threshold = 1):
     tau_m dv/dt = -v + x,    tau_a dtheta/dt = -(theta - theta0) + dtheta * S
 discretised with dt = 1 (forward Euler, the LIF convention of this library), k = 1/tau:
     H[t]     = V[t-1] + k_m (X[t] - V[t-1])                     (= LIFNode with decay_input)

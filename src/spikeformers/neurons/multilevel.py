@@ -1,7 +1,7 @@
 """Neurons whose output is not a plain {0,1} spike: ternary and bipolar spikes, non-spiking units.
 
 Ternary neuron: the Ternary-Spike reference (Guo et al., AAAI 2024, yfguo91/Ternary-Spike), also
-the V path of A2OS2A (REFERENCES.md section 1):
+the V path of A2OS2A (Guo et al., CVPR 2025):
     u[t] = decay * u[t-1] + x[t]                 (decay 0.25)
     s[t] = sign(u[t]) if |u[t]| >= 0.5 V_th else 0
     u[t] = u[t] (1 - |s[t]|)                     (hard reset to 0 on either polarity)
@@ -17,7 +17,7 @@ time steps (`expand_to_spikes`), and every Linear that reads it gives the same r
 integer training, spike-driven inference. The membrane starts at rest at every step (a one-step
 I-LIF). The energy counter charges an integer n as n spike events.
 
-Bipolar neuron (the signed Q/K spikes of Bipolar Self-attention, REFERENCES.md section 5): an LIF whose
+Bipolar neuron (the signed Q/K spikes of Bipolar Self-attention, OpenReview nG45z7lJ7D): an LIF whose
 membrane fires +1 at H >= V_th and -1 at H <= -V_th, resetting on either.
 """
 from __future__ import annotations
