@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -54,6 +54,7 @@ from ..layers.token_shift import TokenShift
 from ..neurons.registry import neuron_factory
 from .registry import register_model
 from ._builder import apply_twin, build_config
+from .decode import stream_tokens
 
 __all__ = ["SpikingLMConfig", "SpikingLM", "LMState", "attention_step", "register_attention_step"]
 
@@ -81,9 +82,9 @@ class SpikingLMConfig:
 
 @dataclass
 class LMState:
-    """Decoding state: the next position and one attention state per layer."""
+    """Decoding state: the next position (an int; a 0-d tensor inside a CUDA graph) and one state per layer."""
 
-    pos: int
+    pos: Union[int, Tensor]
     layers: List[Any]
 
 
@@ -262,8 +263,8 @@ class SpikingLM(nn.Module):
     def step(self, ids: Tensor, state: Optional[LMState] = None) -> Tuple[Tensor, LMState]:
         """Logits of the next token after `ids` (the token at position `state.pos`); inference (eval mode)."""
         self._check_ids(ids, 1)
-        pos = 0 if state is None else state.pos
-        if pos >= self.cfg.block_size:
+        pos = 0 if state is None else state.pos  # an int, or a tensor when the step is replayed as a CUDA graph
+        if isinstance(pos, int) and pos >= self.cfg.block_size:
             raise ValueError(f"cannot step past block_size {self.cfg.block_size}")
         layers = [None] * len(self.blocks) if state is None else state.layers
         x = self.encoder((self.tok_emb(ids) + self.pos_emb.weight[pos])[:, None])  # [T, B, 1, D]
@@ -273,52 +274,12 @@ class SpikingLM(nn.Module):
             new.append(s)
         return self._logits(x)[:, 0], LMState(pos + 1, new)
 
-    def _prefill(self, ids: Tensor) -> Tuple[Tensor, LMState]:
-        state = None
-        for n in range(ids.shape[1]):
-            logits, state = self.step(ids[:, n], state)
-        return logits, state
-
-    @torch.no_grad()
     def stream(self, ids: Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: Optional[int] = None,
-               generator: Optional[torch.Generator] = None) -> Iterator[Tensor]:
-        """Yield `max_new_tokens` sampled continuations of `ids [B, N]`, one `[B]` tensor at a time.
-
-        Temperature 0 is greedy; `top_k` keeps the k likeliest tokens. Runs in eval mode through `step`.
-        When the context reaches `block_size` (the learned positions end there), decoding restarts from
-        the last `block_size // 2` tokens, so any length can be generated.
-        """
+               generator: Optional[torch.Generator] = None, graph: Optional[bool] = None) -> Iterator[Tensor]:
+        """Yield `max_new_tokens` sampled continuations of `ids [B, N]`, one `[B]` tensor at a time (`decode.py`:
+        temperature 0 is greedy, `top_k` keeps the k likeliest; on CUDA each step replays as a CUDA graph)."""
         self._check_ids(ids, 2)
-        if max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-        if temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {temperature}")
-        if top_k is not None and top_k < 1:
-            raise ValueError(f"top_k must be >= 1, got {top_k}")
-        was_training = self.training
-        self.eval()
-        try:
-            history = ids
-            logits, state = self._prefill(ids[:, -self.cfg.block_size:])
-            for i in range(max_new_tokens):
-                if temperature == 0:
-                    nxt = logits.argmax(-1)
-                else:
-                    logits = logits.float() / temperature
-                    if top_k is not None:
-                        kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
-                        logits = logits.masked_fill(logits < kth, float("-inf"))
-                    nxt = torch.multinomial(logits.softmax(-1), 1, generator=generator)[:, 0]
-                yield nxt
-                if i + 1 == max_new_tokens:
-                    break
-                history = torch.cat([history, nxt[:, None]], 1)
-                if state.pos == self.cfg.block_size:  # the window is full: restart from its second half
-                    logits, state = self._prefill(history[:, -(self.cfg.block_size // 2):])
-                else:
-                    logits, state = self.step(nxt, state)
-        finally:
-            self.train(was_training)
+        return stream_tokens(self, ids, max_new_tokens, temperature, top_k, generator, graph)
 
     def generate(self, ids: Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: Optional[int] = None,
                  generator: Optional[torch.Generator] = None) -> Tensor:

@@ -1,6 +1,8 @@
-"""Language-model benchmark: training tokens/s of the spiking LM against its ANN twin, same shapes.
+"""Language-model benchmark: training tokens/s of the spiking LM against its ANN twin, same shapes, and
+generation tokens/s at batch 1.
 
     spikeformers bench lm [--dim 384 --depth 6 --heads 12 --seq-len 256 --batch 64] [--out lm.json]
+    spikeformers bench lm --modes --generate 512              # generation only
     python benchmarks/lm_speed.py ...           (the same code)
 
 Each setting trains on random byte windows on the GPU: forward, next-token cross-entropy, backward,
@@ -12,6 +14,10 @@ peak memory, and each setting's tokens/s as a fraction of the ANN twin's in the 
 Settings: twin (ReLU, causal softmax attention, T = 1), if-T4 (the default spiking LM: IF neurons with
 soft reset, T = 4), lif-T4 (LIF with hard reset, every spiking transformer's neuron), ilif-D4 (integer
 neurons, up to 4 spikes per step, T = 1: integer training, spike inference).
+
+Generation (`--generate N`): N new tokens after a 16-token prompt at batch 1, sampled (temperature 1) through
+`stream` (`models/decode.py`), each step replayed as a CUDA graph ("graph") or eagerly ("eager"); tokens/s
+over the N tokens, after one untimed warm-up stream (kernel compilation, the capture itself is timed).
 """
 from __future__ import annotations
 
@@ -41,7 +47,9 @@ SETTINGS: Dict[str, Dict[str, Any]] = {
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
-    p.add_argument("--modes", nargs="+", default=["graph", "eager"], choices=["graph", "eager"])
+    p.add_argument("--modes", nargs="*", default=["graph", "eager"], choices=["graph", "eager"],
+                   help="training modes (none: generation only)")
+    p.add_argument("--generate", type=int, default=0, help="also time generating this many tokens at batch 1")
     p.add_argument("--dim", type=int, default=384)
     p.add_argument("--depth", type=int, default=6)
     p.add_argument("--heads", type=int, default=12)
@@ -94,6 +102,26 @@ def measure(name: str, mode: str, args) -> Dict[str, Any]:
     return rec
 
 
+def measure_generation(name: str, graph: bool, args) -> Dict[str, Any]:
+    dev = common.DEVICE
+    sizes = dict(dim=args.dim, depth=args.depth, num_heads=args.heads, block_size=args.seq_len)
+    model = create_model("spiking_lm", **sizes, **SETTINGS[name]).to(dev).eval()
+    prompt = torch.randint(0, 256, (1, 16), device=dev, generator=torch.Generator(device=dev).manual_seed(0))
+    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+        for timed in (False, True):
+            gen = torch.Generator(device=dev).manual_seed(0)
+            sync()
+            t0 = time.perf_counter()
+            n = sum(1 for _ in model.stream(prompt, args.generate, generator=gen, graph=graph))
+            sync()
+            dt = time.perf_counter() - t0
+    rec = {"setting": name, "mode": "generate-" + ("graph" if graph else "eager"), "tokens_per_s": n / dt,
+           "ms_per_token": 1e3 * dt / n}
+    del model
+    gc.collect()
+    return rec
+
+
 def run(args) -> Dict[str, Any]:
     record: Dict[str, Any] = {"suite": "lm", "provenance": provenance(), "args": vars(args), "rows": []}
     for mode in args.modes:
@@ -106,6 +134,17 @@ def run(args) -> Dict[str, Any]:
             print(f"  {name:>8} {mode:>5}: " + (f"{rec['tokens_per_s']:10,.0f} tokens/s, {rec['step_ms']:.1f} ms/step, "
                                                f"peak {rec['peak_gb'] or 0:.2f} GB" if "error" not in rec else rec["error"]),
                   flush=True)
+            write_record(args.out, record, quiet=True)
+    graphs = (True, False) if common.DEVICE.type == "cuda" else (False,)  # no CUDA graphs on the CPU
+    for graph in (graphs if args.generate else ()):
+        for name in args.settings:
+            try:
+                rec = measure_generation(name, graph, args)
+            except Exception as e:  # noqa: BLE001 - as above
+                rec = {"setting": name, "mode": "generate", "error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"}
+            record["rows"].append(rec)
+            print(f"  {name:>8} {rec['mode']}: " + (f"{rec['tokens_per_s']:8,.0f} tokens/s at batch 1"
+                                                    if "error" not in rec else rec["error"]), flush=True)
             write_record(args.out, record, quiet=True)
     rows: List[List[Any]] = [["setting", "mode", "tokens/s", "ms/step", "peak GB", "x twin"]]
     for r in record["rows"]:
@@ -126,7 +165,7 @@ def main(argv=None) -> int:
     common.set_dry_run(args.dry_run)
     if args.dry_run:
         args.dim, args.depth, args.heads, args.seq_len, args.batch, args.steps, args.warmup = 32, 1, 2, 16, 2, 2, 1
-        args.modes = ["eager"]
+        args.modes, args.generate = ["eager"], min(args.generate, 20)
     msg = require_cuda("lm")
     if msg:
         print(msg)
