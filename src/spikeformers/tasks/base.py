@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Dict, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
+from ..models.inference import InferenceGraph
 from ..neurons.monitor import FiringRateMonitor
 
 __all__ = ["Task", "autocast"]
@@ -103,14 +104,23 @@ class Task:
         device = loader.device
         sums: Dict[str, Tensor] = {}
         mon = FiringRateMonitor(model) if monitor else None
+        forward = self.inference(model)  # a CUDA graph per batch shape on CUDA (none while the monitor's hooks watch)
         with (mon if mon else nullcontext()), autocast(device, amp):
             for x, y in loader:
-                for k, v in self.eval_sums(model(x), y).items():
+                for k, v in self.eval_sums(forward(x), y).items():
                     sums[k] = sums[k] + v if k in sums else v
         out = self.eval_metrics(_reduce_sums(sums, dist, device))
         if mon:
             out.update(reduce_rates(mon, dist, device))
         return out
+
+    def inference(self, model: nn.Module) -> InferenceGraph:
+        """`model`'s evaluation forward, replayed as CUDA graphs where they apply (kept for the task's life: the
+        graphs read the weights in place, so they follow training)."""
+        graphs = self.__dict__.setdefault("_inference", {})
+        if graphs.get(id(model), (None,))[0] is not model:
+            graphs[id(model)] = (model, InferenceGraph(model))
+        return graphs[id(model)][1]
 
     def evaluate_splits(self, model: nn.Module, loaders: Dict[str, Any], amp: Optional[torch.dtype],
                         dist: Any = None) -> Dict[str, Any]:

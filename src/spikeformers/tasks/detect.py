@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Tuple
 
+from contextlib import nullcontext
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -133,9 +135,6 @@ class DetectionTask(Task):
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, loader: Any, amp, monitor: bool = False, dist: Any = None) -> Dict[str, Any]:
-        from contextlib import nullcontext
-
-
         model.eval()
         sizes, strides = self._layout(model)
         points = fcos_points(sizes, strides)[0]
@@ -143,8 +142,9 @@ class DetectionTask(Task):
         gts, dets, loss_sum, n = [], [], 0.0, 0
         mon = FiringRateMonitor(model) if monitor else None
         with (mon if mon else nullcontext()), autocast(loader.device, amp):
+            forward = self.inference(model)
             for x, y in loader:
-                out = model(x)
+                out = forward(x)
                 loss_sum += float(loss_fn({k: v.float() for k, v in out.items()}, y)) * y["labels"].shape[0]
                 n += y["labels"].shape[0]
                 dets += decode_detections(out, points, self.score_threshold, self.nms_iou,
