@@ -2,6 +2,7 @@
 
     spikeformers bench model [--batches 64 128] [--settings ...] [--check-steps 20] [--out model.json]
     spikeformers bench model --model spikformer_8_512 --batches 32 --T 4       # ImageNet scale, 224 x 224
+    spikeformers bench model --model spikformer_8_512 --batches 32 --inference # evaluation forwards
     python benchmarks/model_train.py ...       (the same code)
 
 `--model` is any classification model of the zoo at its own input size (default `spikformer_4_384`,
@@ -25,6 +26,14 @@ Settings (`--settings`; SpikingJelly's are tried in each of its modes so its fas
   sj-fp32, sj-bf16 (plain autocast: its neurons fall back to PyTorch for bf16 state),
   sj-bf16-prec (its precision API: bf16 neuron state, Triton neurons), sj-fp32-torch (its PyTorch neurons)
 
+Settings that change the result are stated in every row and set alike for every contender: TF32 for fp32
+matmuls and convolutions (`--tf32 off on`, the default, runs each fp32 setting in both pairings: IEEE fp32
+against IEEE fp32, TF32 against TF32; 16-bit settings run once) and cudnn.benchmark (`--cudnn-benchmark`,
+default off). `x best SJ` compares with SpikingJelly's fastest setting of the same TF32 value and mode
+(training or inference), `x SJ same` with its setting of the same precision. `--inference` times the
+evaluation forward (eval mode, no grad): ours eager, ours replayed as CUDA graphs (`models/inference.py`, what
+`spikeformers eval` runs on CUDA) and SpikingJelly's eval mode.
+
 Same loss from the same start (`--check-steps N`, fp32, TF32 off): SpikingJelly's initial weights are
 mapped into ours (bench/sj.py; its stem pools are moved after the LIF, the official order), both
 train N steps on the same batches at a fixed learning rate, and the loss gap is compared with the
@@ -46,6 +55,7 @@ import torch.nn.functional as F
 
 from ..layers import bn_fire
 from ..models import create_model
+from ..models.inference import InferenceGraph
 from ..train.cuda_graph import GraphedStep
 from ..train.fast_step import make_step
 from . import common
@@ -72,9 +82,17 @@ SETTINGS: Dict[str, Dict[str, Any]] = {
     "sj-bf16": dict(impl="sj", amp=BF16),
     "sj-bf16-prec": dict(impl="sj", precision="bf16"),
     "sj-fp32-torch": dict(impl="sj", amp=None, sj_backend="torch"),
+    # inference: eval mode, no grad, the same batches (`--inference`)
+    "ours-eval-fp32": dict(impl="ours", amp=None, eval=True),
+    "ours-eval-bf16": dict(impl="ours", amp=BF16, eval=True),
+    "ours-eval-bf16-graph": dict(impl="ours", amp=BF16, eval=True, graph=True),
+    "sj-eval-fp32": dict(impl="sj", amp=None, eval=True),
+    "sj-eval-bf16": dict(impl="sj", amp=BF16, eval=True),
+    "sj-eval-bf16-prec": dict(impl="sj", precision="bf16", eval=True),
 }
 DEFAULT = ["ours-fp32", "ours-bf16", "ours-bf16-graph", "ours-fp32-graph", "ours-bf16-compile", "sj-fp32", "sj-bf16",
            "sj-bf16-prec"]
+INFERENCE = ["ours-eval-fp32", "ours-eval-bf16", "ours-eval-bf16-graph", "sj-eval-fp32", "sj-eval-bf16", "sj-eval-bf16-prec"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -82,7 +100,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "spikformer_4_384 at 32 x 32, spikformer_<depth>_<dim> at 224 x 224)")
     p.add_argument("--T", type=int, default=4, help="time steps (both models)")
     p.add_argument("--batches", type=int, nargs="+", default=[64, 128])
-    p.add_argument("--settings", nargs="+", default=DEFAULT, choices=list(SETTINGS))
+    p.add_argument("--settings", nargs="+", default=None, choices=list(SETTINGS),
+                   help=f"default: {' '.join(DEFAULT)}; with --inference: {' '.join(INFERENCE)}")
+    p.add_argument("--inference", action="store_true", help="the evaluation forward (no grad) instead of training steps")
+    p.add_argument("--tf32", nargs="+", default=["off", "on"], choices=["off", "on"],
+                   help="TF32 for fp32 matmuls and convolutions, for every contender alike: each fp32 setting runs "
+                        "once per value given (16-bit settings run once, under the first)")
+    p.add_argument("--cudnn-benchmark", default="off", choices=["off", "on"],
+                   help="torch.backends.cudnn.benchmark for every contender")
     p.add_argument("--compile-batches", type=int, nargs="*", default=None,
                    help="batches at which the *-compile settings run (default: all; each compiles anew, ~1 min)")
     p.add_argument("--steps", type=int, default=30, help="timed steps per setting")
@@ -172,6 +197,19 @@ def _trainer(setting: Dict[str, Any], lr: float, model=None):
         def logits(x, m=model):
             reset(m)
             return m(x).mean(0)  # its head returns per-step logits [T, B, classes]
+        if setting.get("eval"):
+            model.eval()
+    if setting.get("eval"):
+        model.eval()
+        forward = InferenceGraph(model) if setting.get("graph") else logits
+
+        @torch.no_grad()
+        def infer(x, y):
+            with ctx():
+                return forward(x)
+
+        return model, infer
+
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0,
                             fused=common.DEVICE.type == "cuda")
 
@@ -214,9 +252,11 @@ def _free() -> None:
         torch.cuda.empty_cache()
 
 
-def throughput(name: str, B: int, args) -> Dict[str, Any]:
+def throughput(name: str, B: int, args, tf32: bool = False) -> Dict[str, Any]:
     setting = SETTINGS[name]
-    rec: Dict[str, Any] = dict(setting=name, batch=B)
+    rec: Dict[str, Any] = dict(setting=name, batch=B, tf32=tf32, cudnn_benchmark=args.cudnn_benchmark == "on")
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark == "on"
     bn_fire.ENABLED = setting.get("fuse_bn", True)
     try:
         model, step = _trainer(setting, args.lr)
@@ -228,7 +268,8 @@ def throughput(name: str, B: int, args) -> Dict[str, Any]:
         rec["warmup_s"] = time.perf_counter() - t0
         if setting["impl"] == "sj" and common.DEVICE.type == "cuda":
             rec["sj_neuron_impl"] = neuron_backend(common.DEVICE)
-        graphed = (setting.get("graph") or setting.get("make_step")) and common.DEVICE.type == "cuda"
+        graphed = (setting.get("graph") or setting.get("make_step")) and common.DEVICE.type == "cuda" \
+            and not setting.get("eval")
         if graphed:
             _free()  # drop the warm-up's cached blocks: what stays reserved is live tensors + the graph's pool
         reset_peak_memory()
@@ -240,14 +281,16 @@ def throughput(name: str, B: int, args) -> Dict[str, Any]:
         # a graph's activations sit in its private pool, which max_memory_allocated does not see after
         # capture: count its reserved memory instead (an upper bound)
         peak = torch.cuda.max_memory_reserved() / 1e9 if graphed else peak_memory_gb()
-        rec.update(images_per_s=args.steps * B / dt, step_ms=1e3 * dt / args.steps, peak_gb=peak, last_loss=float(loss))
+        rec.update(images_per_s=args.steps * B / dt, step_ms=1e3 * dt / args.steps, peak_gb=peak)
+        if not setting.get("eval"):
+            rec["last_loss"] = float(loss)
     except Exception as e:  # OOM or a missing peer mode: record it, go on
         rec["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
     finally:
         model = step = None
         bn_fire.ENABLED = True
         _free()
-    print(f"  {name:>20} batch {B:4d}: " + (f"{rec['images_per_s']:8.0f} img/s, {rec['step_ms']:.1f} ms/step, "
+    print(f"  {name:>20} batch {B:4d} tf32 {'on ' if tf32 else 'off'}: " + (f"{rec['images_per_s']:8.0f} img/s, {rec['step_ms']:.1f} ms/step, "
                                               f"peak {rec['peak_gb'] or 0:.2f} GB" if "images_per_s" in rec else rec["error"])
           + (f" [SJ neurons: {rec['sj_neuron_impl']}]" if "sj_neuron_impl" in rec else ""), flush=True)
     return rec
@@ -302,14 +345,19 @@ def loss_check(steps: int, B: int, lr: float) -> Dict[str, Any]:
 
 
 def summarize(rows: List[Dict[str, Any]], check: Optional[Dict[str, Any]]) -> str:
-    head = ["setting", "batch", "img/s", "ms/step", "peak GB", "x best SJ", "note"]
+    head = ["setting", "batch", "TF32", "img/s", "ms/step", "peak GB", "x best SJ", "x SJ same", "note"]
     out = [head]
     for r in rows:
         sj_best = max((q.get("images_per_s", 0) for q in rows if q["batch"] == r["batch"]
-                       and q["setting"].startswith("sj")), default=0)
+                       and q["setting"].startswith("sj") and q.get("tf32") == r.get("tf32")
+                       and bool(SETTINGS[q["setting"]].get("eval")) == bool(SETTINGS[r["setting"]].get("eval"))), default=0)
+        # the SpikingJelly setting of the same precision and mode (fp32 vs fp32, bf16 vs bf16 autocast)
+        twin = "sj-" + r["setting"].split("-", 1)[1].split("-graph")[0] if r["setting"].startswith("ours-") else None
+        same = next((q.get("images_per_s") for q in rows if q["setting"] == twin and q["batch"] == r["batch"]
+                     and q.get("tf32") == r.get("tf32")), None)
         ips = r.get("images_per_s")
-        out.append([r["setting"], r["batch"], ips, r.get("step_ms"), r.get("peak_gb"),
-                    (ips / sj_best) if (ips and sj_best) else None,
+        out.append([r["setting"], r["batch"], "on" if r.get("tf32") else "off", ips, r.get("step_ms"), r.get("peak_gb"),
+                    (ips / sj_best) if (ips and sj_best) else None, (ips / same) if (ips and same) else None,
                     r.get("error", r.get("sj_neuron_impl", ""))[:60]])
     text = table(out)
     if check and "gap_sj_ours" in check:
@@ -334,22 +382,24 @@ def run(args) -> int:
         print(msg)
         return 2
     SPEC.update(model=args.model, T=args.T)
+    if args.settings is None:
+        args.settings = INFERENCE if args.inference else DEFAULT
     if sj_peer(args.model) is None:
         args.settings = [n for n in args.settings if SETTINGS[n]["impl"] == "ours"]
         print(f"SpikingJelly has no peer of {args.model}: ours alone")
     if args.model != "spikformer_4_384":
         args.check_steps = 0  # the same-loss check maps SpikingJelly's CIFAR weights into ours
-    torch.backends.cuda.matmul.allow_tf32 = True
-    torch.backends.cudnn.allow_tf32 = True
-    torch.backends.cudnn.benchmark = True
     rows: List[Dict[str, Any]] = []
     record = {"suite": "model", "model": args.model, "T": args.T, "provenance": provenance(), "args": vars(args), "rows": rows, "complete": False}
     for B in args.batches:
         for name in args.settings:
             if SETTINGS[name].get("compile") and args.compile_batches is not None and B not in args.compile_batches:
                 continue
-            rows.append(throughput(name, B, args))
-            write_record(args.out, record, quiet=True)  # partial results survive a time limit
+            s = SETTINGS[name]
+            fp32 = s.get("amp") is None and not s.get("precision")
+            for tf32 in (args.tf32 if fp32 else args.tf32[:1]):  # TF32 changes fp32 matmuls only
+                rows.append(throughput(name, B, args, tf32 == "on"))
+                write_record(args.out, record, quiet=True)  # partial results survive a time limit
     record["loss_check"] = loss_check(args.check_steps, args.check_batch, args.lr) if args.check_steps else None
     record.update(complete=True, summary=summarize(rows, record["loss_check"]))
     write_record(args.out, record)
