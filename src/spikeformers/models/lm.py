@@ -267,7 +267,8 @@ class SpikingLM(nn.Module):
         if isinstance(pos, int) and pos >= self.cfg.block_size:
             raise ValueError(f"cannot step past block_size {self.cfg.block_size}")
         layers = [None] * len(self.blocks) if state is None else state.layers
-        x = self.encoder((self.tok_emb(ids) + self.pos_emb.weight[pos])[:, None])  # [T, B, 1, D]
+        pe = self.pos_emb.weight[pos] if isinstance(pos, int) else self.pos_emb(pos)  # a tensor index must not sync
+        x = self.encoder((self.tok_emb(ids) + pe)[:, None])  # [T, B, 1, D]
         new = []
         for blk, s in zip(self.blocks, layers):
             x, s = blk.step(x, s)
