@@ -101,13 +101,6 @@ def _graph(model: nn.Module, ids: Tensor, state: Any) -> Optional[DecodeGraph]:
         return None
 
 
-def _prefill(model: nn.Module, ids: Tensor) -> Tuple[Tensor, Any]:
-    state = None
-    for n in range(ids.shape[1]):
-        logits, state = model.step(ids[:, n], state)
-    return logits, state
-
-
 @torch.no_grad()
 def stream_tokens(model: nn.Module, ids: Tensor, max_new_tokens: int, temperature: float = 1.0,
                   top_k: Optional[int] = None, generator: Optional[torch.Generator] = None,
@@ -124,12 +117,30 @@ def stream_tokens(model: nn.Module, ids: Tensor, max_new_tokens: int, temperatur
     block = model.cfg.block_size
     was_training = model.training
     model.eval()
+    use_graph = ids.is_cuda if graph is None else graph
+    replay: Optional[DecodeGraph] = None
+
+    def prefill(window: Tensor) -> Tuple[Tensor, Any]:
+        """Logits after `window [B, n]` from an empty state, and that state (None when the graph holds it): the
+        first token steps eagerly (an empty state has no shapes yet), the others replay the graph."""
+        nonlocal replay, use_graph
+        logits, state = model.step(window[:, 0], None)
+        if use_graph and replay is None:
+            replay = _graph(model, window[:, 0], state)
+            use_graph = replay is not None
+        if replay is None:
+            for n in range(1, window.shape[1]):
+                logits, state = model.step(window[:, n], state)
+            return logits, state
+        replay.load(state)
+        for n in range(1, window.shape[1]):
+            logits = replay(window[:, n])
+        return logits, None
+
     try:
         history = ids
-        logits, state = _prefill(model, ids[:, -block:])
-        pos = int(state.pos)
-        use_graph = ids.is_cuda if graph is None else graph
-        replay: Optional[DecodeGraph] = None
+        logits, state = prefill(ids[:, -block:])
+        pos = min(ids.shape[1], block)
         for i in range(max_new_tokens):
             nxt = sample(logits, temperature, top_k, generator)
             yield nxt
@@ -137,18 +148,13 @@ def stream_tokens(model: nn.Module, ids: Tensor, max_new_tokens: int, temperatur
                 break
             history = torch.cat([history, nxt[:, None]], 1)
             if pos == block:  # the window is full: restart from its second half
-                logits, state = _prefill(model, history[:, -(block // 2):])
-                pos = int(state.pos)
-                if replay is not None:
-                    replay.load(state)
-                continue
-            if use_graph and replay is None:
-                replay = _graph(model, nxt, state)
-                use_graph = replay is not None
-            if replay is not None:
+                logits, state = prefill(history[:, -(block // 2):])
+                pos = block // 2
+            elif replay is not None:
                 logits = replay(nxt)
+                pos += 1
             else:
                 logits, state = model.step(nxt, state)
-            pos += 1
+                pos += 1
     finally:
         model.train(was_training)
