@@ -98,3 +98,24 @@ def test_gpu_ssa_fused_equals_torch_under_autocast():
     for (n, a), b in zip(ours.named_parameters(), ref.parameters()):
         torch.testing.assert_close(a.grad, b.grad, rtol=2e-2, atol=2e-2, msg=n)
     assert merge_heads(split_heads(x, 12)).equal(x)
+
+
+@in_interpreter
+def test_interp_binary_operands_are_saved_as_bits_with_the_same_gradients():
+    from spikeformers.neurons.base import mark_binary
+
+    g = torch.Generator().manual_seed(5)
+    ops = [(torch.rand(2, 3, 2, 40, 16, generator=g) < 0.3).float() for _ in range(3)]
+    grad = torch.randn(2, 3, 2, 40, 16, generator=g)
+    results = []
+    for bits in (False, True):
+        leaves = [o.clone().requires_grad_() for o in ops]
+        q, k, v = (mark_binary(t * 1.0) if bits else t * 1.0 for t in leaves)
+        saved = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+            y = AttentionProduct(scale=0.25, order="q_kv", backend="triton")(q, k, v)
+        y.backward(grad)
+        results.append((y, *(t.grad for t in leaves), sum(t.numel() * t.element_size() for t in saved)))
+    (ya, *ga, bytes_a), (yb, *gb, bytes_b) = results
+    assert torch.equal(ya, yb) and all(torch.equal(a, b) for a, b in zip(ga, gb))
+    assert bytes_b * 32 == bytes_a  # fp32 operands: 32 bits each, then one

@@ -23,6 +23,7 @@ from .._registry import Registry, check_options
 from ..layers.bn_fire import fire
 from ..layers.hadamard import Hadamard
 from ..layers.norm import NORMS, create_linear_norm
+from ..neurons.base import is_binary, mark_binary
 from ..neurons.registry import neuron_factory
 from .causal import CausalLinearProduct
 from .fused_product import fused_applies, fused_q_kv
@@ -40,13 +41,15 @@ register_attention = ATTENTIONS.register
 def split_heads(x: Tensor, num_heads: int) -> Tensor:
     """[T, B, N, D] -> [T, B, H, N, D/H]"""
     T, B, N, D = x.shape
-    return x.view(T, B, N, num_heads, D // num_heads).transpose(2, 3)
+    y = x.view(T, B, N, num_heads, D // num_heads).transpose(2, 3)
+    return mark_binary(y) if is_binary(x) else y  # still spikes
 
 
 def merge_heads(x: Tensor) -> Tensor:
     """[T, B, H, N, d] -> [T, B, N, H*d]"""
     T, B, H, N, d = x.shape
-    return x.transpose(2, 3).reshape(T, B, N, H * d)
+    y = x.transpose(2, 3).reshape(T, B, N, H * d)
+    return mark_binary(y) if is_binary(x) else y  # still spikes
 
 
 class AttentionProduct(nn.Module):

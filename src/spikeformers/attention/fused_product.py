@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from ..kernels import load, usable  # imports no Triton until a kernel is about to run
+from ..neurons.base import is_binary
 
 __all__ = ["fused_applies", "fused_q_kv"]
 
@@ -30,5 +31,7 @@ def fused_applies(backend: str, q: Tensor, k: Tensor, v: Tensor) -> bool:
 
 
 def fused_q_kv(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
-    """scale * q @ (k^T @ v) over the last two dims, batched over the rest."""
-    return load("fused_product").fused_q_kv(q, k, v, scale)
+    """scale * q @ (k^T @ v) over the last two dims, batched over the rest; operands tagged as binary spikes
+    (`neurons.base.mark_binary`) are saved for backward as bits."""
+    bits = is_binary(q) and is_binary(k) and is_binary(v)
+    return load("fused_product").fused_q_kv(q, k, v, scale, bits)

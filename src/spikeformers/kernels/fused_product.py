@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from .launch import launch
+from .pack import pack_bits, unpack_bits
 from .triton_fused_product import q_kv_backward, q_kv_forward
 
 __all__ = ["fused_q_kv"]
@@ -49,13 +50,19 @@ def _strides(*xs: Tensor) -> tuple:
 
 class _QKV(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
+    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, scale: float, bits: bool) -> Tensor:
         q4, k4, v4 = _heads(q), _heads(k), _heads(v)
         Z, H, N, d = q4.shape
         y = torch.empty_like(q4)  # q4's strides: it is dense
         constexprs, options = _config(q4)
         launch(q_kv_forward, (Z, H), (q4, k4, v4, y, N, d, float(scale), *_strides(q4, k4, v4, y)), constexprs, options)
-        ctx.save_for_backward(q4, k4, v4)
+        if bits:  # binary spikes: kept as one bit per element until backward
+            packed = [pack_bits(t) for t in (q4, k4, v4)]
+            ctx.save_for_backward(*(w for w, _, _ in packed))
+            ctx.layouts = [(s, d) for _, s, d in packed]
+        else:
+            ctx.save_for_backward(q4, k4, v4)
+            ctx.layouts = None
         ctx.scale, ctx.shape = float(scale), q.shape
         return y.view(q.shape)
 
@@ -63,18 +70,21 @@ class _QKV(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, g: Tensor):
         q4, k4, v4 = ctx.saved_tensors
+        if ctx.layouts is not None:
+            q4, k4, v4 = (unpack_bits((w, s, d)) for w, (s, d) in zip((q4, k4, v4), ctx.layouts))
         g4 = _heads(g.to(q4.dtype), dense=False)
         Z, H, N, d = q4.shape
         gq, gk, gv = torch.empty_like(q4), torch.empty_like(k4), torch.empty_like(v4)
         constexprs, options = _config(q4, backward=True)
         launch(q_kv_backward, (Z, H), (q4, k4, v4, g4, gq, gk, gv, N, d, ctx.scale, *_strides(q4, k4, v4, g4)),
                constexprs, options)
-        return gq.view(ctx.shape), gk.view(ctx.shape), gv.view(ctx.shape), None
+        return gq.view(ctx.shape), gk.view(ctx.shape), gv.view(ctx.shape), None, None
 
 
-def fused_q_kv(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
-    """scale * q @ (k^T @ v) over the last two dims, batched over the rest."""
+def fused_q_kv(q: Tensor, k: Tensor, v: Tensor, scale: float, bits: bool = False) -> Tensor:
+    """scale * q @ (k^T @ v) over the last two dims, batched over the rest. `bits`: q, k and v hold only 0 and
+    1, so they are saved for backward as bits (`pack.py`; the same gradients)."""
     if torch.is_autocast_enabled(q.device.type):
         dt = torch.get_autocast_dtype(q.device.type)
         q, k, v = q.to(dt), k.to(dt), v.to(dt)
-    return _QKV.apply(q, k, v, scale)
+    return _QKV.apply(q, k, v, scale, bits and torch.is_grad_enabled())

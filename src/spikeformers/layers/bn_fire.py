@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from torch.nn.modules import module as _module
 
 from ..kernels import load
+from ..neurons.base import mark_binary
 from ..neurons.lif import IFNode, LIFNode
 from .batchnorm import BatchNorm1d, BatchNorm2d
 
@@ -66,7 +67,7 @@ def bn_fire(bn: nn.Module, neuron: nn.Module, x: Tensor, shape: Tuple[int, ...],
     bn._count_batch(x)
     y = load("bn_fire").bn_fire(rows, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.momentum, bn.eps,
                                 pre_bias, T, params)
-    return bn._like_input(y, x).view(shape)
+    return mark_binary(bn._like_input(y, x).view(shape))  # IF and LIF spikes
 
 
 def fire(layer: nn.Module, neuron: nn.Module, x: Tensor) -> Tensor:

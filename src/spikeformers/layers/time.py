@@ -5,17 +5,21 @@ BN is `layers.batchnorm`'s (torch's, with Triton kernels for training on CUDA). 
 the Linear/conv bias is passed to BN as `pre_bias` instead of being added: BN's batch statistics cancel
 it, so its gradient is exactly zero, and the bf16 column sum that torch's backward spends on it (0.66 ms
 of a 10.5 ms Spikformer-4-384 step on an H100: benchmarks/NOTES.md) is skipped. `fire(x, neuron)` is
-`neuron(layer(x))` with BN and the neuron fused (`bn_fire.py`).
+`neuron(layer(x))` with BN and the neuron fused (`bn_fire.py`). On that path a Linear whose input is binary
+spikes keeps it as bits for backward (`spike_linear.py`).
 """
 from __future__ import annotations
 
 from typing import Optional, Tuple
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..neurons.base import is_binary
 from .batchnorm import BatchNorm1d, BatchNorm2d
 from .bn_fire import bn_fire, normalize
+from .spike_linear import spike_linear
 
 __all__ = ["fold", "unfold", "ConvBN", "LinearBN"]
 
@@ -76,7 +80,9 @@ class LinearBN(nn.Module):
     def _pre_bn(self, x: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
         """The Linear's output [T, B, N, D] and the bias BN still has to add (None: added, or none)."""
         lin = self.linear
-        if _folds_bias(lin, self.bn, x):
+        if _folds_bias(lin, self.bn, x):  # the training kernels' path
+            if is_binary(x) and torch.is_grad_enabled():  # spikes in: saved as bits for backward
+                return spike_linear(x, lin.weight), lin.bias
             return F.linear(x, lin.weight), lin.bias
         return lin(x), None
 

@@ -15,12 +15,25 @@ from torch import Tensor, nn
 from ..kernels import kernels_for, refuse  # imports no Triton until a kernel is about to run
 from .surrogate import SURROGATES, Surrogate, create_surrogate
 
-__all__ = ["Neuron", "SpikingNeuron", "DOMAINS", "check_time_first"]
+__all__ = ["Neuron", "SpikingNeuron", "DOMAINS", "check_time_first", "mark_binary", "is_binary"]
 
 # Output value domains that attention and energy counting read.
 DOMAINS = ("binary", "ternary", "integer", "real")
 BACKENDS = ("auto", "torch", "triton")
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def mark_binary(x: Tensor) -> Tensor:
+    """Tag `x` as binary spikes (values 0 and 1 only), so a layer that saves it for backward may store it as bits
+    (`layers/spike_linear.py`); only while autograd records, and never under torch.compile (no Python state)."""
+    if torch.is_grad_enabled() and x.requires_grad and not torch.compiler.is_compiling():
+        x._binary_spikes = True
+    return x
+
+
+def is_binary(x: Tensor) -> bool:
+    """Was `x` tagged by `mark_binary` (a neuron of the binary domain produced it)?"""
+    return getattr(x, "_binary_spikes", False)
 
 
 def check_time_first(x: Tensor, who: str) -> None:
@@ -70,11 +83,9 @@ class Neuron(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         check_time_first(x, type(self).__name__)
         out = self._fused(x)
-        if out is not None:
-            return out
-        if x.dtype in _LOW_PRECISION:
-            return self._reference(x.float()).to(x.dtype)
-        return self._reference(x)
+        if out is None:
+            out = self._reference(x.float()).to(x.dtype) if x.dtype in _LOW_PRECISION else self._reference(x)
+        return mark_binary(out) if self.domain == "binary" else out
 
     def _reference(self, x: Tensor) -> Tensor:
         """The plain PyTorch loop over time (the specification the kernels are tested against)."""
