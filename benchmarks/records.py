@@ -1,0 +1,562 @@
+"""The benchmark records in benchmarks/results/ (schema: benchmarks/results/README.md) and the report built from them.
+
+    python benchmarks/records.py check                  # every record against the schema
+    python benchmarks/records.py check-report           # BENCHMARKS.md's generated blocks against the records
+    python benchmarks/records.py report --write         # rewrite those blocks from the records
+    python benchmarks/records.py plot --out DIR         # the figures, drawn from the records' numbers
+
+Standard library only, and matplotlib for `plot`; it does not import spikeformers, so it runs anywhere.
+Exit status 0 when everything holds, 1 with one line per problem otherwise.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import operator
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+__all__ = ["RESULTS", "REPORT", "MAX_REPORT_LINES", "MAX_RESULTS_BYTES", "SPEED", "KINDS", "RecordError",
+           "load_records", "check_record", "check_records", "evaluate", "fill", "headline_rows", "render_block",
+           "render_headline", "report_blocks", "check_report", "write_report", "plot", "main"]
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+REPORT = ROOT / "BENCHMARKS.md"
+MAX_REPORT_LINES = 350
+MAX_RESULTS_BYTES = 1_500_000
+
+#: what each kind of record measures; the speed kinds must state TF32 and cudnn.benchmark per contender
+KINDS = {"neuron": "fused neuron kernel vs peers", "model": "training step vs SpikingJelly",
+         "ddp": "data-parallel scaling", "lm": "language model training to a target",
+         "lm_speed": "language model training step speed", "memory": "memory over T",
+         "kernel": "one kernel family vs torch", "train": "a training recipe to a target",
+         "suite": "a benchmark suite's leaderboard", "dense": "dense prediction to a target"}
+SPEED = {"neuron", "model", "ddp", "lm_speed", "memory", "kernel"}
+REQUIRED = {"schema": int, "id": str, "benchmark": str, "title": str, "date": str, "device": str, "gpus": int,
+            "versions": dict, "commit": (str, type(None)), "command": (str, list), "settings": dict, "results": dict}
+OPTIONAL = {"commit_dirty": (bool, type(None)), "table": dict, "headline": list, "raw_output": dict, "notes": str}
+CONTENDER_KEYS = ("precision", "tf32", "cudnn_benchmark")
+
+
+class RecordError(ValueError):
+    """A record, or the report, disagrees with the schema or with the other."""
+
+
+# ---------------------------------------------------------------- expressions over a record's numbers
+
+_BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+
+
+def _best(group: Dict[str, Any], prefix: str, field: str) -> float:
+    """The smallest `field` among the contenders of a group whose name starts with `prefix` (fastest peer)."""
+    values = [r[field] for name, r in group.items() if name.startswith(prefix) and r.get(field) is not None]
+    if not values:
+        raise KeyError(prefix)
+    return min(values)
+
+
+_FUNCS = {"min": min, "max": max, "abs": abs, "sum": sum, "len": len, "best": _best}
+
+
+def evaluate(expr: str, names: Dict[str, Any]) -> Any:
+    """Evaluate `expr`: names, subscripts, numbers, strings, + - * /, unary minus and min/max/abs/sum/len/best.
+    Nothing else (no attributes, no other calls), so a record cannot run code."""
+
+    def ev(node: ast.AST) -> Any:
+        if isinstance(node, ast.Expression):
+            return ev(node.body)
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str)):
+            return node.value
+        if isinstance(node, ast.Name):
+            return names[node.id]
+        if isinstance(node, ast.Subscript):
+            return ev(node.value)[ev(node.slice)]
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+            return _BINOPS[type(node.op)](ev(node.left), ev(node.right))
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return -ev(node.operand)
+        if isinstance(node, ast.List):
+            return [ev(e) for e in node.elts]
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCS
+                and not node.keywords):
+            return _FUNCS[node.func.id](*[ev(a) for a in node.args])
+        raise RecordError(f"expression {expr!r}: {type(node).__name__} is not allowed")
+
+    try:
+        tree = ast.parse(expr, mode="eval")
+    except SyntaxError as e:
+        raise RecordError(f"expression {expr!r}: {e.msg}") from None
+    return ev(tree)
+
+
+def _format(value: Any, spec: str) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool) or isinstance(value, str) or not spec:
+        return str(value)
+    return format(value, spec)
+
+
+_FIELD = re.compile(r"\{([^{}]+)\}")
+
+
+def fill(template: str, names: Dict[str, Any], missing: Optional[str] = None) -> str:
+    """Replace every `{expression:format}` in `template` by its value. A missing name or key gives `missing`
+    when that is set (a table cell without the number) and raises otherwise."""
+
+    def one(m: re.Match) -> str:
+        expr, _, spec = m.group(1).partition(":")
+        try:
+            return _format(evaluate(expr.strip(), names), spec)
+        except (KeyError, IndexError, TypeError, ZeroDivisionError) as e:
+            if missing is not None:
+                return missing
+            raise RecordError(f"{{{m.group(1)}}}: {type(e).__name__} {e}") from None
+
+    return _FIELD.sub(one, template)
+
+
+# ---------------------------------------------------------------- the records and their schema
+
+def load_records(folder: Path = RESULTS) -> Dict[str, Dict[str, Any]]:
+    """Every record in `folder`, by id (the file name without .json)."""
+    out = {}
+    for path in sorted(folder.glob("*.json")):
+        try:
+            out[path.stem] = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise RecordError(f"{path.name}: not JSON ({e.msg}, line {e.lineno})") from None
+    return out
+
+
+def _type_name(t) -> str:
+    return " or ".join(x.__name__ for x in t) if isinstance(t, tuple) else t.__name__
+
+
+def check_record(name: str, rec: Dict[str, Any]) -> List[str]:
+    """The problems of one record (empty when it follows the schema)."""
+    errs = []
+    for key, t in REQUIRED.items():
+        if key not in rec:
+            errs.append(f"{name}: missing key {key!r}")
+        elif not isinstance(rec[key], t) or (t is int and isinstance(rec[key], bool)):
+            errs.append(f"{name}: {key!r} must be {_type_name(t)}")
+    for key in rec:
+        if key not in REQUIRED and key not in OPTIONAL:
+            errs.append(f"{name}: unknown key {key!r} (schema: benchmarks/results/README.md)")
+        elif key in OPTIONAL and not isinstance(rec[key], OPTIONAL[key]):
+            errs.append(f"{name}: {key!r} must be {_type_name(OPTIONAL[key])}")
+    if errs:
+        return errs
+    if rec["schema"] != 1:
+        errs.append(f"{name}: schema {rec['schema']} (this checker reads 1)")
+    if rec["id"] != name:
+        errs.append(f"{name}: id {rec['id']!r} differs from the file name")
+    if rec["benchmark"] not in KINDS:
+        errs.append(f"{name}: benchmark {rec['benchmark']!r} is none of {', '.join(KINDS)}")
+    if not re.fullmatch(r"20\d\d-[01]\d-[0-3]\d", rec["date"]):
+        errs.append(f"{name}: date {rec['date']!r} is not YYYY-MM-DD")
+    if rec["gpus"] < 0 or (rec["gpus"] == 0) != rec["device"].startswith("cpu"):
+        errs.append(f"{name}: gpus {rec['gpus']} does not fit device {rec['device']!r} (0 exactly for a cpu)")
+    if not isinstance(rec["versions"].get("torch"), str):
+        errs.append(f"{name}: versions must name torch")
+    if rec["commit"] is not None and not re.fullmatch(r"[0-9a-f]{7,40}", rec["commit"]):
+        errs.append(f"{name}: commit {rec['commit']!r} is not a git hash")
+    commands = rec["command"] if isinstance(rec["command"], list) else [rec["command"]]
+    if not commands or not all(isinstance(c, str) and c.strip() for c in commands):
+        errs.append(f"{name}: command must be a non-empty string or list of strings")
+    errs += [f"{name}: {e}" for e in _outside_paths(rec)]
+    if rec["benchmark"] in SPEED:
+        errs += _check_contenders(name, rec["settings"])
+    if "table" in rec:
+        errs += _check_table(name, rec)
+    for i, h in enumerate(rec.get("headline", [])):
+        errs += _check_headline(f"{name}: headline {i + 1}", h, rec)
+    raw = rec.get("raw_output")
+    if raw is not None and (not re.fullmatch(r"[0-9a-f]{40}", str(raw.get("commit")))
+                            or not isinstance(raw.get("paths"), list)):
+        errs.append(f"{name}: raw_output needs a 40-digit commit and a list of paths")
+    return errs
+
+
+def _check_contenders(name: str, settings: Dict[str, Any]) -> List[str]:
+    contenders = settings.get("contenders")
+    if not isinstance(contenders, dict) or not contenders:
+        return [f"{name}: a speed record states settings.contenders (TF32 and cudnn.benchmark for each)"]
+    errs = []
+    for who, s in contenders.items():
+        for key in CONTENDER_KEYS:
+            if not isinstance(s, dict) or key not in s:
+                errs.append(f"{name}: contender {who!r} lacks {key!r} (null when not recorded)")
+            elif key != "precision" and s[key] is not None and not isinstance(s[key], bool):
+                errs.append(f"{name}: contender {who!r}: {key} must be true, false or null")
+    if not isinstance(settings.get("source"), str):
+        errs.append(f"{name}: settings.source must say where the contenders' settings come from")
+    return errs
+
+
+def _check_table(name: str, rec: Dict[str, Any]) -> List[str]:
+    table = rec["table"]
+    rows = rec["results"].get(table.get("rows", "rows"))
+    if not isinstance(rows, list) or not rows:
+        return [f"{name}: table: results.{table.get('rows', 'rows')} must be a non-empty list of rows"]
+    cols = table.get("columns")
+    if not isinstance(cols, list) or not all(isinstance(c, list) and len(c) in (2, 3) for c in cols):
+        return [f"{name}: table.columns must be [header, expression(, format)] lists"]
+    try:
+        _table_lines(rec)
+    except RecordError as e:
+        return [f"{name}: table: {e}"]
+    return []
+
+
+def _check_headline(where: str, h: Dict[str, Any], rec: Dict[str, Any]) -> List[str]:
+    if not isinstance(h, dict) or not isinstance(h.get("target"), str) or not isinstance(h.get("measured"), str):
+        return [f"{where}: needs 'target' and 'measured' strings"]
+    if ("check" in h) == ("status" in h):
+        return [f"{where}: give either 'check' (the status is computed) or 'status', not both"]
+    try:
+        headline_rows(rec)
+    except RecordError as e:
+        return [f"{where}: {e}"]
+    return []
+
+
+_OUTSIDE = re.compile(r"(?<![\w.])(/work/|/root/|/home/|/tmp/|/opt/|/mnt/|~/|shared/)")
+
+
+def _outside_paths(obj: Any, where: str = "") -> List[str]:
+    """Paths of a machine outside the repository anywhere in a record's strings."""
+    if isinstance(obj, dict):
+        return [e for k, v in obj.items() for e in _outside_paths(v, f"{where}.{k}" if where else str(k))]
+    if isinstance(obj, list):
+        return [e for i, v in enumerate(obj) for e in _outside_paths(v, f"{where}[{i}]")]
+    if isinstance(obj, str) and _OUTSIDE.search(obj):
+        return [f"{where} names a path outside the repository: {obj[:80]!r}"]
+    return []
+
+
+def check_records(folder: Path = RESULTS) -> List[str]:
+    """Every record's problems, and those of the folder (only records and README.md, within the size limit)."""
+    errs = []
+    try:
+        records = load_records(folder)
+    except RecordError as e:
+        return [str(e)]
+    for name, rec in records.items():
+        errs += check_record(name, rec)
+    others = [p.name for p in folder.iterdir() if p.suffix != ".json" and p.name != "README.md"]
+    if others:
+        errs.append(f"{folder.name}/ holds files that are not records: {', '.join(sorted(others))}")
+    size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+    if size > MAX_RESULTS_BYTES:
+        errs.append(f"{folder.name}/ holds {size:,} bytes, more than {MAX_RESULTS_BYTES:,}")
+    return errs
+
+
+# ---------------------------------------------------------------- the report's generated blocks
+
+def _device(rec: Dict[str, Any]) -> str:
+    return rec["device"] + (f" x {rec['gpus']}" if rec["gpus"] > 1 else "")
+
+
+def _versions(rec: Dict[str, Any]) -> str:
+    v = rec["versions"]
+    names = {"torch": "torch", "cuda": "CUDA", "triton": "Triton", "spikingjelly": "SpikingJelly"}
+    return ", ".join(f"{label} {v[k]}" for k, label in names.items() if v.get(k))
+
+
+def _commit(rec: Dict[str, Any]) -> str:
+    if rec["commit"] is None:
+        return "commit not recorded"
+    dirty = {True: " with uncommitted changes", False: "", None: ""}[rec.get("commit_dirty")]
+    return f"commit {rec['commit'][:7]}{dirty}"
+
+
+def _setting_text(s: Dict[str, Any]) -> str:
+    def flag(key: str, label: str) -> str:
+        return f"{label} {'not recorded' if s.get(key) is None else ('on' if s[key] else 'off')}"
+
+    extra = [f"{k.replace('_', ' ')} {'on' if v else 'off'}" if isinstance(v, bool) else f"{k.replace('_', ' ')} {v}"
+             for k, v in s.items() if k not in CONTENDER_KEYS and v is not None]
+    return ", ".join([s.get("precision") or "precision not recorded", flag("tf32", "TF32"),
+                      flag("cudnn_benchmark", "cudnn.benchmark")] + extra)
+
+
+def _settings_lines(rec: Dict[str, Any]) -> List[str]:
+    settings = rec["settings"]
+    contenders = settings.get("contenders")
+    if not contenders:
+        shown = {k: v for k, v in settings.items() if k != "source"}
+        if not shown:
+            return []
+        text = "; ".join(f"{k.replace('_', ' ')} {_plain(v)}" for k, v in shown.items())
+        return [f"Settings: {text}" + (f" ({settings['source']})." if settings.get("source") else ".")]
+    groups: Dict[str, List[str]] = {}
+    for who, s in contenders.items():
+        groups.setdefault(_setting_text(s), []).append(who)
+    text = "; ".join(f"{', '.join(who)}: {s}" for s, who in groups.items())
+    return [f"Settings: {text} ({settings['source']})."]
+
+
+def _plain(v: Any) -> str:
+    if v is None:
+        return "not recorded"
+    if isinstance(v, bool):
+        return "on" if v else "off"
+    return str(v)
+
+
+def _table_spec(rec: Dict[str, Any]) -> Tuple[List[Dict[str, Any]], List[list], Dict[str, Any]]:
+    table = rec["table"]
+    rows = rec["results"][table.get("rows", "rows")]
+    by = table.get("group_by")
+    if by:  # one table row per group of rows (e.g. per cell of a kernel benchmark, its contenders side by side)
+        groups: Dict[tuple, Dict[str, Any]] = {}
+        for r in rows:
+            key = tuple(r.get(k) for k in by)
+            g = groups.setdefault(key, {**{k: r.get(k) for k in by}, "c": {}})
+            g["c"][r[table["member"]]] = r
+        rows = list(groups.values())
+    return rows, table["columns"], table
+
+
+def _table_lines(rec: Dict[str, Any], record_column: bool = False) -> List[str]:
+    rows, cols, _ = _table_spec(rec)
+    out = []
+    for r in rows:
+        names = {**rec["results"], **r, "row": r}
+        cells = [fill("{" + c[1] + (":" + c[2] if len(c) == 3 and c[2] else "") + "}", names, missing="-")
+                 for c in cols]
+        out.append("| " + (f"`{rec['id']}` | " if record_column else "") + " | ".join(cells) + " |")
+    return out
+
+
+def render_block(records: Dict[str, Dict[str, Any]], ids: List[str]) -> List[str]:
+    """The generated lines for a block naming `ids`: per record its device, date, versions, commit and command,
+    then one table (the records' rows, with a record column when there are several) and the settings."""
+    missing = [i for i in ids if i not in records]
+    if missing:
+        raise RecordError(f"no record {', '.join(missing)} in benchmarks/results/")
+    recs = [records[i] for i in ids]
+    lines = []
+    for rec in recs:
+        cmds = rec["command"] if isinstance(rec["command"], list) else [rec["command"]]
+        lines.append(f"`{rec['id']}.json`: {_device(rec)}, {rec['date']}; {_versions(rec)}; {_commit(rec)}. "
+                     + " then ".join(f"`{c}`" for c in cmds))
+        lines.append("")
+    tabled = [r for r in recs if "table" in r]
+    if tabled:
+        cols = tabled[0]["table"]["columns"]
+        if any(r["table"]["columns"] != cols for r in tabled):
+            raise RecordError(f"records {', '.join(ids)} share a block but not their table columns")
+        several = len(tabled) > 1
+        lines.append("| " + ("record | " if several else "") + " | ".join(c[0] for c in cols) + " |")
+        lines.append("|" + "---|" * (len(cols) + several))
+        for rec in tabled:
+            lines += _table_lines(rec, record_column=several)
+        lines.append("")
+    seen = set()
+    for rec in recs:
+        for line in _settings_lines(rec):
+            if line not in seen:
+                seen.add(line)
+                lines.append(line)
+    while lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def headline_rows(rec: Dict[str, Any]) -> List[List[str]]:
+    """The headline table rows a record gives: target, measured (its numbers filled in), device, date, record,
+    status (computed from `check` where the record gives one)."""
+    out = []
+    names = dict(rec["results"])
+    for h in rec.get("headline", []):
+        measured = fill(h["measured"], names)
+        if "check" in h:
+            c = h["check"]
+            ops = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
+            if c.get("op") not in ops or not isinstance(c.get("limit"), (int, float)):
+                raise RecordError(f"check needs op (one of {', '.join(ops)}) and a numeric limit")
+            value = evaluate(c["expr"], names)
+            status = "met" if ops[c["op"]](value, c["limit"]) else "not met"
+        else:
+            status = h["status"]
+        out.append([h["target"], measured, _device(rec), rec["date"], f"`{rec['id']}`", status])
+    return out
+
+
+_BLOCK = re.compile(r"^<!-- (records|headline):?([^>]*)-->$")
+_END = {"records": "<!-- /records -->", "headline": "<!-- /headline -->"}
+
+
+def report_blocks(text: str) -> List[Tuple[str, List[str], int, int]]:
+    """The generated blocks of a report: (kind, record ids, first line, end line) with lines 0-based; the
+    block's content lies strictly between its first and end line."""
+    lines = text.split("\n")
+    out, i = [], 0
+    while i < len(lines):
+        m = _BLOCK.match(lines[i].strip())
+        if m:
+            kind, ids = m.group(1), m.group(2).split()
+            try:
+                end = next(j for j in range(i + 1, len(lines)) if lines[j].strip() == _END[kind])
+            except StopIteration:
+                raise RecordError(f"BENCHMARKS.md line {i + 1}: {lines[i].strip()} has no {_END[kind]}") from None
+            out.append((kind, ids, i, end))
+            i = end
+        i += 1
+    return out
+
+
+def render_headline(records: Dict[str, Dict[str, Any]], order: List[str]) -> List[str]:
+    """The headline table: every headline of every record, records in report order."""
+    lines = ["| target | measured | device | date | record | status |", "|---|---|---|---|---|---|"]
+    for rid in order:
+        for row in headline_rows(records[rid]):
+            lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def _generate(text: str, records: Dict[str, Dict[str, Any]]) -> List[Tuple[int, int, List[str]]]:
+    blocks = report_blocks(text)
+    order: List[str] = []
+    for kind, ids, _, _ in blocks:
+        order += [i for i in ids if kind == "records" and i not in order]
+    out = []
+    for kind, ids, start, end in blocks:
+        new = render_headline(records, order) if kind == "headline" else render_block(records, ids)
+        out.append((start, end, new))
+    return out
+
+
+def check_report(report: Path = REPORT, folder: Path = RESULTS) -> List[str]:
+    """The report's problems: a generated block that differs from what its records give (each differing
+    headline row named with both versions), a record the report leaves out, the length limit."""
+    try:
+        records = load_records(folder)
+        text = report.read_text()
+        generated = _generate(text, records)
+    except RecordError as e:
+        return [str(e)]
+    lines, errs = text.split("\n"), []
+    if not any(True for _ in generated):
+        errs.append(f"{report.name}: no generated blocks")
+    for start, end, new in generated:
+        old = lines[start + 1:end]
+        if old == new:
+            continue
+        for k in range(max(len(old), len(new))):
+            a = old[k] if k < len(old) else "(missing)"
+            b = new[k] if k < len(new) else "(missing)"
+            if a != b:
+                errs.append(f"{report.name} line {start + 2 + k}: the report says {a!r}, the records give {b!r}")
+                break
+    shown = {i for kind, ids, _, _ in report_blocks(text) for i in ids}
+    errs += [f"{report.name}: record {rid} is in no block" for rid in sorted(set(records) - shown)]
+    n = len(text.rstrip("\n").split("\n"))
+    if n > MAX_REPORT_LINES:
+        errs.append(f"{report.name}: {n} lines, more than {MAX_REPORT_LINES}")
+    return errs
+
+
+def write_report(report: Path = REPORT, folder: Path = RESULTS) -> int:
+    """Rewrite every generated block of the report from the records; the number of blocks rewritten."""
+    text = report.read_text()
+    lines = text.split("\n")
+    generated = _generate(text, load_records(folder))
+    for start, end, new in reversed(generated):
+        lines[start + 1:end] = new
+    tmp = report.with_name(report.name + ".tmp")
+    tmp.write_text("\n".join(lines))
+    os.replace(tmp, report)
+    return len(generated)
+
+
+# ---------------------------------------------------------------- figures
+
+def plot(out: Path, folder: Path = RESULTS) -> List[Path]:
+    """Draw every figure the records hold numbers for: `results.curves` (a metric over epochs, one line per
+    series, the target dashed) and, for suites, accuracy against energy per sample. Returns the files."""
+    import matplotlib  # here, not at the top: check and check-report run where matplotlib is missing
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for rid, rec in load_records(folder).items():
+        curves = rec["results"].get("curves")
+        if curves:
+            fig, ax = plt.subplots(figsize=(6.4, 4))
+            for label, s in curves["series"].items():
+                ax.plot(s["x"], s["y"], label=label)
+            if curves.get("target") is not None:
+                ax.axhline(curves["target"], color="gray", linestyle="--", linewidth=1, label="target")
+            ax.set(xlabel=curves["x_label"], ylabel=curves["y_label"], title=rec["title"])
+            ax.legend(fontsize=8)
+            written.append(_save(fig, out / f"{rid}.png"))
+        if rec["benchmark"] == "suite":
+            fig, ax = plt.subplots(figsize=(6.4, 4))
+            for r in rec["results"]["rows"]:
+                ax.errorbar(r["energy_45nm_uJ"], r["metric_mean"], yerr=r["metric_std"], fmt="o", capsize=3)
+                ax.annotate(r["label"], (r["energy_45nm_uJ"], r["metric_mean"]), fontsize=7,
+                            xytext=(4, 2), textcoords="offset points")
+            ax.set(xlabel="energy per sample, 45 nm (uJ)", ylabel=rec["results"]["metric"], title=rec["title"])
+            written.append(_save(fig, out / f"{rid}_pareto.png"))
+        plt.close("all")
+    return written
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return path
+
+
+# ---------------------------------------------------------------- command line
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("check", help="every record against the schema")
+    sub.add_parser("check-report", help="BENCHMARKS.md's generated blocks against the records")
+    r = sub.add_parser("report", help="print (or --write) the generated blocks")
+    r.add_argument("--write", action="store_true", help="rewrite BENCHMARKS.md's blocks in place")
+    p = sub.add_parser("plot", help="the figures, from the records")
+    p.add_argument("--out", default=str(ROOT / "bench_out" / "figures"), help="folder (default bench_out/figures)")
+    args = ap.parse_args(argv)
+    try:
+        if args.cmd == "check":
+            errs = check_records()
+        elif args.cmd == "check-report":
+            errs = check_records() + check_report()
+        elif args.cmd == "report":
+            if args.write:
+                print(f"rewrote {write_report()} blocks of {REPORT.name}")
+            else:
+                for start, end, new in _generate(REPORT.read_text(), load_records()):
+                    print("\n".join(new) + "\n")
+            return 0
+        else:
+            for path in plot(Path(args.out)):
+                print(f"wrote {path}")
+            return 0
+    except RecordError as e:
+        print(f"records: {e}", file=sys.stderr)
+        return 1
+    for e in errs:
+        print(e)
+    if not errs:
+        print(f"{args.cmd}: ok ({len(load_records())} records)")
+    return 1 if errs else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
