@@ -49,7 +49,8 @@ class RecordError(ValueError):
 
 # ---------------------------------------------------------------- expressions over a record's numbers
 
-_BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+_BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+           ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod}
 
 
 def _best(group: Dict[str, Any], prefix: str, field: str) -> float:
@@ -64,7 +65,8 @@ _FUNCS = {"min": min, "max": max, "abs": abs, "sum": sum, "len": len, "best": _b
 
 
 def evaluate(expr: str, names: Dict[str, Any]) -> Any:
-    """Evaluate `expr`: names, subscripts, numbers, strings, + - * /, unary minus and min/max/abs/sum/len/best.
+    """Evaluate `expr`: names, subscripts, numbers, strings, + - * / // %, unary minus, lists and
+    min/max/abs/sum/len/best.
     Nothing else (no attributes, no other calls), so a record cannot run code."""
 
     def ev(node: ast.AST) -> Any:
@@ -273,35 +275,58 @@ def _versions(rec: Dict[str, Any]) -> str:
 
 def _commit(rec: Dict[str, Any]) -> str:
     if rec["commit"] is None:
+        rows = rec["results"].get("rows")
+        if isinstance(rows, list) and rows and all(isinstance(r, dict) and r.get("commit") for r in rows):
+            return "commit per row: " + ", ".join(sorted({r["commit"][:7] for r in rows}))
         return "commit not recorded"
     dirty = {True: " with uncommitted changes", False: "", None: ""}[rec.get("commit_dirty")]
     return f"commit {rec['commit'][:7]}{dirty}"
 
 
-def _setting_text(s: Dict[str, Any]) -> str:
-    def flag(key: str, label: str) -> str:
-        return f"{label} {'not recorded' if s.get(key) is None else ('on' if s[key] else 'off')}"
-
-    extra = [f"{k.replace('_', ' ')} {'on' if v else 'off'}" if isinstance(v, bool) else f"{k.replace('_', ' ')} {v}"
-             for k, v in s.items() if k not in CONTENDER_KEYS and v is not None]
-    return ", ".join([s.get("precision") or "precision not recorded", flag("tf32", "TF32"),
-                      flag("cudnn_benchmark", "cudnn.benchmark")] + extra)
+def _flag(value: Any) -> str:
+    return "not recorded" if value is None else ("on" if value else "off")
 
 
-def _settings_lines(rec: Dict[str, Any]) -> List[str]:
-    settings = rec["settings"]
-    contenders = settings.get("contenders")
-    if not contenders:
-        shown = {k: v for k, v in settings.items() if k != "source"}
-        if not shown:
-            return []
-        text = "; ".join(f"{k.replace('_', ' ')} {_plain(v)}" for k, v in shown.items())
-        return [f"Settings: {text}" + (f" ({settings['source']})." if settings.get("source") else ".")]
+def _contender_line(contenders: Dict[str, Dict[str, Any]], source: str) -> str:
+    """One line for a set of contenders: TF32 and cudnn.benchmark once where every contender has the same, else
+    per contender; then each contender's precision (other settings stay in the record)."""
+    parts = []
+    for key, label in (("tf32", "TF32"), ("cudnn_benchmark", "cudnn.benchmark")):
+        values = {c.get(key) for c in contenders.values()}
+        if len(values) == 1:
+            parts.append(f"{label} {_flag(values.pop())} for every contender")
+        else:
+            parts.append(f"{label} " + ", ".join(f"{who} {_flag(c.get(key))}" for who, c in contenders.items()))
     groups: Dict[str, List[str]] = {}
-    for who, s in contenders.items():
-        groups.setdefault(_setting_text(s), []).append(who)
-    text = "; ".join(f"{', '.join(who)}: {s}" for s, who in groups.items())
-    return [f"Settings: {text} ({settings['source']})."]
+    for who, c in contenders.items():
+        groups.setdefault(c.get("precision") or "not recorded", []).append(who)
+    parts.append("precision: " + "; ".join(f"{', '.join(who)} {p}" for p, who in groups.items()))
+    return "Settings: " + "; ".join(parts) + f" ({source})."
+
+
+def _settings_lines(recs: List[Dict[str, Any]]) -> List[str]:
+    """The settings of a block's records: the contenders of records with the same source merged into one line
+    where no contender differs between them."""
+    lines: List[str] = []
+    merged: List[Tuple[str, Dict[str, Dict[str, Any]]]] = []
+    for rec in recs:
+        settings = rec["settings"]
+        contenders = settings.get("contenders")
+        if not contenders:
+            shown = {k: v for k, v in settings.items() if k != "source"}
+            if shown:
+                text = "; ".join(f"{k.replace('_', ' ')} {_plain(v)}" for k, v in shown.items())
+                line = f"Settings: {text}" + (f" ({settings['source']})." if settings.get("source") else ".")
+                if line not in lines:
+                    lines.append(line)
+            continue
+        for source, known in merged:
+            if source == settings["source"] and all(known.get(k, v) == v for k, v in contenders.items()):
+                known.update(contenders)
+                break
+        else:
+            merged.append((settings["source"], dict(contenders)))
+    return [_contender_line(c, source) for source, c in merged] + lines
 
 
 def _plain(v: Any) -> str:
@@ -331,8 +356,9 @@ def _table_lines(rec: Dict[str, Any], record_column: bool = False) -> List[str]:
     out = []
     for r in rows:
         names = {**rec["results"], **r, "row": r}
-        cells = [fill("{" + c[1] + (":" + c[2] if len(c) == 3 and c[2] else "") + "}", names, missing="-")
-                 for c in cols]
+        # a column is an expression (with an optional format), or a template of several `{expression:format}`
+        cells = [fill(c[1] if "{" in c[1] else "{" + c[1] + (":" + c[2] if len(c) == 3 and c[2] else "") + "}",
+                      names, missing="-") for c in cols]
         out.append("| " + (f"`{rec['id']}` | " if record_column else "") + " | ".join(cells) + " |")
     return out
 
@@ -361,12 +387,7 @@ def render_block(records: Dict[str, Dict[str, Any]], ids: List[str]) -> List[str
         for rec in tabled:
             lines += _table_lines(rec, record_column=several)
         lines.append("")
-    seen = set()
-    for rec in recs:
-        for line in _settings_lines(rec):
-            if line not in seen:
-                seen.add(line)
-                lines.append(line)
+    lines += _settings_lines(recs)
     while lines and lines[-1] == "":
         lines.pop()
     return lines
