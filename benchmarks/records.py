@@ -61,12 +61,14 @@ def _best(group: Dict[str, Any], prefix: str, field: str) -> float:
     return min(values)
 
 
+_COMPARE = {ast.Gt: operator.gt, ast.Lt: operator.lt, ast.GtE: operator.ge, ast.LtE: operator.le, ast.Eq: operator.eq,
+            ast.NotEq: operator.ne, ast.In: lambda a, b: a in b}
 _FUNCS = {"min": min, "max": max, "abs": abs, "sum": sum, "len": len, "best": _best}
 
 
 def evaluate(expr: str, names: Dict[str, Any]) -> Any:
-    """Evaluate `expr`: names, subscripts, numbers, strings, + - * / // %, unary minus, lists and
-    min/max/abs/sum/len/best.
+    """Evaluate `expr`: names, subscripts, numbers, strings, + - * / // %, unary minus, lists, comparisons,
+    and/or and min/max/abs/sum/len/best.
     Nothing else (no attributes, no other calls), so a record cannot run code."""
 
     def ev(node: ast.AST) -> Any:
@@ -82,8 +84,19 @@ def evaluate(expr: str, names: Dict[str, Any]) -> Any:
             return _BINOPS[type(node.op)](ev(node.left), ev(node.right))
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
             return -ev(node.operand)
-        if isinstance(node, ast.List):
+        if isinstance(node, (ast.List, ast.Tuple)):
             return [ev(e) for e in node.elts]
+        if isinstance(node, ast.Compare) and all(type(op) in _COMPARE for op in node.ops):
+            left = ev(node.left)
+            for op, comp in zip(node.ops, node.comparators):
+                right = ev(comp)
+                if not _COMPARE[type(op)](left, right):
+                    return False
+                left = right
+            return True
+        if isinstance(node, ast.BoolOp):
+            values = [ev(v) for v in node.values]
+            return all(values) if isinstance(node.op, ast.And) else any(values)
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCS
                 and not node.keywords):
             return _FUNCS[node.func.id](*[ev(a) for a in node.args])
@@ -294,7 +307,8 @@ def _contender_line(contenders: Dict[str, Dict[str, Any]], source: str) -> str:
     for key, label in (("tf32", "TF32"), ("cudnn_benchmark", "cudnn.benchmark")):
         values = {c.get(key) for c in contenders.values()}
         if len(values) == 1:
-            parts.append(f"{label} {_flag(values.pop())} for every contender")
+            value = values.pop()
+            parts.append(f"{label} not recorded" if value is None else f"{label} {_flag(value)} for every contender")
         else:
             parts.append(f"{label} " + ", ".join(f"{who} {_flag(c.get(key))}" for who, c in contenders.items()))
     groups: Dict[str, List[str]] = {}
@@ -320,12 +334,13 @@ def _settings_lines(recs: List[Dict[str, Any]]) -> List[str]:
                 if line not in lines:
                     lines.append(line)
             continue
+        shown = {who: {k: c.get(k) for k in CONTENDER_KEYS} for who, c in contenders.items()}  # what the line shows
         for source, known in merged:
-            if source == settings["source"] and all(known.get(k, v) == v for k, v in contenders.items()):
-                known.update(contenders)
+            if source == settings["source"] and all(known.get(k, v) == v for k, v in shown.items()):
+                known.update(shown)
                 break
         else:
-            merged.append((settings["source"], dict(contenders)))
+            merged.append((settings["source"], shown))
     return [_contender_line(c, source) for source, c in merged] + lines
 
 
@@ -348,6 +363,8 @@ def _table_spec(rec: Dict[str, Any]) -> Tuple[List[Dict[str, Any]], List[list], 
             g = groups.setdefault(key, {**{k: r.get(k) for k in by}, "c": {}})
             g["c"][r[table["member"]]] = r
         rows = list(groups.values())
+    if table.get("where"):  # the rows the report shows; the record keeps them all
+        rows = [r for r in rows if evaluate(table["where"], {**rec["results"], **r, "row": r})]
     return rows, table["columns"], table
 
 
@@ -364,8 +381,9 @@ def _table_lines(rec: Dict[str, Any], record_column: bool = False) -> List[str]:
 
 
 def render_block(records: Dict[str, Dict[str, Any]], ids: List[str]) -> List[str]:
-    """The generated lines for a block naming `ids`: per record its device, date, versions, commit and command,
-    then one table (the records' rows, with a record column when there are several) and the settings."""
+    """The generated lines for a block naming `ids`: one bullet per record (device, date, versions, commit,
+    command), one per set of contender settings, then one table of the records' rows (with a record column
+    when there are several)."""
     missing = [i for i in ids if i not in records]
     if missing:
         raise RecordError(f"no record {', '.join(missing)} in benchmarks/results/")
@@ -373,23 +391,20 @@ def render_block(records: Dict[str, Dict[str, Any]], ids: List[str]) -> List[str
     lines = []
     for rec in recs:
         cmds = rec["command"] if isinstance(rec["command"], list) else [rec["command"]]
-        lines.append(f"`{rec['id']}.json`: {_device(rec)}, {rec['date']}; {_versions(rec)}; {_commit(rec)}. "
-                     + " then ".join(f"`{c}`" for c in cmds))
-        lines.append("")
+        lines.append(f"- `{rec['id']}.json`: {_device(rec)}, {rec['date']}; {_versions(rec)}; {_commit(rec)}. "
+                     + " and ".join(f"`{c}`" for c in cmds))
+    lines += ["- " + line for line in _settings_lines(recs)]
     tabled = [r for r in recs if "table" in r]
     if tabled:
         cols = tabled[0]["table"]["columns"]
         if any(r["table"]["columns"] != cols for r in tabled):
             raise RecordError(f"records {', '.join(ids)} share a block but not their table columns")
         several = len(tabled) > 1
+        lines.append("")
         lines.append("| " + ("record | " if several else "") + " | ".join(c[0] for c in cols) + " |")
         lines.append("|" + "---|" * (len(cols) + several))
         for rec in tabled:
             lines += _table_lines(rec, record_column=several)
-        lines.append("")
-    lines += _settings_lines(recs)
-    while lines and lines[-1] == "":
-        lines.pop()
     return lines
 
 
