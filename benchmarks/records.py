@@ -17,6 +17,7 @@ import operator
 import os
 import re
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -535,7 +536,8 @@ def plot(out: Path, folder: Path = RESULTS) -> List[Path]:
                 ax.plot(s["x"], s["y"], label=label)
             if curves.get("target") is not None:
                 ax.axhline(curves["target"], color="gray", linestyle="--", linewidth=1, label="target")
-            ax.set(xlabel=curves["x_label"], ylabel=curves["y_label"], title=rec["title"])
+            ax.set(xlabel=curves["x_label"], ylabel=curves["y_label"])
+            ax.set_title(textwrap.fill(rec["title"], 80), fontsize=8)
             ax.legend(fontsize=8)
             written.append(_save(fig, out / f"{rid}.png"))
         if rec["benchmark"] == "suite":
@@ -544,7 +546,8 @@ def plot(out: Path, folder: Path = RESULTS) -> List[Path]:
                 ax.errorbar(r["energy_45nm_uJ"], r["metric_mean"], yerr=r["metric_std"], fmt="o", capsize=3)
                 ax.annotate(r["label"], (r["energy_45nm_uJ"], r["metric_mean"]), fontsize=7,
                             xytext=(4, 2), textcoords="offset points")
-            ax.set(xlabel="energy per sample, 45 nm (uJ)", ylabel=rec["results"]["metric"], title=rec["title"])
+            ax.set(xlabel="energy per sample, 45 nm (uJ)", ylabel=rec["results"]["metric"])
+            ax.set_title(textwrap.fill(rec["title"], 80), fontsize=8)
             written.append(_save(fig, out / f"{rid}_pareto.png"))
         plt.close("all")
     return written
