@@ -113,7 +113,9 @@ def evaluate(expr: str, names: Dict[str, Any]) -> Any:
 def _format(value: Any, spec: str) -> str:
     if value is None:
         return "-"
-    if isinstance(value, bool) or isinstance(value, str) or not spec:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, str) or not spec:
         return str(value)
     return format(value, spec)
 
