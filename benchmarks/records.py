@@ -4,6 +4,7 @@
     python benchmarks/records.py check-report           # BENCHMARKS.md's generated blocks against the records
     python benchmarks/records.py report --write         # rewrite those blocks from the records
     python benchmarks/records.py plot --out DIR         # the figures, drawn from the records' numbers
+    python benchmarks/records.py import OUT.json --id ID  # a record from a `spikeformers bench --out` output
 
 Standard library only, and matplotlib for `plot`; it does not import spikeformers, so it runs anywhere.
 Exit status 0 when everything holds, 1 with one line per problem otherwise.
@@ -23,7 +24,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 __all__ = ["RESULTS", "REPORT", "MAX_REPORT_LINES", "MAX_RESULTS_BYTES", "SPEED", "KINDS", "RecordError",
            "load_records", "check_record", "check_records", "evaluate", "fill", "headline_rows", "render_block",
-           "render_headline", "report_blocks", "check_report", "write_report", "plot", "main"]
+           "render_headline", "report_blocks", "check_report", "write_report", "DEFAULT_TABLES", "from_bench", "plot",
+           "main"]
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -42,6 +44,27 @@ REQUIRED = {"schema": int, "id": str, "benchmark": str, "title": str, "date": st
             "versions": dict, "commit": (str, type(None)), "command": (str, list), "settings": dict, "results": dict}
 OPTIONAL = {"commit_dirty": (bool, type(None)), "table": dict, "headline": list, "raw_output": dict, "notes": str}
 CONTENDER_KEYS = ("precision", "tf32", "cudnn_benchmark")
+
+#: the table of a record that names none, per benchmark: the rows `spikeformers bench` writes (a record's own
+#: `table` keys, e.g. `where`, override these)
+DEFAULT_TABLES: Dict[str, Dict[str, Any]] = {
+    "neuron": {"group_by": ["dtype", "numel", "T"], "member": "contender", "columns": [
+        ["dtype", "dtype"], ["size (M)", "numel / 1e6", ".1f"], ["T", "T"], ["ours ms", "c['ours']['ms']", ".3g"],
+        ["SJ ms", "best(c, 'sj', 'ms')", ".3g"], ["SJ / ours", "best(c, 'sj', 'ms') / c['ours']['ms']", ".2f"],
+        ["ours % of copy", "c['ours']['frac_copy_bw'] * 100", ".1f"], ["ours graph ms", "c['ours']['graph_ms']", ".3g"],
+        ["SJ graph ms", "best(c, 'sj', 'graph_ms')", ".3g"],
+        ["SJ / ours (graph)", "best(c, 'sj', 'graph_ms') / c['ours']['graph_ms']", ".2f"]]},
+    "model": {"columns": [
+        ["setting", "setting"], ["batch", "batch"], ["images/s", "images_per_s", ",.0f"], ["ms/step", "step_ms", ".3g"],
+        ["peak GB", "peak_gb", ".3g"], ["x SJ's fastest", "images_per_s / fastest(rows, 'sj', batch)", ".3g"]]},
+    "ddp": {"columns": [
+        ["GPUs", "gpus"], ["global batch", "global_batch"], ["images/s", "images_per_s", ",.0f"],
+        ["ms/step", "step_ms", ".3g"], ["peak GB per GPU", "peak_gb", ".3g"],
+        ["speedup", "images_per_s / rows[0]['images_per_s']", ".2f"]]},
+    "lm_speed": {"columns": [
+        ["setting", "setting"], ["heads", "heads"], ["tokens/s", "tokens_per_s", ",.0f"], ["ms/step", "step_ms", ".3g"],
+        ["peak GB", "peak_gb", ".3g"], ["of the twin", "tokens_per_s / rows[0]['tokens_per_s']", ".2f"]]},
+}
 
 
 class RecordError(ValueError):
@@ -64,12 +87,20 @@ def _best(group: Dict[str, Any], prefix: str, field: str) -> float:
 
 _COMPARE = {ast.Gt: operator.gt, ast.Lt: operator.lt, ast.GtE: operator.ge, ast.LtE: operator.le, ast.Eq: operator.eq,
             ast.NotEq: operator.ne, ast.In: lambda a, b: a in b}
-_FUNCS = {"min": min, "max": max, "abs": abs, "sum": sum, "len": len, "best": _best}
+def _fastest(rows: List[Dict[str, Any]], prefix: str, batch: Any) -> float:
+    """The most images/s among the rows of settings starting with `prefix` at this batch (SpikingJelly's fastest)."""
+    values = [r["images_per_s"] for r in rows if str(r.get("setting", "")).startswith(prefix) and r.get("batch") == batch]
+    if not values:
+        raise KeyError(prefix)
+    return max(values)
+
+
+_FUNCS = {"min": min, "max": max, "abs": abs, "sum": sum, "len": len, "best": _best, "fastest": _fastest}
 
 
 def evaluate(expr: str, names: Dict[str, Any]) -> Any:
     """Evaluate `expr`: names, subscripts, numbers, strings, + - * / // %, unary minus, lists, comparisons,
-    and/or and min/max/abs/sum/len/best.
+    and/or and min/max/abs/sum/len/best/fastest.
     Nothing else (no attributes, no other calls), so a record cannot run code."""
 
     def ev(node: ast.AST) -> Any:
@@ -191,7 +222,7 @@ def check_record(name: str, rec: Dict[str, Any]) -> List[str]:
     errs += [f"{name}: {e}" for e in _outside_paths(rec)]
     if rec["benchmark"] in SPEED:
         errs += _check_contenders(name, rec["settings"])
-    if "table" in rec:
+    if _table(rec):
         errs += _check_table(name, rec)
     for i, h in enumerate(rec.get("headline", [])):
         errs += _check_headline(f"{name}: headline {i + 1}", h, rec)
@@ -219,7 +250,7 @@ def _check_contenders(name: str, settings: Dict[str, Any]) -> List[str]:
 
 
 def _check_table(name: str, rec: Dict[str, Any]) -> List[str]:
-    table = rec["table"]
+    table = _table(rec)
     rows = rec["results"].get(table.get("rows", "rows"))
     if not isinstance(rows, list) or not rows:
         return [f"{name}: table: results.{table.get('rows', 'rows')} must be a non-empty list of rows"]
@@ -355,8 +386,14 @@ def _plain(v: Any) -> str:
     return str(v)
 
 
+def _table(rec: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """The record's table: its benchmark's default, with the record's own `table` keys over it."""
+    table = {**DEFAULT_TABLES.get(rec["benchmark"], {}), **rec.get("table", {})}
+    return table if table.get("columns") else None
+
+
 def _table_spec(rec: Dict[str, Any]) -> Tuple[List[Dict[str, Any]], List[list], Dict[str, Any]]:
-    table = rec["table"]
+    table = _table(rec)
     rows = rec["results"][table.get("rows", "rows")]
     by = table.get("group_by")
     if by:  # one table row per group of rows (e.g. per cell of a kernel benchmark, its contenders side by side)
@@ -397,10 +434,10 @@ def render_block(records: Dict[str, Dict[str, Any]], ids: List[str]) -> List[str
         lines.append(f"- `{rec['id']}.json`: {_device(rec)}, {rec['date']}; {_versions(rec)}; {_commit(rec)}. "
                      + " and ".join(f"`{c}`" for c in cmds))
     lines += ["- " + line for line in _settings_lines(recs)]
-    tabled = [r for r in recs if "table" in r]
+    tabled = [r for r in recs if _table(r)]
     if tabled:
-        cols = tabled[0]["table"]["columns"]
-        if any(r["table"]["columns"] != cols for r in tabled):
+        cols = _table(tabled[0])["columns"]
+        if any(_table(r)["columns"] != cols for r in tabled):
             raise RecordError(f"records {', '.join(ids)} share a block but not their table columns")
         several = len(tabled) > 1
         lines.append("")
@@ -518,6 +555,60 @@ def write_report(report: Path = REPORT, folder: Path = RESULTS) -> int:
     return len(generated)
 
 
+# ---------------------------------------------------------------- a record from a benchmark's output
+
+_SKIP_ARGS = {"out", "dry_run", "worker", "timeout"}
+
+
+def _flags(args: Dict[str, Any]) -> str:
+    """The command-line flags that repeat `args` (argparse's names back to --dashes)."""
+    out = []
+    for k, v in args.items():
+        if k in _SKIP_ARGS or v is None or v is False:
+            continue
+        flag = "--" + k.replace("_", "-")
+        if v is True:
+            out.append(flag)
+        elif isinstance(v, list):
+            out.append(" ".join([flag] + [f"{x:g}" if isinstance(x, float) else str(x) for x in v]))
+        else:
+            out.append(f"{flag} {v:g}" if isinstance(v, float) else f"{flag} {v}")
+    return " ".join(out)
+
+
+def from_bench(out: Dict[str, Any], rid: str, title: Optional[str] = None) -> Dict[str, Any]:
+    """A schema-1 record from what `spikeformers bench NAME --out FILE` writes (suite, provenance, args, rows,
+    and `settings` where the benchmark states them; contenders without stated settings get null = not
+    recorded). A file that already follows the schema is returned with its id set."""
+    if out.get("schema") == 1:
+        return dict(out, id=rid)
+    if out.get("complete") is False:
+        raise RecordError("the benchmark did not finish (complete: false): no record from a partial run")
+    suite, prov, args = out["suite"], out["provenance"], dict(out.get("args", {}))
+    benchmark = {"lm": "lm_speed"}.get(suite, suite)
+    rows = out["rows"]
+    names = []
+    for r in rows:
+        who = r.get("setting") or r.get("contender") or (f"{r['gpus']} GPU" + "s" * (r["gpus"] > 1) if "gpus" in r else None)
+        if who is not None and who not in names:
+            names.append(who)
+    settings = out.get("settings") or {
+        "contenders": {n: {"precision": None, "tf32": None, "cudnn_benchmark": None} for n in names},
+        "source": "not stated in the benchmark's output"}
+    cuda = bool(prov.get("device"))
+    versions = {k: prov[k] for k in ("torch", "cuda", "triton", "spikingjelly", "python") if prov.get(k)}
+    rec = {"schema": 1, "id": rid, "benchmark": benchmark,
+           "title": title or out.get("title") or f"spikeformers bench {suite}" + (f" ({args['model']})" if args.get("model") else ""),
+           "date": str(prov["date"])[:10], "device": prov.get("device") or f"cpu ({prov.get('host_arch', 'x86_64')})",
+           "gpus": (max(args.get("gpus", [1])) if suite == "ddp" else 1) if cuda else 0,
+           "versions": versions, "commit": prov.get("commit"), "commit_dirty": prov.get("commit_dirty"),
+           "command": f"spikeformers bench {suite} {_flags(args)} --out {rid}.json".replace("  ", " "),
+           "settings": settings,
+           "results": {k: v for k, v in out.items()
+                       if k not in ("suite", "provenance", "args", "summary", "complete", "settings", "title")}}
+    return rec
+
+
 # ---------------------------------------------------------------- figures
 
 def plot(out: Path, folder: Path = RESULTS) -> List[Path]:
@@ -570,6 +661,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     sub.add_parser("check-report", help="BENCHMARKS.md's generated blocks against the records")
     r = sub.add_parser("report", help="print (or --write) the generated blocks")
     r.add_argument("--write", action="store_true", help="rewrite BENCHMARKS.md's blocks in place")
+    i = sub.add_parser("import", help="write a record from a `spikeformers bench ... --out FILE` output")
+    i.add_argument("file", help="the benchmark's JSON output")
+    i.add_argument("--id", required=True, help="the record's name: <benchmark>_<subject>_<device>")
+    i.add_argument("--title", help="what it measures, in one line")
     p = sub.add_parser("plot", help="the figures, from the records")
     p.add_argument("--out", default=str(ROOT / "bench_out" / "figures"), help="folder (default bench_out/figures)")
     args = ap.parse_args(argv)
@@ -578,6 +673,19 @@ def main(argv: Optional[List[str]] = None) -> int:
             errs = check_records()
         elif args.cmd == "check-report":
             errs = check_records() + check_report()
+        elif args.cmd == "import":
+            path = RESULTS / f"{args.id}.json"
+            if path.exists():
+                raise RecordError(f"{path.name} exists: a new measurement gets a new id, or delete the old record first")
+            rec = from_bench(json.loads(Path(args.file).read_text()), args.id, args.title)
+            errs = check_record(args.id, rec)
+            if errs:
+                raise RecordError("; ".join(errs))
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(json.dumps(rec, indent=1) + "\n")
+            os.replace(tmp, path)
+            print(f"wrote {path.relative_to(ROOT)}: name it in a BENCHMARKS.md block, then run report --write")
+            return 0
         elif args.cmd == "report":
             if args.write:
                 print(f"rewrote {write_report()} blocks of {REPORT.name}")

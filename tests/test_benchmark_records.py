@@ -178,3 +178,25 @@ def test_the_figures_are_drawn_from_the_records(tmp_path):
     names = {p.name for p in paths}
     assert {"lm_gcide_h200.png", "segment_fashion_mnist_scenes_h200.png", "suite_attention_digits_cpu_pareto.png"} <= names
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
+
+
+def test_a_benchmark_output_imports_as_a_record():
+    out = {"suite": "model", "complete": True, "model": "spikformer_4_384", "T": 4,
+           "provenance": {"date": "2026-12-01T10:00:00+00:00", "torch": "2.11.0+cu130", "cuda": "13.0",
+                          "device": "NVIDIA H100 80GB HBM3", "device_count": 1, "commit": "abc1234", "commit_dirty": False},
+           "args": {"model": "spikformer_4_384", "T": 4, "batches": [64], "settings": ["ours-bf16-graph", "sj-fp32"],
+                    "check_steps": 0, "out": "/somewhere/model.json", "dry_run": False},
+           "settings": {"contenders": {"ours-bf16-graph": {"precision": "bf16 autocast", "tf32": True, "cudnn_benchmark": True},
+                                       "sj-fp32": {"precision": "fp32", "tf32": True, "cudnn_benchmark": True}},
+                        "source": "read from torch.backends when each contender ran"},
+           "rows": [{"setting": "ours-bf16-graph", "batch": 64, "images_per_s": 8000.0, "step_ms": 8.0, "peak_gb": 2.5},
+                    {"setting": "sj-fp32", "batch": 64, "images_per_s": 2500.0, "step_ms": 25.6, "peak_gb": 6.8}]}
+    rec = records.from_bench(out, "model_spikformer_4_384_32_h100_new")
+    assert records.check_record(rec["id"], rec) == []
+    assert rec["command"].startswith("spikeformers bench model --model spikformer_4_384 --T 4 --batches 64")
+    assert "/somewhere" not in json.dumps(rec) and rec["commit"] == "abc1234"
+    block = records.render_block({rec["id"]: rec}, [rec["id"]])
+    assert "| ours-bf16-graph | 64 | 8,000 | 8 | 2.5 | 3.2 |" in block  # 8000 / 2500, SpikingJelly's fastest
+    assert any("TF32 on for every contender; cudnn.benchmark on for every contender" in ln for ln in block)
+    with pytest.raises(records.RecordError, match="did not finish"):
+        records.from_bench(dict(out, complete=False), "x")
