@@ -89,7 +89,8 @@ _COMPARE = {ast.Gt: operator.gt, ast.Lt: operator.lt, ast.GtE: operator.ge, ast.
             ast.NotEq: operator.ne, ast.In: lambda a, b: a in b}
 def _fastest(rows: List[Dict[str, Any]], prefix: str, batch: Any) -> float:
     """The most images/s among the rows of settings starting with `prefix` at this batch (SpikingJelly's fastest)."""
-    values = [r["images_per_s"] for r in rows if str(r.get("setting", "")).startswith(prefix) and r.get("batch") == batch]
+    values = [r["images_per_s"] for r in rows
+              if str(r.get("setting", "")).startswith(prefix) and r.get("batch") == batch]
     if not values:
         raise KeyError(prefix)
     return max(values)
@@ -589,7 +590,9 @@ def from_bench(out: Dict[str, Any], rid: str, title: Optional[str] = None) -> Di
     rows = out["rows"]
     names = []
     for r in rows:
-        who = r.get("setting") or r.get("contender") or (f"{r['gpus']} GPU" + "s" * (r["gpus"] > 1) if "gpus" in r else None)
+        who = r.get("setting") or r.get("contender")
+        if who is None and "gpus" in r:
+            who = f"{r['gpus']} GPU" + "s" * (r["gpus"] > 1)
         if who is not None and who not in names:
             names.append(who)
     settings = out.get("settings") or {
@@ -598,7 +601,8 @@ def from_bench(out: Dict[str, Any], rid: str, title: Optional[str] = None) -> Di
     cuda = bool(prov.get("device"))
     versions = {k: prov[k] for k in ("torch", "cuda", "triton", "spikingjelly", "python") if prov.get(k)}
     rec = {"schema": 1, "id": rid, "benchmark": benchmark,
-           "title": title or out.get("title") or f"spikeformers bench {suite}" + (f" ({args['model']})" if args.get("model") else ""),
+           "title": title or out.get("title")
+           or f"spikeformers bench {suite}" + (f" ({args['model']})" if args.get("model") else ""),
            "date": str(prov["date"])[:10], "device": prov.get("device") or f"cpu ({prov.get('host_arch', 'x86_64')})",
            "gpus": (max(args.get("gpus", [1])) if suite == "ddp" else 1) if cuda else 0,
            "versions": versions, "commit": prov.get("commit"), "commit_dirty": prov.get("commit_dirty"),
@@ -676,7 +680,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         elif args.cmd == "import":
             path = RESULTS / f"{args.id}.json"
             if path.exists():
-                raise RecordError(f"{path.name} exists: a new measurement gets a new id, or delete the old record first")
+                raise RecordError(f"{path.name} exists: a new measurement gets a new id, "
+                                  "or delete the old record first")
             rec = from_bench(json.loads(Path(args.file).read_text()), args.id, args.title)
             errs = check_record(args.id, rec)
             if errs:

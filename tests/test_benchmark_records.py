@@ -68,7 +68,8 @@ def _headline_rows_for(name):
 def test_headline_numbers_equal_the_records_read_directly():
     # the LIF kernel: SpikingJelly's time over ours at fp32, 38.5 M elements, T = 4, and our share of the copy bandwidth
     rec = _record("neuron_lif_h100")
-    cell = {r["contender"]: r for r in rec["results"]["rows"] if (r["dtype"], r["numel"], r["T"]) == ("fp32", 38500000, 4)}
+    cell = {r["contender"]: r for r in rec["results"]["rows"]
+            if (r["dtype"], r["numel"], r["T"]) == ("fp32", 38500000, 4)}
     ratio, frac = cell["sj:auto"]["ms"] / cell["ours"]["ms"], cell["ours"]["frac_copy_bw"]
     neuron = _headline_rows_for("neuron_lif_h100")
     assert neuron[0]["measured"].startswith(f"{ratio:.2f}x") and f"{ratio:.2f}" == "3.27"
@@ -101,7 +102,8 @@ def test_speed_records_state_tf32_and_cudnn_benchmark_per_contender():
         rec = json.loads(path.read_text())
         if rec["benchmark"] in records.SPEED:
             for who, s in rec["settings"]["contenders"].items():
-                assert s["tf32"] in (True, False, None) and s["cudnn_benchmark"] in (True, False, None), (path.name, who)
+                assert s["tf32"] in (True, False, None), (path.name, who)
+                assert s["cudnn_benchmark"] in (True, False, None), (path.name, who)
     # the model benchmark turns both on for every contender, SpikingJelly's included
     rec = _record("model_spikformer_8_512_224_h200")
     assert all(s["tf32"] is True and s["cudnn_benchmark"] is True for s in rec["settings"]["contenders"].values())
@@ -176,17 +178,20 @@ def test_the_figures_are_drawn_from_the_records(tmp_path):
     pytest.importorskip("matplotlib")
     paths = records.plot(tmp_path)
     names = {p.name for p in paths}
-    assert {"lm_gcide_h200.png", "segment_fashion_mnist_scenes_h200.png", "suite_attention_digits_cpu_pareto.png"} <= names
+    assert {"lm_gcide_h200.png", "segment_fashion_mnist_scenes_h200.png",
+            "suite_attention_digits_cpu_pareto.png"} <= names
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
 
 
 def test_a_benchmark_output_imports_as_a_record():
     out = {"suite": "model", "complete": True, "model": "spikformer_4_384", "T": 4,
            "provenance": {"date": "2026-12-01T10:00:00+00:00", "torch": "2.11.0+cu130", "cuda": "13.0",
-                          "device": "NVIDIA H100 80GB HBM3", "device_count": 1, "commit": "abc1234", "commit_dirty": False},
+                          "device": "NVIDIA H100 80GB HBM3", "device_count": 1, "commit": "abc1234",
+                          "commit_dirty": False},
            "args": {"model": "spikformer_4_384", "T": 4, "batches": [64], "settings": ["ours-bf16-graph", "sj-fp32"],
                     "check_steps": 0, "out": "/somewhere/model.json", "dry_run": False},
-           "settings": {"contenders": {"ours-bf16-graph": {"precision": "bf16 autocast", "tf32": True, "cudnn_benchmark": True},
+           "settings": {"contenders": {"ours-bf16-graph": {"precision": "bf16 autocast", "tf32": True,
+                                                           "cudnn_benchmark": True},
                                        "sj-fp32": {"precision": "fp32", "tf32": True, "cudnn_benchmark": True}},
                         "source": "read from torch.backends when each contender ran"},
            "rows": [{"setting": "ours-bf16-graph", "batch": 64, "images_per_s": 8000.0, "step_ms": 8.0, "peak_gb": 2.5},
