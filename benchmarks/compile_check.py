@@ -23,12 +23,12 @@ import triton  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
 
-from spikeformers.layers import bn_fire  # noqa: E402
-from spikeformers.layers.triton_bn_lif import bn_lif_bwd_kernel, bn_lif_fwd_kernel  # noqa: E402
-from spikeformers.neurons.kernels import ops  # noqa: E402
-from spikeformers.neurons.kernels.triton_asn import asn_bwd_kernel, asn_fwd_kernel  # noqa: E402
-from spikeformers.neurons.kernels.triton_lif import lif_bwd_kernel, lif_fwd_kernel  # noqa: E402
-from spikeformers.neurons.kernels.triton_ternary import ternary_bwd_kernel, ternary_fwd_kernel  # noqa: E402
+from spikeformers.kernels import bn_fire  # noqa: E402
+from spikeformers.kernels import neuron as ops  # noqa: E402
+from spikeformers.kernels.triton_asn import asn_bwd_kernel, asn_fwd_kernel  # noqa: E402
+from spikeformers.kernels.triton_bn_fire import bn_lif_bwd_kernel, bn_lif_fwd_kernel  # noqa: E402
+from spikeformers.kernels.triton_lif import lif_bwd_kernel, lif_fwd_kernel  # noqa: E402
+from spikeformers.kernels.triton_ternary import ternary_bwd_kernel, ternary_fwd_kernel  # noqa: E402
 
 PTXAS = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
 DATA = {"x_ptr", "y_ptr", "gy_ptr", "gx_ptr", "g_ptr"}  # pointers in the input dtype; other pointers are fp32
@@ -96,7 +96,7 @@ def variants(quick: bool):
         yield "asn_fwd", asn_fwd_kernel, dt, dict(SOFT=False, PER_CHANNEL=True, C=C), fwd
         for soft, det, surr, pc in [(False, True, 0, False), (True, False, 1, True)]:
             yield "asn_bwd", asn_bwd_kernel, dt, dict(SOFT=soft, DETACH=det, SURR=surr, PER_CHANNEL=pc, NEED_GK=True, C=C), bwd
-        # BatchNorm + LIF (layers/triton_bn_lif.py) at 64 channels, its tiles as layers/bn_fire.py launches them
+        # BatchNorm + LIF (kernels/triton_bn_fire.py) at 64 channels, its tiles as kernels/bn_fire.py launches them
         tile = lambda way: dict(BLOCK_R=bn_fire.CONFIG[way + "_tile"] // 64, BLOCK_C=64)  # noqa: E731
         yield "bn_lif_fwd", bn_lif_fwd_kernel, dt, dict(KIND=1, SOFT=False, C=C, **tile("fwd")), None
         for soft, det, surr in [(False, True, 0), (True, False, 1)][: 1 if quick else 2]:

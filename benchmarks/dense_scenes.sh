@@ -8,7 +8,7 @@
 #   JOBS="seg:snn seg:snn:model.T=2" bash benchmarks/dense_scenes.sh 20   # a third field: overrides of that job,
 #   JOBS="seg:snn:model.neuron=ilif+model.T=1" bash benchmarks/dense_scenes.sh 20   # several joined by +
 # Runs that share a GPU calibrate side by side; a second calibration epoch that overlaps a neighbour's start-up
-# runs faster than the shared epochs after it (2026-11-28, GPUS=2: 9.4 s vs 14-20 s); each resuming call
+# runs faster than the shared epochs after it; each resuming call
 # fits the schedule again to the minutes left (budgeted_run.sh).
 # Records: $OUT/<kind>_<snn|ann>/ (calibration and training logs, metrics, summary, config).
 set -u

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One GPU session (<= 9 minutes wall on one H100): GPU tests, then the neuron benchmark, then the model
+# One GPU run (<= 9 minutes wall on one H100): GPU tests, then the neuron benchmark, then the model
 # benchmark. Logs and JSON records go to "$OUT" (default ./bench_out); a short summary prints last.
 #
 #   bash benchmarks/gpu_session.sh                 # from the repository root
@@ -33,7 +33,7 @@ for d in ("triton", "spikingjelly", "loguru", "h5py"):
         print(d, md.version(d))
     except md.PackageNotFoundError:
         print(d, "MISSING")
-from spikeformers.neurons.kernels import kernel_status
+from spikeformers.kernels import kernel_status
 print("kernels:", kernel_status())
 EOF
 } 2>&1 | tee "$OUT/env.txt"

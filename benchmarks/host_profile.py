@@ -13,7 +13,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 from spikeformers.neurons import create_neuron  # noqa: E402
-from spikeformers.neurons.kernels import ops  # noqa: E402
+from spikeformers.kernels import neuron as ops  # noqa: E402
 
 dev = "cuda"
 T, N = 4, 4096
@@ -51,7 +51,7 @@ args = (x, y, d, y, N, T, 1, 0, 0.5, 1.0, 0.0, 1, False, False, 4, 1024)
 def f_direct():
     k.run(4, 1, 1, stream, k.function, k.packed_metadata, None, None, None, *args)
 res["same kernel via CompiledKernel.run"] = host_us(f_direct)
-from spikeformers.neurons.kernels.launch import launch  # noqa: E402
+from spikeformers.kernels.launch import launch  # noqa: E402
 res["same kernel via launch()"] = host_us(lambda: launch(ops.lif_fwd_kernel, (4,), (x, y, d, y, N, T, 1, 0, 0.5, 1.0, 0.0), dict(KIND=1, K_PTR=False, SOFT=False, C=4, BLOCK=1024), dict(num_warps=4, enable_fp_fusion=False)))
 res["torch.empty_like"] = host_us(lambda: torch.empty_like(x))
 try:

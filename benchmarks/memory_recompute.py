@@ -2,9 +2,8 @@
 
 Spikformer-4-384 at 32 x 32 (the issue's setting), one fresh process per setting.
 CUDA: batch 64, bf16, the default step (`make_step`: graphed) with AdamW; peak = torch.cuda.max_memory_allocated
-over the whole process: the warm-up steps, the graph's capture and 10 timed steps. (A captured graph replays
-in the memory it took at capture, so a peak counted only after capture shows the static tensors alone: on
-2026-11-28 that read 276 MiB for every setting.)
+over the whole process: the warm-up steps, the graph's capture and 10 timed steps (a captured graph replays
+in the memory it took at capture, so a peak counted only after capture would show the static tensors alone).
 CPU (no CUDA, or --cpu): fp32, one training step; peak = growth of the process's peak resident memory during it
 (ru_maxrss), which includes the gradients' first allocation (the same in both modes).
 

@@ -1,8 +1,7 @@
 """One metric of several runs against training minutes (and epochs), from their metrics.jsonl records.
 
-    python benchmarks/plot_runs.py --metric test_miou --out curves.png \
-        "I-LIF, T = 1=benchmarks/results/2026-11-28/seg_ilif_T1_h200_20min/seg_snn_ilif_T1.metrics.jsonl" \
-        "ANN twin=benchmarks/results/2026-11-28/seg_h200x2_T2_coarse_20min/seg_ann.metrics.jsonl"
+    python benchmarks/plot_runs.py --metric test_miou --out bench_out/curves.png \
+        "I-LIF, T = 1=runs/seg_snn/run/metrics.jsonl" "ANN twin=runs/seg_ann/run/metrics.jsonl"
 
 Each run is LABEL=PATH (or PATH, labelled by its file name). The x axis is the records' `elapsed_s`
 (training time, evaluation excluded) in minutes; a second panel plots the same values by epoch.

@@ -1,4 +1,4 @@
-"""Our 3x3/stride-2 max-pool kernels (layers/triton_pool.py) against torch's channels_last max_pool2d, at the
+"""Our 3x3/stride-2 max-pool kernels (kernels/triton_maxpool.py) against torch's channels_last max_pool2d, at the
 pool shapes of Spikformer-8-512's patch splitting at 224 x 224 (T x batch = 128), with a sweep of the
 kernels' tile sizes and warps. Forward and backward timed apart, bf16, CUDA events, median of 20.
 
@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
-from spikeformers.layers.maxpool import _BWD_BLOCKS, _FWD_BLOCKS  # noqa: E402
-from spikeformers.layers.triton_pool import pool_backward, pool_forward  # noqa: E402
-from spikeformers.neurons.kernels.launch import launch  # noqa: E402
+from spikeformers.kernels.launch import launch  # noqa: E402
+from spikeformers.kernels.maxpool import BWD_BLOCKS as _BWD_BLOCKS, FWD_BLOCKS as _FWD_BLOCKS  # noqa: E402
+from spikeformers.kernels.triton_maxpool import pool_backward, pool_forward  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--n", type=int, default=128)
@@ -82,7 +82,7 @@ for C, side in SHAPES:
         assert torch.equal(y, y_ref), f"forward differs from torch at {c}"
         assert torch.allclose(gx.float(), gx_ref.float(), atol=1e-2, rtol=1e-2), f"backward differs from torch at {c}"
         totals[c][0] += f; totals[c][1] += b
-fwd_now = (_FWD_BLOCKS["BLOCK_P"], _FWD_BLOCKS["BLOCK_C"], 4)  # the tiles layers/maxpool.py uses (4 warps)
+fwd_now = (_FWD_BLOCKS["BLOCK_P"], _FWD_BLOCKS["BLOCK_C"], 4)  # the tiles kernels/maxpool.py uses (4 warps)
 bwd_now = (_BWD_BLOCKS["BLOCK_P"], _BWD_BLOCKS["BLOCK_C"], 4)
 now = totals[fwd_now][0], totals[bwd_now][1]
 best_f = min(CONFIGS, key=lambda c: totals[c][0])

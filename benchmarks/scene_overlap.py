@@ -1,6 +1,6 @@
 """How much of fashion_mnist_scenes' segmentation labelling the image cannot show: on how many object
 pixels the label (the item drawn last) differs from the item whose intensity the pixel shows (the
-brightest with `--occlusion max`, the dataset's default until 2026-11-28; with `opaque`, the last: none
+brightest with `--occlusion max`; with `opaque`, the dataset's default, the last: none
 should differ), and the mIoU (background included) of an oracle that knows every item's class and labels each pixel with
 the item it shows: the ceiling of a segmenter that reads the image.
 Replays the generator's draws for the test split (`draw_scenes`) and checks that it reproduces the

@@ -75,8 +75,8 @@ for e in prof.key_averages():
     n = e.key.lower(); total += t
     k = ("gemm/conv" if any(s in n for s in ("gemm", "cutlass", "sm90", "conv", "xmma", "cublas", "nvjet")) else
          "batchnorm" if ("batch_norm" in n or "bn_" in n or "batchnorm" in n or "welford" in n
-                         or n.startswith(("partial_sums", "finalize_", "affine"))) else  # ours: layers/triton_bn.py
-         "bn+neuron (ours)" if n.startswith("bn_lif_") else  # layers/triton_bn_lif.py
+                         or n.startswith(("partial_sums", "finalize_", "affine"))) else  # ours: kernels/triton_batchnorm.py
+         "bn+neuron (ours)" if n.startswith("bn_lif_") else  # kernels/triton_bn_fire.py
          "neuron (ours)" if ("lif_" in n or "ternary_" in n or "asn_" in n) else
          "copy/transpose" if ("copy" in n or "transpose" in n or "contiguous" in n) else
          "elementwise" if ("elementwise" in n or "vectorized" in n or "unrolled" in n) else
@@ -87,7 +87,7 @@ for k, v in sorted(fam.items(), key=lambda kv: -kv[1]):
     print(f"  {k:16s} {v / 3 / 1e3:7.2f} ms  {100 * v / total:5.1f} %")
 for t, k, c in sorted(rows, reverse=True)[:25]:
     print(f"  {t / 3 / 1e3:7.3f} ms  x{c // 3:4d}  {k}")
-if args.by_op:  # which op and shape launched the copies and reductions (NOTES.md v4)
+if args.by_op:  # which op and shape launched the copies and reductions
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], record_shapes=True) as prof:
         step()
         torch.cuda.synchronize()
