@@ -23,10 +23,14 @@ BACKENDS = ("auto", "torch", "triton")
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
+#: False: no spike tensor is tagged, so none is saved as bits (the benchmarks' "-unpacked" settings compare both)
+PACK_SPIKES = True
+
+
 def mark_binary(x: Tensor) -> Tensor:
     """Tag `x` as binary spikes (values 0 and 1 only), so a layer that saves it for backward may store it as bits
     (`layers/spike_linear.py`); only while autograd records, and never under torch.compile (no Python state)."""
-    if torch.is_grad_enabled() and x.requires_grad and not torch.compiler.is_compiling():
+    if PACK_SPIKES and torch.is_grad_enabled() and x.requires_grad and not torch.compiler.is_compiling():
         x._binary_spikes = True
     return x
 
