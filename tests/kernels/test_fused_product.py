@@ -119,3 +119,17 @@ def test_interp_binary_operands_are_saved_as_bits_with_the_same_gradients():
     (ya, *ga, bytes_a), (yb, *gb, bytes_b) = results
     assert torch.equal(ya, yb) and all(torch.equal(a, b) for a, b in zip(ga, gb))
     assert bytes_b * 32 == bytes_a  # fp32 operands: 32 bits each, then one
+
+
+@in_interpreter
+@pytest.mark.parametrize("n", [1, 7, 8, 4095, 4096 * 2 + 3])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_interp_bit_packing_kernels_equal_the_pytorch_layout(n, dtype):
+    from spikeformers.kernels.pack import pack_bits, unpack_bits
+
+    x = (torch.rand(n, generator=torch.Generator().manual_seed(n)) < 0.4).to(dtype).view(-1, 1)
+    ref = pack_bits(x, backend="torch")
+    ker = pack_bits(x, backend="triton")
+    assert torch.equal(ker[0], ref[0])
+    y = unpack_bits(ker, backend="triton")
+    assert y.dtype == dtype and torch.equal(y, x) and torch.equal(unpack_bits(ref, backend="torch"), x)

@@ -23,7 +23,7 @@ from torch import Tensor
 __all__ = ["OPS", "triton_available", "interpreting", "usable", "kernels_for", "load", "refuse", "kernel_status"]
 
 #: the op modules of this package (each imports Triton): the name a caller asks for -> its module
-OPS = ("neuron", "neuron_asn", "batchnorm", "bn_fire", "maxpool", "fused_product")
+OPS = ("neuron", "neuron_asn", "batchnorm", "bn_fire", "maxpool", "fused_product", "bitpack")
 
 _TRITON: Optional[bool] = None  # cached: is triton importable?
 _MODULES: Dict[str, ModuleType] = {}

@@ -3,8 +3,8 @@
 Autograd keeps a Linear's input until backward; a spike tensor holds only 0 and 1, so 16 of its bf16 bits
 (32 of fp32) carry one bit of information. `pack_bits` stores it as one bit per element (uint8 words) and
 `unpack_bits` gives back the same values in the same dtype, so the gradients computed from it are the ones
-the unpacked tensor gives, bit for bit. Plain PyTorch operations (on any device): a pass over the tensor
-each way, against the matmuls they feed.
+the unpacked tensor gives, bit for bit. On CUDA one Triton kernel each way (`bitpack.py`), elsewhere plain
+PyTorch operations with the same layout (bit j of word i is element 8 i + j of the flattened tensor).
 """
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from typing import Tuple
 
 import torch
 from torch import Tensor
+
+from .gate import load, usable
 
 __all__ = ["PackedSpikes", "pack_bits", "unpack_bits"]
 
@@ -27,8 +29,11 @@ def _weights(device: torch.device) -> Tensor:
     return w
 
 
-def pack_bits(x: Tensor) -> PackedSpikes:
-    """x (values 0 and 1, any shape and float dtype) as (uint8 words, shape, dtype): 8 elements per byte."""
+def pack_bits(x: Tensor, backend: str = "auto") -> PackedSpikes:
+    """x (values 0 and 1, any shape and float dtype) as (uint8 words, shape, dtype): 8 elements per byte.
+    `backend`: "auto" (the kernel on CUDA), "torch", "triton" (the kernel; on the CPU in Triton's interpreter)."""
+    if usable(x, backend):
+        return load("bitpack").pack(x), x.shape, x.dtype
     flat = x.reshape(-1)
     pad = -flat.numel() % 8
     if pad:
@@ -37,9 +42,11 @@ def pack_bits(x: Tensor) -> PackedSpikes:
     return (bits * _weights(x.device)).sum(-1, dtype=torch.uint8), x.shape, x.dtype
 
 
-def unpack_bits(packed: PackedSpikes) -> Tensor:
+def unpack_bits(packed: PackedSpikes, backend: str = "auto") -> Tensor:
     """The tensor `pack_bits` stored (contiguous)."""
     words, shape, dtype = packed
+    if usable(words, backend):
+        return load("bitpack").unpack(words, shape, dtype)
     bits = (words[:, None] & _weights(words.device)) != 0
     n = 1
     for s in shape:
