@@ -9,6 +9,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
+from ..train.run import provenance as run_provenance
 from ..version import __version__
 
 __all__ = ["DEVICE", "set_dry_run", "require_cuda", "sync", "peak_memory_gb", "reset_peak_memory", "time_ms",
@@ -114,10 +115,11 @@ def copy_bandwidth(nbytes: int = 1 << 30) -> float:
 
 
 def provenance() -> Dict[str, Any]:
+    run = run_provenance()
     out: Dict[str, Any] = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "host": platform.node(), "python": platform.python_version(), "torch": torch.__version__,
-        "cuda": torch.version.cuda,
+        "python": platform.python_version(), "torch": torch.__version__, "cuda": torch.version.cuda,
+        "commit": run["git_commit"], "commit_dirty": run["git_dirty"],
     }
     if torch.cuda.is_available():
         p = torch.cuda.get_device_properties(0)

@@ -131,7 +131,17 @@ def device_name(device: torch.device) -> str:
 
 
 def provenance() -> Dict[str, Any]:
-    """Package version, torch version and git commit, stored with every run."""
+    """Package version, torch version and git commit, stored with every run. A copy of the source without its
+    git history (a machine the tree was copied to) names its commit in SPIKEFORMERS_COMMIT."""
+    commit, dirty = os.environ.get("SPIKEFORMERS_COMMIT") or None, None
+    if commit is None:
+        commit, dirty = _git_commit()
+    return {"version": __version__, "torch": torch.__version__, "cuda": torch.version.cuda, "git_commit": commit,
+            "git_dirty": dirty}
+
+
+def _git_commit() -> Tuple[Optional[str], Optional[bool]]:
+    """(HEAD of the checkout this file is in, whether tracked files differ from it), or Nones outside git."""
     commit, dirty = None, None
     try:
         here = os.path.dirname(os.path.abspath(__file__))
@@ -143,8 +153,7 @@ def provenance() -> Dict[str, Any]:
             dirty = bool(status.stdout.strip()) if status.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         pass
-    return {"version": __version__, "torch": torch.__version__, "cuda": torch.version.cuda, "git_commit": commit,
-            "git_dirty": dirty}
+    return commit, dirty
 
 
 def load_run(run_dir: str) -> Tuple[TrainConfig, Dict[str, Any]]:
