@@ -1,9 +1,9 @@
 """Triton kernels for training-mode BatchNorm on a channel-fastest `[M, C]` view (2-D input, or 4-D
 channels_last: M = N*H*W), used by `layers/batchnorm.py`.
 
-Why: BatchNorm was 3.38 of the 11.73 ms of GPU time of a Spikformer-4-384 bf16 training step on an
-H100, 1.94 ms of it in PyTorch's channels_last statistics and backward-sum kernels; with these kernels
-it is 2.20 ms and the step 10.49 ms (benchmarks/NOTES.md).
+Why: PyTorch's channels_last BatchNorm statistics and backward sums are a large share of a spiking
+transformer's training step (every Linear and conv is followed by BN); the measured costs are in
+benchmarks/NOTES.md.
 
 Forward: `partial_sums` (each program sums a slab of rows, per channel, in fp32: no atomics, so the
 result does not depend on scheduling), `finalize_forward` (statistics, running-stat update, the

@@ -2,7 +2,7 @@
 
 Why: BatchNorm and the neuron after it moved 26 bytes per bf16 element in a training step (BN: statistics,
 y = x * scale + shift; the neuron: read y, write spikes; backward: the neuron's dL/dy, BN's sums over dL/dy
-and its dL/dx); fused they move 18 (benchmarks/NOTES.md v6).
+and its dL/dx); fused they move 18 (benchmarks/NOTES.md).
 
 Layout: BN's channel-fastest rows `[M, CH]` with time outermost (M = T * R): step t is rows
 [t * R, (t + 1) * R), N = R * CH elements apart. A program owns a tile of BLOCK_R rows x BLOCK_C channels

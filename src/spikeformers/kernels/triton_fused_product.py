@@ -6,9 +6,9 @@ read straight from the head-split views of the [.., N, H*d] projections (any str
 one), written in the same layout, so neither the split nor the merge of heads copies anything. Used by
 `attention/fused_product.py` (the autograd function); `AttentionProduct` dispatches to it.
 
-Why: in a Spikformer-4-384 bf16 training step on an H100 (batch 64, N = 64, d = 32) the three batched
-matmuls of this product and the copies that make their operands contiguous (and the gradients'
-transposes back) took about 1.2 of 10.5 ms of GPU time (benchmarks/NOTES.md).
+Why: the three batched matmuls of this product at small head sizes (d = 32 in Spikformer-4-384) and the
+copies that make their operands contiguous (and the gradients' transposes back) cost more than the
+arithmetic; one kernel each way reads the operands in place (benchmarks/NOTES.md).
 
 Rounding follows the torch product: kv is summed in fp32, then rounded to the operands' dtype before
 the second product (as the bf16 output of the first matmul is); every product accumulates in fp32; fp32

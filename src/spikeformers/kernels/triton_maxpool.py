@@ -1,8 +1,7 @@
 """Triton kernels for 2-D max pooling on channels_last (NHWC) tensors, used by `layers/maxpool.py`.
 
-Why: the two 3x3/stride-2 pools of Spikformer's patch splitting took 0.89 of 10.5 ms of GPU time in a
-Spikformer-4-384 bf16 training step on an H100, in torch's NHWC kernels, which also keep an int64 index
-per output (benchmarks/NOTES.md).
+Why: torch's NHWC pooling kernels are slow on the 3x3/stride-2 pools of Spikformer's patch splitting and
+keep an int64 index per output; these keep an int8 window position (measured costs: benchmarks/NOTES.md).
 
 `pool_forward`: each output is the maximum over its in-bounds window (padding never wins), chosen as
 torch chooses it: windows are scanned row by row, a value replaces the running maximum when it is

@@ -102,7 +102,5 @@ class SpikingFPNHead(nn.Module):
 
 def _upsample(logits: Tensor, size) -> Tensor:
     """Bilinear upsampling of class logits (both read-out sizes) in fp32: its backward accumulates with
-    atomic adds, slow in bf16.
-    (With a per-T bf16 version the T = 4 segmenter ran 20 % fewer images/s on an H200, BENCHMARKS.md
-    section 7; this version's speed is not measured yet.)"""
+    atomic adds, slow in bf16."""
     return F.interpolate(logits.float(), size=size, mode="bilinear", align_corners=False)

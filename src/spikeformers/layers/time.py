@@ -3,8 +3,8 @@
 Only neurons see T as its own axis (Spikformer App. B), so convs and BN run on `x.flatten(0, 1)`.
 BN is `layers.batchnorm`'s (torch's, with Triton kernels for training on CUDA). Where those kernels run,
 the Linear/conv bias is passed to BN as `pre_bias` instead of being added: BN's batch statistics cancel
-it, so its gradient is exactly zero, and the bf16 column sum that torch's backward spends on it (0.66 ms
-of a 10.5 ms Spikformer-4-384 step on an H100: benchmarks/NOTES.md) is skipped. `fire(x, neuron)` is
+it, so its gradient is exactly zero, and the bf16 column sum that torch's backward spends on it
+(benchmarks/NOTES.md) is skipped. `fire(x, neuron)` is
 `neuron(layer(x))` with BN and the neuron fused (`bn_fire.py`). On that path a Linear whose input is binary
 spikes keeps it as bits for backward (`spike_linear.py`).
 """

@@ -100,7 +100,7 @@ class FCOSDetector(_Dense):
 
 
 # A small Spikformer for 64 x 64 scenes: stride-2 pools after the first two SPS stages (maps at 2, 4, 4,
-# 4; tokens on a 16 x 16 grid), the layout the dense architecture sweep chose (BENCHMARKS.md section 7).
+# 4; tokens on a 16 x 16 grid), the layout docs/dense.md describes.
 _SMALL = {"dim": 128, "depth": 2, "num_heads": 4, "pooling": "1100"}
 
 
