@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from .._registry import Registry
+from ..conversion.convert import check_conversion, convert_model
 
 __all__ = ["MODELS", "register_model", "create_model", "list_models", "model_info", "count_parameters"]
 
@@ -30,8 +31,11 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
     Unknown names or override keys raise ValueError listing the valid ones. `features_only=True` (with
     `out_indices`) returns the backbone's multi-scale feature maps instead of logits (`features.py`).
     `checkpoint=PATH` loads an official checkpoint (Spikformer or SpikingJelly names; `convert.py`),
-    `checkpoint_source=` names its source when the names do not tell.
+    `checkpoint_source=` names its source when the names do not tell. `conversion={"T": 32}` with
+    `twin="qann_sa"` builds the QANN's equivalent spiking network of T steps (`conversion/`), whose
+    checkpoint then loads as any other.
     """
+    conversion = overrides.pop("conversion", None)
     checkpoint = overrides.pop("checkpoint", None)
     checkpoint_source = overrides.pop("checkpoint_source", None)
     features_only = overrides.pop("features_only", False)
@@ -48,6 +52,12 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
         from ..convert import load_official
 
         load_official(model, checkpoint, checkpoint_source)
+    if conversion is not None:
+        if features_only:
+            raise ValueError("conversion= builds a classifier; it cannot be combined with features_only=True")
+        conversion = check_conversion(conversion)
+        convert_model(model, conversion["T"], family=MODELS.meta(name).get("family"), signed=conversion["signed"])
+        model.model_args["conversion"] = conversion
     if features_only:
         from .features import FeatureBackbone
 

@@ -26,8 +26,9 @@ from ..neurons.quant import quantize_levels
 from ..neurons.registry import neuron_factory
 from .registry import register_model
 
-#: what `twin=` may ask for: the dense ANN twin and the quantized one
-TWINS = ("ann", "qann")
+#: what `twin=` may ask for: the dense ANN twin, the quantized one, and the quantized one that keeps the
+#: spiking attention's product form (the QANN that converts exactly to a spiking network: docs/conversion.md)
+TWINS = ("ann", "qann", "qann_sa")
 
 __all__ = ["TWINS", "SpikformerConfig", "Spikformer", "SpikformerBlock", "check_image_input", "encoded_input",
            "token_backbone_features", "apply_twin", "build_config"]
@@ -93,12 +94,12 @@ def apply_twin(cfg) -> None:
         return
     if cfg.twin not in TWINS:
         raise ValueError(f"unknown twin {cfg.twin!r}; valid twins: {', '.join(TWINS)}")
-    if cfg.twin == "qann":
+    if cfg.twin in ("qann", "qann_sa"):
         levels = cfg.T * (int(cfg.neuron_opts.get("max_spikes", 4)) if cfg.neuron == "ilif" else 1)
         cfg.neuron, cfg.neuron_opts = "quant", {"bits": quantize_levels(levels)}
     else:
         cfg.neuron, cfg.neuron_opts = "relu", {}
-    for f in fields(cfg):
+    for f in fields(cfg) if cfg.twin != "qann_sa" else ():
         if f.name == "attention" or f.name.endswith("_attention"):
             setattr(cfg, f.name, "softmax")
             setattr(cfg, f.name + "_opts", {})
