@@ -68,9 +68,11 @@ class AccumulatedMaxPool(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if x.shape[0] % self.steps:
             raise ValueError(f"AccumulatedMaxPool was converted for T = {self.steps}; got {x.shape[0]} folded maps")
-        acc = x.unflatten(0, (self.steps, -1)).cumsum(0)
+        # float64 sums: multiples of a float32 threshold are exact there, so a train of spikes pools into
+        # spikes of exactly that amplitude (float32 sums would round them into several magnitudes)
+        acc = x.unflatten(0, (self.steps, -1)).to(torch.float64).cumsum(0)
         pooled = F.max_pool2d(acc.flatten(0, 1), self.kernel_size, self.stride, self.padding).unflatten(0, acc.shape[:2])
-        return torch.diff(pooled, dim=0, prepend=torch.zeros_like(pooled[:1])).flatten(0, 1)
+        return torch.diff(pooled, dim=0, prepend=torch.zeros_like(pooled[:1])).flatten(0, 1).to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, steps={self.steps}"
