@@ -6,7 +6,7 @@ Layers, lowest first (docs/design.md); a module may import its own layer or a lo
     2 neurons, data, encoding                      3 layers
     4 attention                                    5 models
     6 tasks                                        7 energy
-    8 train                                        9 suite, speed, export, conversion
+    8 train                                        9 suite, speed, export, to_snn
    10 cli, the package's __init__, __main__
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ LAYERS = {
     "kernels": 1,
     "neurons": 2, "data": 2, "encoding": 2,
     "layers": 3, "attention": 4, "models": 5, "tasks": 6, "energy": 7, "train": 8,
-    "suite": 9, "speed": 9, "export": 9, "conversion": 9,
+    "suite": 9, "speed": 9, "export": 9, "to_snn": 9,
     "cli": 10, "__init__": 10, "__main__": 10,
 }
 #: where a function-level import of the package may stand, and why

@@ -6,6 +6,7 @@
     spikeformers generate RUN_DIR --prompt TEXT        continue a prompt with a trained language model
     spikeformers export RUN_DIR --format onnx|hub      ONNX inference graph / Hugging Face Hub folder
     spikeformers convert SRC.pth DST_DIR --from SOURCE official Spikformer/SDT/QKFormer/SJ weights -> ours
+    spikeformers to-snn RUN_DIR --T 4 8 16 32          a QANN run (twin=qann_sa) as equivalent SNN runs
     spikeformers predict RUN_DIR FILES... [--top-k K]  top-k classes of images / .npy arrays (--text: LMs)
     spikeformers energy MODEL|RUN_DIR [options]        synaptic operations and energy vs the ANN twin
     spikeformers models [PATTERN]                      registered models, parameters, published accuracy
@@ -135,6 +136,15 @@ def cmd_convert(ns) -> int:
     r = convert_file(ns.src, ns.dst, ns.source, ns.model, parse_overrides(ns.options) if ns.model else None)
     print(f"{ns.src} ({r['source']} names, {r['tensors']} tensors) -> {r['model']} "
           f"{r['options']} in {r['path']} (spikeformers.from_pretrained loads it)")
+    return 0
+
+
+def cmd_to_snn(ns) -> int:
+    from ..to_snn import to_snn
+
+    rec = to_snn(ns.run_dir, ns.T, ns.out, signed=not ns.unsigned, device=ns.device,
+                 say=(lambda *_: None) if ns.quiet else print)
+    print(f"-> {rec['path']}" + (f", {rec['plot']}" if rec.get("plot") else ""))
     return 0
 
 
@@ -304,6 +314,14 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--model", default=None, help="our model (default: the registered Spikformer that fits)")
     cv.add_argument("options", nargs="*", metavar="key=value", help="options of --model (num_classes=10 ...)")
     cv.set_defaults(fn=cmd_convert)
+    ts = sub.add_parser("to-snn", help="a QANN run (model.twin=qann_sa) as its equivalent spiking network, one run per T")
+    ts.add_argument("run_dir")
+    ts.add_argument("--T", type=int, nargs="+", required=True, help="time steps, one run folder each (e.g. --T 4 8 16 32)")
+    ts.add_argument("--out", default=None, help="folder of the run folders (default: next to RUN_DIR)")
+    ts.add_argument("--unsigned", action="store_true", help="QCFS IF neurons (no negative spikes) instead of ST-BIF")
+    ts.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda")
+    ts.add_argument("-q", "--quiet", action="store_true")
+    ts.set_defaults(fn=cmd_to_snn)
     x = sub.add_parser("export", help="a trained run as ONNX (input transform included) or as a Hub folder")
     x.add_argument("run_dir")
     x.add_argument("--format", default="onnx", choices=("onnx", "hub"))

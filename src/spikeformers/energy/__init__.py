@@ -9,6 +9,7 @@
 Rules, flags and why published numbers differ: docs/energy.md.
 """
 from . import handlers  # registers the counters of the library's modules
+from . import conversion_counters  # and of converted networks' products (after `handlers`: they take precedence)
 from .counter import CountingRules, LayerCount, OpCounts, count_ops, register_counter
 from .horowitz import PRESETS, Energy, Horowitz45, dense_energy, horowitz45
 from .lemaire import LemaireCosts, lemaire, qann_bits

@@ -32,6 +32,7 @@ def build_ann_twin(model: nn.Module, device: Any = None) -> nn.Module:
     if name is None:
         raise ValueError(f"{type(model).__name__} was not built by create_model (no model_name): pass its twin explicitly")
     args = {**getattr(model, "model_args", {}), "twin": "ann"}
+    args.pop("conversion", None)  # a converted SNN's ANN twin is its source QANN's
     if device is None:
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
     with torch.device(device):

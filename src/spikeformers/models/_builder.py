@@ -15,8 +15,9 @@ from ..neurons.quant import quantize_levels
 
 __all__ = ["TWINS", "check_image_input", "encoded_input", "token_backbone_features", "apply_twin", "build_config"]
 
-#: what `twin=` may ask for: the dense ANN twin and the quantized one
-TWINS = ("ann", "qann")
+#: what `twin=` may ask for: the dense ANN twin, the quantized one, and the quantized one that keeps the
+#: spiking attention's product form (the QANN that converts exactly to a spiking network: docs/conversion.md)
+TWINS = ("ann", "qann", "qann_sa")
 
 
 def check_image_input(model_name: str, x: Tensor, in_chans: int, img_size: int) -> None:
@@ -57,12 +58,12 @@ def apply_twin(cfg) -> None:
         return
     if cfg.twin not in TWINS:
         raise ValueError(f"unknown twin {cfg.twin!r}; valid twins: {', '.join(TWINS)}")
-    if cfg.twin == "qann":
+    if cfg.twin in ("qann", "qann_sa"):
         levels = cfg.T * (int(cfg.neuron_opts.get("max_spikes", 4)) if cfg.neuron == "ilif" else 1)
         cfg.neuron, cfg.neuron_opts = "quant", {"bits": quantize_levels(levels)}
     else:
         cfg.neuron, cfg.neuron_opts = "relu", {}
-    for f in fields(cfg):
+    for f in fields(cfg) if cfg.twin != "qann_sa" else ():
         if f.name == "attention" or f.name.endswith("_attention"):
             setattr(cfg, f.name, "softmax")
             setattr(cfg, f.name + "_opts", {})

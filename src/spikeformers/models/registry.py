@@ -12,6 +12,7 @@ from torch import nn
 
 from .._registry import Registry
 from ..layers.quantize import quantize_weights
+from .conversion.convert import check_conversion, convert_model
 from .convert import load_official
 from .features import FeatureBackbone
 
@@ -33,8 +34,11 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
     Unknown names or override keys raise ValueError listing the valid ones. `features_only=True` (with
     `out_indices`) returns the backbone's multi-scale feature maps instead of logits (`features.py`).
     `checkpoint=PATH` loads an official checkpoint (Spikformer, SDT, QKFormer or SpikingJelly names; `convert.py`),
-    `checkpoint_source=` names its source when the names do not tell.
+    `checkpoint_source=` names its source when the names do not tell. `conversion={"T": 32}` with
+    `twin="qann_sa"` builds the QANN's equivalent spiking network of T steps (`conversion/`), whose
+    checkpoint then loads as any other.
     """
+    conversion = overrides.pop("conversion", None)
     checkpoint = overrides.pop("checkpoint", None)
     checkpoint_source = overrides.pop("checkpoint_source", None)
     features_only = overrides.pop("features_only", False)
@@ -47,6 +51,12 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
     model.model_args = dict(overrides)  # with the name, enough to rebuild the model from a checkpoint
     if checkpoint is not None:
         load_official(model, checkpoint, checkpoint_source)
+    if conversion is not None:
+        if features_only:
+            raise ValueError("conversion= builds a classifier; it cannot be combined with features_only=True")
+        conversion = check_conversion(conversion)
+        convert_model(model, conversion["T"], family=MODELS.meta(name).get("family"), signed=conversion["signed"])
+        model.model_args["conversion"] = conversion
     if features_only:
         model = FeatureBackbone(model, out_indices if out_indices is not None else range(-3, 0))
         model.model_name, model.model_args = name, {**model.model.model_args, "features_only": True,

@@ -66,7 +66,8 @@ class ModelSection:
     neuron: Optional[str] = None  # neuron override, e.g. "lif", "plif"
     T: Optional[int] = None  # time steps override
     encoder: Optional[str] = None  # input encoding override, e.g. "direct", "rate"
-    twin: Optional[str] = None  # None: the spiking model; "ann": its ANN twin; "qann": its quantized ANN twin
+    twin: Optional[str] = None  # None: the spiking model; "ann": its ANN twin; "qann": its quantized ANN twin;
+    # "qann_sa": the quantized twin that keeps the spiking attention (it converts exactly to an SNN)
     options: Dict[str, Any] = field(default_factory=dict)  # other model keywords, checked by create_model
 
 
@@ -160,7 +161,7 @@ ALIASES = {
 
 # Value checks beyond the type, applied to non-null values: (predicate, what it requires).
 _CHECKS = {
-    ("model", "twin"): (lambda v: v in ("ann", "qann"), "'ann', 'qann' or null"),
+    ("model", "twin"): (lambda v: v in ("ann", "qann", "qann_sa"), "'ann', 'qann', 'qann_sa' or null"),
     ("model", "T"): (lambda v: v >= 1, ">= 1"),
     ("data", "batch_size"): (lambda v: v >= 1, ">= 1"),
     ("data", "eval_batch_size"): (lambda v: v >= 1, ">= 1"),
