@@ -81,13 +81,13 @@ def _model_parts(summary: Dict[str, Any], config: Dict[str, Any]) -> Dict[str, A
                                           if (k == "attention" or k.endswith("_attention")) and v) or None
     return {"model": summary.get("model"), "attention": attn, "neuron": mc.get("neuron", m.get("neuron")),
             "encoder": mc.get("encoder", m.get("encoder")), "T": mc.get("T", m.get("T")),
-            "twin": mc.get("twin", m.get("twin")) or "snn"}
+            "twin": "converted" if summary.get("conversion") else mc.get("twin", m.get("twin")) or "snn"}
 
 
 def _energies(summary: Dict[str, Any], twin: str) -> Dict[str, Optional[float]]:
     e = summary.get("energy") or {}
     e45, mem = e.get("snn_uJ"), e.get("snn_lemaire_uJ")
-    if twin == "qann":  # its activations are low-bit integers times a scale: cost them as such
+    if twin in ("qann", "qann_sa"):  # its activations are low-bit integers times a scale: cost them as such
         mem = e.get("qann_uJ", mem)
     ann = e.get("ann_twin_uJ")
     ops = (e.get("snn_ac") or 0) + (e.get("snn_mac") or 0) if e else None
@@ -125,7 +125,7 @@ def leaderboard(folder: str, expect: Sequence[Tuple[Dict[str, Any], str, float, 
         row["values"] = [r["summary"].get(metric) for r in runs]
         row["metric_mean"], row["metric_std"], row["n"] = mean_std(row["values"])
         row["mean_firing_rate"] = mean_std([r["summary"].get("mean_firing_rate") for r in runs])[0] \
-            if parts["twin"] == "snn" else None
+            if parts["twin"] in ("snn", "converted") else None
         energies = [_energies(r["summary"], parts["twin"]) for r in runs]
         for k in ("energy_45nm_uJ", "energy_memory_uJ", "energy_vs_ann", "synaptic_ops"):
             row[k] = mean_std([e[k] for e in energies])[0]

@@ -10,7 +10,7 @@ from .stats import mean_std, pareto_front
 
 __all__ = ["plot_suite"]
 
-_COLORS = {"snn": "tab:blue", "ann": "tab:orange", "qann": "tab:green"}
+_COLORS = {"snn": "tab:blue", "ann": "tab:orange", "qann": "tab:green", "qann_sa": "tab:green", "converted": "tab:purple"}
 
 
 def _label(r: Dict[str, Any]) -> str:

@@ -14,6 +14,9 @@ A cell whose lock is still held when the suite starts (a run of a killed suite, 
 is waited for, up to `HOLDER_WAIT_S`; a holder that stays is named in a one-line error. One Ctrl-C
 stops the runs (each saves where it is), records their states, prints how to continue and ends with
 status 130; a second and a third stop them sooner (the third kills them).
+With `convert:`, each finished cell that matches its `where` is then converted by `python -m spikeformers to-snn`
+in its own process (log: `<out>/.logs/<cell>_snn.log`), writing the run folders `<out>/<cell>_snn-T<k>`
+(marked as conversions of that cell); conversions already finished are kept.
 """
 from __future__ import annotations
 
@@ -116,6 +119,21 @@ def _jobs(suite: Suite, out: str, todo: List[Cell], states: Dict[str, str], thre
     return jobs
 
 
+def _conversion_jobs(suite: Suite, out: str, threads: int, gpus: List[int]) -> List[Job]:
+    """`to-snn` of every finished cell that `convert` selects and whose conversions are not all finished."""
+    jobs = []
+    Ts = suite.convert["T"] if suite.convert else []
+    for c in suite.to_convert():
+        folder = os.path.join(out, c.name)
+        if cell_state(folder) != "finished" or all(
+                cell_state(os.path.join(out, f"{c.name}_snn-T{T}")) == "finished" for T in Ts):
+            continue
+        argv = python_argv("to-snn", folder, "--T", *map(str, Ts), "-q")
+        jobs.append(Job(f"{c.name}_snn", argv, os.path.join(out, ".logs", f"{c.name}_snn.log"),
+                        threads=c.config.run.threads or threads, gpus=1.0 if gpus else 0.0))
+    return jobs
+
+
 def run_suite(path: str, out: Optional[str] = None, launcher: str = "local", jobs: Optional[int] = None,
               threads: Optional[int] = None, progress: bool = True, ray_address: Optional[str] = None) -> Dict[str, Any]:
     """Run a suite file (see `spec.py`); returns {"suite", "folder", "cells", "failed", "leaderboard"} (the
@@ -200,6 +218,20 @@ def run_suite(path: str, out: Optional[str] = None, launcher: str = "local", job
         bar.close()
         if errors and not interrupts:
             raise errors[0]
+        conversions = [] if interrupts else _conversion_jobs(suite, out, threads, gpus)
+        if conversions:
+            say(f"converting {len(conversions)} run(s) to spiking networks at T = "
+                f"{', '.join(map(str, suite.convert['T']))}")
+            record["conversions"] = {}
+
+            def converted(job: Job, rc: int) -> None:
+                with lock:
+                    record["conversions"][job.name] = "finished" if rc == 0 else f"failed (exit {rc})"
+                    if rc != 0:
+                        failed.append(job.name)
+                        say(f"  {job.name}: failed (exit {rc}); log: {job.log}")
+
+            runner.run(conversions, converted)
         atomic_write_json(os.path.join(out, "suite.json"), record)
         if interrupts:
             print(f"suite {suite.name} interrupted; continue with: spikeformers suite {path} --out {out}",

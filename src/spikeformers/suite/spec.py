@@ -15,6 +15,9 @@
       - where: {model.attention: ssa}
         test_acc: [0.95, 0.99]
     launcher: {jobs: 2, threads: 1}          # defaults of the local launcher (the command line wins)
+    convert:                                 # optional: convert the finished runs that match `where` to
+      where: {model.twin: qann_sa}           # spiking networks (`spikeformers to-snn RUN --T ...`), whose
+      T: [4, 8, 16, 32, 64]                  # run folders <cell>_snn-T<k> join the leaderboard
 
 Every cell is a full `TrainConfig` (recipe, then `config`, then the cell's overrides, then its run name
 and folder); `check()` also builds its model on the meta device and checks its dataset and task
@@ -37,10 +40,11 @@ from .._registry import check_options
 from ..data import DATASETS, dataset_info
 from ..models import create_model
 from ..tasks import create_task
+from ..train.config import ALIASES, config_to_dict
 
-__all__ = ["Cell", "Suite", "load_suite", "cell_name", "SUITE_KEYS"]
+__all__ = ["Cell", "Suite", "load_suite", "cell_name", "cell_values", "SUITE_KEYS"]
 
-SUITE_KEYS = ("suite", "description", "recipe", "config", "axes", "runs", "expect", "launcher")
+SUITE_KEYS = ("suite", "description", "recipe", "config", "axes", "runs", "expect", "launcher", "convert")
 LAUNCHER_KEYS = ("jobs", "threads", "gpus_per_run")
 
 
@@ -74,6 +78,13 @@ class Suite:
     cells: List[Cell]
     expect: List[Dict[str, Any]]
     launcher: Dict[str, Any] = field(default_factory=dict)
+    convert: Optional[Dict[str, Any]] = None  # {"where": {key: value}, "T": [int, ...]}: cells to convert after training
+
+    def to_convert(self) -> List[Cell]:
+        """The cells whose finished runs `convert` turns into spiking runs."""
+        if not self.convert:
+            return []
+        return [c for c in self.cells if where_matches(self.convert["where"], cell_values(c))]
 
     @property
     def axes(self) -> List[str]:
@@ -157,10 +168,35 @@ def load_suite(path: str, out_dir: Optional[str] = None) -> Suite:
     if not isinstance(expect, list) or not all(isinstance(e, dict) and isinstance(e.get("where", {}), dict)
                                                for e in expect):
         raise ConfigError(f"{path}: expect must be a list of {{where: {{key: value}}, METRIC: [low, high]}}")
-    suite = Suite(name, path, str(d.get("description") or ""), recipe, base, cells, expect, launcher)
+    suite = Suite(name, path, str(d.get("description") or ""), recipe, base, cells, expect, launcher,
+                  _convert_spec(path, d.get("convert")))
     for c in cells:
         check_cell(path, c)
+    if suite.convert and not suite.to_convert():
+        raise ConfigError(f"{path}: convert.where {suite.convert['where']!r} matches no run")
     return suite
+
+
+def _convert_spec(path: str, v: Any) -> Optional[Dict[str, Any]]:
+    """`convert:` checked: {"where": mapping of config keys (aliases too), "T": non-empty list of T >= 1}."""
+    if v is None:
+        return None
+    v = _mapping(path, "convert", v)
+    bad = sorted(set(v) - {"where", "T"})
+    if bad:
+        raise ConfigError(f"{path}: unknown convert key(s) {', '.join(map(repr, bad))}; valid: where, T")
+    Ts = v.get("T")
+    if not isinstance(Ts, list) or not Ts or not all(isinstance(t, int) and not isinstance(t, bool) and t >= 1 for t in Ts):
+        raise ConfigError(f"{path}: convert.T must be a non-empty list of time steps >= 1, got {Ts!r}")
+    return {"where": _mapping(path, "convert.where", v.get("where")), "T": Ts}
+
+
+def cell_values(cell: Cell) -> Dict[str, Any]:
+    """A cell's resolved config as dotted keys and their aliases ("model.twin" and "twin")."""
+    flat = {f"{sec}.{k}": v for sec, body in config_to_dict(cell.config).items() if isinstance(body, dict)
+            for k, v in body.items()}
+    flat.update({alias: flat[key] for alias, key in ALIASES.items() if key in flat})
+    return flat
 
 
 def check_cell(path: str, cell: Cell) -> None:
