@@ -4,6 +4,7 @@ Private to `models/` (timm's `_builder.py`): a family imports it, nothing outsid
 """
 from __future__ import annotations
 
+import math
 import typing
 from dataclasses import fields
 from typing import Any, Dict, List
@@ -13,7 +14,8 @@ from torch import Tensor, nn
 
 from ..neurons.quant import quantize_levels
 
-__all__ = ["TWINS", "check_image_input", "encoded_input", "token_backbone_features", "apply_twin", "build_config"]
+__all__ = ["TWINS", "check_image_input", "encoded_input", "token_backbone_features", "apply_twin", "build_config",
+           "check_sizes"]
 
 #: what `twin=` may ask for: the dense ANN twin and the quantized one
 TWINS = ("ann", "qann")
@@ -83,7 +85,37 @@ def build_config(cls, defaults: Dict[str, Any], overrides: Dict[str, Any], famil
     for k, v in overrides.items():
         if v is not None:
             merged[k] = _typed(family, k, v, hints[k])
-    return cls(**merged)
+    cfg = cls(**merged)
+    check_sizes(cfg, family)
+    return cfg
+
+
+#: sizes every family shares, by field name: a count of at least 1 (or 0), checked before anything is built
+_AT_LEAST_1 = ("img_size", "in_chans", "num_classes", "dim", "depth", "num_heads", "T", "seq_len", "in_features",
+               "vocab_size", "block_size", "kernel_size", "head_dim")
+_AT_LEAST_0 = ("tokens", "fine_dim")
+
+
+def check_sizes(cfg, family: str) -> None:
+    """One-line errors for sizes no model can have (a negative depth built a model with no blocks; a negative
+    width failed deep inside a layer): counts >= 1, widths divisible by the heads, the MLP ratio > 0, weight
+    bits in 2..16."""
+    names = {f.name for f in fields(cfg)}
+    for key, low in [(k, 1) for k in _AT_LEAST_1] + [(k, 0) for k in _AT_LEAST_0]:
+        v = getattr(cfg, key, None) if key in names else None
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < low):
+            raise ValueError(f"{family} option {key!r} must be an integer >= {low}, got {v!r}")
+    if "mlp_ratio" in names:
+        r = cfg.mlp_ratio
+        if not isinstance(r, (int, float)) or isinstance(r, bool) or not math.isfinite(r) or r <= 0 \
+                or int(getattr(cfg, "dim", 1) * r) < 1:
+            raise ValueError(f"{family} option 'mlp_ratio' must be a number > 0 (a hidden width of at least 1), "
+                             f"got {r!r}")
+    if "dim" in names and "num_heads" in names and cfg.dim % cfg.num_heads:
+        raise ValueError(f"{family} dim {cfg.dim} must be a multiple of num_heads {cfg.num_heads}")
+    bits = getattr(cfg, "weight_bits", None)
+    if bits is not None and (not isinstance(bits, int) or isinstance(bits, bool) or not 2 <= bits <= 16):
+        raise ValueError(f"{family} option 'weight_bits' must be an integer in 2..16 or null, got {bits!r}")
 
 
 def _typed(family: str, key: str, value: Any, tp: Any) -> Any:
