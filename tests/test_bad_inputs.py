@@ -238,7 +238,9 @@ def test_export_reports_the_opset_it_wrote_and_leaves_no_temporary_file(digits_r
 def test_a_failed_export_leaves_no_file_behind(digits_run, tmp_path, capsys, monkeypatch):
     pytest.importorskip("onnxscript")
 
-    def broken(*a, **k):
+    def broken(model, args, f=None, **k):  # as the real one fails: after writing part of its output
+        if f is not None:
+            open(f"{f}.data", "wb").close()
         raise RuntimeError("the exporter gave up\nsecond line")
 
     monkeypatch.setattr(torch.onnx, "export", broken)

@@ -352,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     en = sub.add_parser("energy", help="operation counts and energy estimate of a model or run")
     add_energy_arguments(en)
-    en.set_defaults(fn=cmd_energy)
+    en.set_defaults(fn=cmd_energy, trailing_options="overrides")
     b = sub.add_parser("bench", help="speed benchmarks against SpikingJelly (GPU)")
     add_bench_arguments(b)
     b.set_defaults(fn=cmd_bench)

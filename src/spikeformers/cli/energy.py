@@ -62,7 +62,10 @@ def parse_overrides(items: List[str]) -> Dict[str, Any]:
         if "=" not in item:
             raise ValueError(f"expected key=value model options after the model, got {item!r}")
         k, v = item.split("=", 1)
-        out[k] = yaml.safe_load(v)
+        try:
+            out[k] = yaml.safe_load(v)
+        except yaml.YAMLError as e:
+            raise ValueError(f"{k}: cannot read the value {v!r} ({' '.join(str(e).split())[:120]})") from None
     return out
 
 
