@@ -10,8 +10,9 @@
 Training keeps per parameter its fp32 weight, gradient and AdamW's two moments (16 bytes). Activations are
 estimated as the sum of every leaf module's output over one forward pass (what backward keeps, within a
 small factor: `tests/test_bad_inputs.py` compares it with the tensors autograd saves); they grow linearly
-with the batch and the time steps, so long runs are measured at a few steps and scaled. The estimate
-refuses only what cannot fit, so it errs on the generous side.
+with the batch, the time steps and the number of blocks, so long and deep models are measured at a few
+steps and blocks and extrapolated (a meta forward of 1,000 blocks takes most of a minute; two of 2 and 4
+blocks, a fraction of a second). The estimate refuses only what cannot fit, so it errs on the generous side.
 """
 from __future__ import annotations
 
@@ -28,16 +29,19 @@ __all__ = ["meta_model", "weight_bytes", "activation_bytes", "training_bytes", "
 
 #: options that load files or wrap the model: not part of its layout
 _NOT_LAYOUT = ("checkpoint", "checkpoint_source")
-#: time steps at which activations are measured; more steps are scaled from these
-_MEASURED_T = 4
+#: time steps and blocks at which activations are measured; more are extrapolated from these
+_MEASURED_T, _MEASURED_DEPTH = 4, (2, 4)
 
 
 def meta_model(name: str, kwargs: Dict[str, Any]) -> nn.Module:
     """`create_model(name, **kwargs)` on the meta device, its errors as they are (ValueError for bad options);
     the global random state is left as it was."""
     kw = {k: v for k, v in kwargs.items() if k not in _NOT_LAYOUT}
-    with torch.random.fork_rng(devices=[]), torch.device("meta"):
-        return create_model(name, **kw)
+    try:
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):
+            return create_model(name, **kw)
+    except (RuntimeError, OverflowError) as e:  # sizes whose product overflows torch's counts
+        raise ValueError(f"{name} cannot be built with {kw} ({' '.join(str(e).split())[:200]})") from None
 
 
 def weight_bytes(model: nn.Module) -> int:
@@ -98,18 +102,29 @@ def training_bytes(name: str, kwargs: Dict[str, Any], batch: int, amp: bool = Fa
     asked for: recomputation keeps few of them)."""
     model = meta_model(name, kwargs)
     params = 16 * sum(p.numel() for p in model.parameters())
-    act = None
-    if activations:
-        cfg = _config(model)
-        steps = getattr(cfg, "T", None)
-        if isinstance(steps, int) and steps > _MEASURED_T:  # the time loop is Python: measure a few steps, scale
-            act = activation_bytes(meta_model(name, {**kwargs, "T": _MEASURED_T}), batch)
-            act = None if act is None else act * steps // _MEASURED_T
-        else:
-            act = activation_bytes(model, batch)
-        if act is not None and amp:
-            act //= 2
+    act = _measured_activations(name, kwargs, model, batch) if activations else None
+    if act is not None and amp:
+        act //= 2
     return {"params": params, "activations": act, "total": params + (act or 0), "model": model}
+
+
+def _measured_activations(name: str, kwargs: Dict[str, Any], model: nn.Module, batch: int) -> Optional[int]:
+    """`activation_bytes` of the model, measured at no more than a few time steps and blocks: both loops run in
+    Python, and activations are linear in each (identical blocks), so the rest is extrapolated exactly."""
+    cfg = _config(model)
+    steps, depth = getattr(cfg, "T", None), getattr(cfg, "depth", None)
+    probe, scale = dict(kwargs), 1.0
+    if isinstance(steps, int) and steps > _MEASURED_T:
+        probe["T"], scale = _MEASURED_T, steps / _MEASURED_T
+    if not isinstance(depth, int) or depth <= _MEASURED_DEPTH[1]:
+        act = activation_bytes(model if probe == kwargs else meta_model(name, probe), batch)
+        return None if act is None else int(act * scale)
+    d1, d2 = _MEASURED_DEPTH
+    a1 = activation_bytes(meta_model(name, {**probe, "depth": d1}), batch)
+    a2 = activation_bytes(meta_model(name, {**probe, "depth": d2}), batch)
+    if a1 is None or a2 is None:
+        return None
+    return int((a2 + (a2 - a1) * (depth - d2) / (d2 - d1)) * scale)
 
 
 def available_memory(device: torch.device) -> Optional[int]:
