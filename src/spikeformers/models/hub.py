@@ -122,15 +122,20 @@ def from_pretrained(folder: str, device: str = "cpu") -> nn.Module:
     pretrained_cfg = _checked_pretrained_cfg(pc, meta, cfg_path)
     path = os.path.join(folder, "model.safetensors")
     _check_header(meta, path)
-    need = footprint.weight_bytes(meta)
-    free = footprint.fits(need, torch.device("cpu"))
-    if free is not None:
-        raise ConfigError(f"{cfg_path}: {name} with {args} holds {footprint.gigabytes(need)} of weights, more than "
-                          f"the {footprint.gigabytes(free)} of memory available")
+    _check_fits(meta, f"{cfg_path}: {name} with {args}")
     model = create_model(name, **args)
     load_model_state(model, load_safetensors(path, "cpu"), path)
     model.pretrained_cfg = pretrained_cfg
     return model.to(device).eval()
+
+
+def _check_fits(meta: nn.Module, what: str) -> None:
+    """A one-line ConfigError when the weights of a model (built on the meta device) exceed the host's memory."""
+    need = footprint.weight_bytes(meta)
+    free = footprint.fits(need, torch.device("cpu"))
+    if free is not None:
+        raise ConfigError(f"{what} holds {footprint.gigabytes(need)} of weights, more than the "
+                          f"{footprint.gigabytes(free)} of memory available")
 
 
 def _infer_model(src: Dict[str, Tensor], source: str) -> Tuple[str, Dict]:
@@ -160,6 +165,11 @@ def convert_file(path: str, out_dir: str, source: Optional[str] = None, model_na
     source = source or guess_source(src)
     if model_name is None:
         model_name, options = _infer_model(src, source)
+    try:
+        meta = footprint.meta_model(model_name, options or {})
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"--model {model_name}: {' '.join(str(e).split())}") from None
+    _check_fits(meta, f"{model_name} with {options or {}}")
     model = create_model(model_name, **(options or {}))
     model.load_state_dict(convert_state_dict(src, model, source))
     save_pretrained(model, out_dir)
