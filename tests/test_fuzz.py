@@ -46,7 +46,8 @@ KEYS = [k for k, *_ in config_keys() if not k.startswith(("data.name", "data.roo
     [a for a in ALIASES if a not in ("data", "model")]
 
 WORDS = st.sampled_from([
-    "", "null", "~", "[", "]", "{", "}", "{a: 1}", "[1, 2]", "[1, 2, 3]", "0011", "1e-3", "-.inf", ".nan", ".inf", "yes",
+    "", "null", "~", "[", "]", "{", "}", "{a: 1}", "[1, 2]", "[1, 2, 3]", "0011", "1e-3", "-.inf", ".nan", ".inf",
+    "yes",
     "off", "true", "!!python/object/apply:os.system ['true']", "'x'", "\"open", "ssa", "lif", "a2os2a", "softmax",
     "ann", "qann", "rate", "direct", "spikformer_tiny", "digits", "classify", "lm", "\u00e9\u6f22", "a=b", "--help",
     "../x", "/abs/path", "-1", "0", "1", "2", "4", "64", "100000", "1e308", "99999999999999999999999", "-3.5", "0.5",

@@ -3,8 +3,8 @@
     spikeformers export runs/NAME --format onnx        # -> runs/NAME/model.onnx
     spikeformers export runs/NAME --format hub         # -> runs/NAME/hub/{config.json, model.safetensors}
 
-ONNX: the graph (opset 18, the torch.export-based exporter's own) is traced in eval mode, so the T time steps are unrolled and every neuron is its
-Heaviside step (the surrogate gradient exists only in training). The run's input transform is part
+ONNX: the graph (opset 18, the torch.export-based exporter's own) is traced in eval mode, so the T time
+steps are unrolled and every neuron is its Heaviside step (the surrogate gradient exists only in training). The run's input transform is part
 of the graph: images enter as uint8 `[B, C, H, W]` (divided by 255 inside), event frames as float
 counts `[B, T, 2, H, W]` (made time-first inside), sequences as float `[B, L, F]`. The output is
 `logits [B, classes]`; with `spikes=True` every spiking layer's output follows it, named by layer, so
