@@ -30,9 +30,9 @@ $(BIN)/.installed: pyproject.toml
 # torchvision/torchaudio requirements, which the neuron modules do not need) with loguru; Triton,
 # whose interpreter runs the fused kernels on the CPU in the tests; pytest-xdist for two workers;
 # Ray and submitit (the suite launchers' tests); TensorBoard (the logger's test); ONNX and onnxruntime
-# (the export tests).
+# (the export tests); Hypothesis (the fuzz tests of overrides, suite files and Hub folders).
 $(BIN)/.installed-test: $(BIN)/.installed
-	$(BIN)/pip install -q --disable-pip-version-check pytest pytest-xdist loguru "triton==3.6.0" -e ".[suite,loggers,export]"
+	$(BIN)/pip install -q --disable-pip-version-check pytest pytest-xdist hypothesis loguru "triton==3.6.0" -e ".[suite,loggers,export]"
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps "spikingjelly==2.0.0"
 	touch $@
 

@@ -15,6 +15,7 @@ previous checkpoint whole and pointed to. Loading uses safetensors, JSON and
 """
 from __future__ import annotations
 
+import errno
 import io
 import json
 import math
@@ -48,6 +49,7 @@ __all__ = [
     "load_checkpoint",
     "safetensors_bytes",
     "load_safetensors",
+    "safetensors_header",
     "load_model_state",
     "oneline",
     "write_csv",
@@ -146,12 +148,17 @@ def append_jsonl(path: str | os.PathLike, record: Dict[str, Any]) -> None:
     """Append `record` as one JSON line and flush.
 
     If an earlier crash left an unterminated last line, it is cut off first, so every line of the
-    file stays valid JSON.
+    file stays valid JSON. The file is ours alone: a symbolic link (not followed) or a file with another
+    hard link (someone else's file under a second name) is refused with an OSError, never written through.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     line = (_dumps(record) + "\n").encode("utf-8")  # json.dumps escapes newlines: one line
-    with open(path, "a+b") as f:
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags, 0o666)
+    with os.fdopen(fd, "r+b") as f:
+        if os.fstat(fd).st_nlink > 1:
+            raise OSError(errno.EMLINK, "the file has other hard links: not writing through them", str(path))
         end = f.seek(0, os.SEEK_END)
         if end:
             f.seek(end - 1)
@@ -159,7 +166,7 @@ def append_jsonl(path: str | os.PathLike, record: Dict[str, Any]) -> None:
                 f.seek(0)
                 keep = f.read().rfind(b"\n") + 1  # 0 when the only line is partial
                 f.truncate(keep)
-        f.write(line)  # "a" mode: always lands at the (new) end
+        f.write(line)  # O_APPEND: always lands at the (new) end
         f.flush()
 
 
@@ -311,20 +318,43 @@ def save_checkpoint(
     _fsync_dir(root)
 
     try:  # a missing or damaged pointer only loses the pruning history
-        history = _read_latest(root).get("history", [])
+        previous = _read_latest(root).get("history", [])
     except CheckpointError:
-        history = []
-    history = [h for h in history if isinstance(h, str)][-(keep - 1) :] if keep > 1 else []
+        previous = []
+    previous = [h for h in previous if isinstance(h, str) and _EPOCH_DIR.match(h)]
+    history = previous[-(keep - 1) :] if keep > 1 else []
     history.append(name)
     step = train_state.get("step")
     atomic_write_json(root / _LATEST, {"path": name, "epoch": epoch, "step": step, "history": history})
-    # Prune only after the pointer moved: older epochs and leftovers of crashed saves.
+    # Prune only after the pointer moved, and only what this code wrote: the epochs the pointer listed before,
+    # and leftovers of crashed saves (named as we name them, holding only the files we write). Links are never
+    # followed; someone else's folder that merely looks like ours stays.
     for entry in root.iterdir():
-        if entry.is_dir() and entry.name not in history and (
-            _EPOCH_DIR.match(entry.name) or entry.name.startswith(_TMP_PREFIX)
-        ):
-            shutil.rmtree(entry, ignore_errors=True)
+        if entry.name in history:
+            continue
+        if entry.name in previous or (entry.name.startswith(_TMP_PREFIX + "epoch_") or _EPOCH_DIR.match(entry.name)) \
+                and _holds_only_ours(entry):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
     return root / name
+
+
+_OURS = re.compile(r"([A-Za-z0-9_]+\.safetensors|train_state\.pt|meta\.json)$")
+
+
+def _holds_only_ours(folder: Path) -> bool:
+    """A real folder (not a link) holding nothing but files named as a checkpoint's (an empty one too), its
+    meta.json, when present, a JSON object: what a crashed save leaves."""
+    try:
+        if folder.is_symlink() or not folder.is_dir():
+            return False
+        entries = list(folder.iterdir())
+        if any(e.is_symlink() or not e.is_file() or not _OURS.match(e.name) for e in entries):
+            return False
+        meta = folder / "meta.json"
+        return not meta.exists() or isinstance(json.loads(meta.read_text(encoding="utf-8")), dict)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
 
 
 def _read_latest(root: Path) -> Dict[str, Any]:
@@ -343,6 +373,34 @@ def load_safetensors(path: str | os.PathLike, device: str = "cpu") -> Dict[str, 
     try:
         return _st_load_file(str(path), device=device)
     except Exception as e:  # safetensors raises several types for truncated/corrupt files
+        raise CheckpointError(f"{path}: corrupt or truncated safetensors file ({oneline(e)})") from None
+
+
+def safetensors_header(path: str | os.PathLike) -> Dict[str, Dict[str, Any]]:
+    """name -> {"dtype", "shape"} of every tensor in a safetensors file, from its header alone (the first 8 bytes
+    give the JSON header's length): a file's layout can be checked before any tensor is allocated."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(8)
+            n = int.from_bytes(head, "little") if len(head) == 8 else -1
+            if not 2 <= n <= min(size - 8, 100 << 20):
+                raise ValueError(f"header length {n} does not fit the file's {size} bytes")
+            header = json.loads(f.read(n).decode("utf-8"))
+        if not isinstance(header, dict):
+            raise ValueError("the header is not a JSON object")
+        out = {}
+        for k, v in header.items():
+            if k == "__metadata__":
+                continue
+            if not (isinstance(v, dict) and isinstance(v.get("dtype"), str) and isinstance(v.get("shape"), list)
+                    and all(isinstance(d, int) and d >= 0 for d in v["shape"])):
+                raise ValueError(f"entry {k!r} is not a tensor description")
+            out[k] = {"dtype": v["dtype"], "shape": tuple(v["shape"])}
+        return out
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is missing") from None
+    except (OSError, ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
         raise CheckpointError(f"{path}: corrupt or truncated safetensors file ({oneline(e)})") from None
 
 

@@ -17,7 +17,7 @@
     spikeformers info                                  versions, device, kernels, datasets
 
 Errors caused by input (bad config keys, unknown names, missing files, corrupt checkpoints) print one
-line and exit with status 2.
+line and exit with status 2; so does running out of memory, naming the setting to lower.
 
 Each command imports what it runs when it runs (function-level imports: `spikeformers --help` and a
 typo's error come back without importing torch's model zoo); `energy.py` holds the `energy` command.
@@ -29,7 +29,7 @@ import os
 import sys
 from typing import List, Optional
 
-__all__ = ["main"]
+__all__ = ["main", "build_parser", "parse_args"]
 
 
 def _split_train_args(args: List[str]):
@@ -313,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the code that wrote SRC (default: told by its parameter names)")
     cv.add_argument("--model", default=None, help="our model (default: the registered Spikformer that fits)")
     cv.add_argument("options", nargs="*", metavar="key=value", help="options of --model (num_classes=10 ...)")
-    cv.set_defaults(fn=cmd_convert)
+    cv.set_defaults(fn=cmd_convert, trailing_options="options")
     ts = sub.add_parser("to-snn", help="a QANN run (model.twin=qann_sa) as its equivalent spiking network, one run per T")
     ts.add_argument("run_dir")
     ts.add_argument("--T", type=int, nargs="+", required=True, help="time steps, one run folder each (e.g. --T 4 8 16 32)")
@@ -370,19 +370,62 @@ def build_parser() -> argparse.ArgumentParser:
 
     en = sub.add_parser("energy", help="operation counts and energy estimate of a model or run")
     add_energy_arguments(en)
-    en.set_defaults(fn=cmd_energy)
+    en.set_defaults(fn=cmd_energy, trailing_options="overrides")
     b = sub.add_parser("bench", help="speed benchmarks against SpikingJelly (GPU)")
     add_bench_arguments(b)
     b.set_defaults(fn=cmd_bench)
     return p
 
 
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """The parsed command line. A command whose `key=value` options may also follow its flags (convert:
+    `SRC DST --from X --model M dim=384`, as argparse alone refuses) gets them appended; anything else left
+    over is refused as argparse would."""
+    parser = build_parser()
+    ns, extra = parser.parse_known_args(argv)
+    into = getattr(ns, "trailing_options", None)
+    if extra and into and all("=" in a and not a.startswith("-") for a in extra):
+        setattr(ns, into, list(getattr(ns, into) or []) + extra)
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return ns
+
+
+#: what to lower when a command runs out of memory
+_MEMORY_ADVICE = {
+    "train": "lower data.batch_size or model.T (or the model's size), or set run.memory=recompute",
+    "eval": "lower data.eval_batch_size in the run's config.yaml, or evaluate on another device (--device)",
+    "predict": "give fewer samples per .npy file, or use --device cpu",
+    "generate": "lower --max-new-tokens, or use --device cpu",
+    "energy": "lower --batch or the model's size",
+    "suite": "lower the suite's data.batch_size or model.T, or --jobs",
+}
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    """torch's out-of-memory errors: OutOfMemoryError (CUDA), MemoryError, and the CPU allocator's RuntimeError."""
+    import torch
+
+    text = str(e)
+    return isinstance(e, (torch.OutOfMemoryError, MemoryError)) or (
+        isinstance(e, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text.lower()))
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     from ..errors import SpikeformersError
 
-    ns = build_parser().parse_args(argv)
+    ns = parse_args(argv)
     try:
-        return ns.fn(ns)
+        try:
+            return ns.fn(ns)
+        except (MemoryError, RuntimeError) as e:
+            if not _out_of_memory(e):
+                raise
+            detail = " ".join(str(e).split())[:200]
+            advice = _MEMORY_ADVICE.get(ns.command, "use smaller inputs or another device")
+            print(f"spikeformers {ns.command}: error: out of memory{f' ({detail})' if detail else ''}: {advice}",
+                  file=sys.stderr)
+            return 2
     except BrokenPipeError:  # `spikeformers info | head -1`: the reader left; say nothing more
         try:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

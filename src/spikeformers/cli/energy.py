@@ -22,7 +22,7 @@ from ..data import DeviceLoader, create_dataset
 from ..energy import MODEL_ENERGIES, PRESETS, LemaireCosts, energy_report
 from ..energy.report import format_count
 from ..energy.summary import ENERGY_SAMPLE, energy_sample
-from ..models import count_parameters, create_model, model_info
+from ..models import count_parameters, create_model, footprint, model_info
 from ..train.evaluate import load_trained_model
 from ..train.run import build_task, resolve_device
 
@@ -62,7 +62,10 @@ def parse_overrides(items: List[str]) -> Dict[str, Any]:
         if "=" not in item:
             raise ValueError(f"expected key=value model options after the model, got {item!r}")
         k, v = item.split("=", 1)
-        out[k] = yaml.safe_load(v)
+        try:
+            out[k] = yaml.safe_load(v)
+        except yaml.YAMLError as e:
+            raise ValueError(f"{k}: cannot read the value {v!r} ({' '.join(str(e).split())[:120]})") from None
     return out
 
 
@@ -100,6 +103,11 @@ def _load(ns) -> Tuple[Any, Any, Dict[str, Any], str]:
     if ns.data:
         dataset = create_dataset(ns.data)
         kw = {**dataset.model_kwargs(), **kw}  # input shape and classes (images, event frames or sequences)
+    need = footprint.weight_bytes(footprint.meta_model(ns.target, kw))  # sizes checked before allocating
+    free = footprint.fits(need, torch.device("cpu"))
+    if free is not None:
+        raise ValueError(f"{ns.target} with {kw} holds {footprint.gigabytes(need)} of weights, more than the "
+                         f"{footprint.gigabytes(free)} of memory available: lower its size options")
     model = create_model(ns.target, **kw).to(device)
     c, gen = model.cfg, torch.Generator(device=device).manual_seed(ns.seed)
     if hasattr(c, "vocab_size"):  # a language model reads token ids

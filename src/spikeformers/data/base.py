@@ -72,6 +72,7 @@ class ArrayDataset:
     crop_padding: int  # default zero padding of the random crop (a random shift of up to this many pixels)
     layout: str = "image"  # "image", "events" or "sequence" (see LAYOUTS)
     frames: int = 0  # events: time bins T per sample (0 for the other layouts)
+    class_names: Tuple[str, ...] = ()  # one name per class where the source names them (a Hub folder keeps them)
 
     kind = "array"  # what a task checks it can train on
     task = "classify"  # the default task
@@ -98,6 +99,9 @@ class ArrayDataset:
                 )
             if len(y) and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
                 raise ValueError(f"{self.name}: {split}_y has labels outside [0, {self.num_classes})")
+        if self.class_names and (len(self.class_names) != self.num_classes
+                                 or not all(isinstance(n, str) for n in self.class_names)):
+            raise ValueError(f"{self.name}: class_names must be {self.num_classes} strings, got {self.class_names!r}")
         if self.crop_padding < 0:
             raise ValueError(f"{self.name}: crop_padding must be >= 0, got {self.crop_padding}")
 

@@ -24,7 +24,9 @@ from .base import ArrayDataset
 from .paths import candidate_folders, first_folder_with
 from .registry import DATASETS
 
-__all__ = ["read_cifar_batch", "load_cifar", "cifar10", "cifar100"]
+__all__ = ["read_cifar_batch", "load_cifar", "cifar10", "cifar100", "CIFAR10_CLASSES"]
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
 def _numpy_reconstruct():
@@ -108,6 +110,7 @@ def load_cifar(name: str, root: Optional[str], *, variant: str, labels: str = "f
         img_size=32,
         flip=True,
         crop_padding=4,  # the usual CIFAR recipe: pad 4, random 32x32 crop
+        class_names=CIFAR10_CLASSES if variant == "10" else (),
     )
 
 

@@ -103,5 +103,5 @@ def cifar10_dvs(
         train_x=torch.from_numpy(d["train_x"]), train_y=torch.from_numpy(d["train_y"]),
         test_x=torch.from_numpy(d["test_x"]), test_y=torch.from_numpy(d["test_y"]),
         num_classes=10, in_chans=2, img_size=size, flip=True, crop_padding=size // 16,
-        layout="events", frames=frames,
+        layout="events", frames=frames, class_names=CIFAR10_DVS_CLASSES,
     )

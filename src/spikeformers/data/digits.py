@@ -38,4 +38,5 @@ def digits() -> ArrayDataset:
         img_size=8,
         flip=False,  # mirrored digits are not digits
         crop_padding=1,
+        class_names=tuple(str(d) for d in range(10)),
     )

@@ -12,9 +12,11 @@ from .base import ArrayDataset
 from .idx import candidate_folders, load_idx_image_dataset
 from .registry import DATASETS
 
-__all__ = ["fashion_mnist", "FASHION_MNIST_ROOT"]
+__all__ = ["fashion_mnist", "FASHION_MNIST_ROOT", "FASHION_CLASSES"]
 
 FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                   "Ankle boot")
 
 
 @DATASETS.register("fashion_mnist", num_classes=10, img_size=28, in_chans=1, layout="image")
@@ -26,5 +28,6 @@ def fashion_mnist(root: Optional[str] = None) -> ArrayDataset:
         num_classes=10,
         flip=True,  # clothes stay the same class when mirrored
         crop_padding=2,
+        class_names=FASHION_CLASSES,
         hint="install it with `apt-get install dataset-fashion-mnist` or pass data.root=...",
     )

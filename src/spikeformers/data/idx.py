@@ -69,6 +69,7 @@ def load_idx_image_dataset(
     flip: bool,
     crop_padding: int,
     hint: str,
+    class_names: Sequence[str] = (),
     stems: Sequence[str] = (
         "train-images-idx3-ubyte",
         "train-labels-idx1-ubyte",
@@ -108,4 +109,5 @@ def load_idx_image_dataset(
         img_size=int(xtr.shape[1]),
         flip=flip,
         crop_padding=crop_padding,
+        class_names=tuple(class_names),
     )

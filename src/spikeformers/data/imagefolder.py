@@ -117,4 +117,5 @@ def imagefolder(
         name=f"imagefolder({base.name})",
         train_x=xtr, train_y=ytr, test_x=xte, test_y=yte,
         num_classes=len(classes), in_chans=3, img_size=img_size, flip=flip, crop_padding=crop_padding,
+        class_names=tuple(classes),
     )

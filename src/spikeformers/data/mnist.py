@@ -25,6 +25,7 @@ def mnist(root: Optional[str] = None) -> ArrayDataset:
         candidate_folders(root, "mnist", MNIST_ROOT),
         num_classes=10,
         flip=False,  # mirrored digits are not digits
+        class_names=tuple(str(d) for d in range(10)),
         crop_padding=2,
         hint="download the four IDX files from http://yann.lecun.com/exdb/mnist/ into it "
         "or pass data.root=...",

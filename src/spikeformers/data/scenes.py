@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import sys
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, Optional, Tuple
 
@@ -34,12 +35,11 @@ from ..errors import ConfigError
 from .paths import cache_dir, cache_key, cached_arrays
 from .registry import DATASETS, create_dataset
 from .emulated_dvs import emulate_events
+from .fashion_mnist import FASHION_CLASSES
 
 __all__ = ["SceneDataset", "compose_scenes", "draw_scene", "draw_scenes", "fashion_mnist_scenes", "FASHION_CLASSES", "TEST_SEED_OFFSET"]
 
 TEST_SEED_OFFSET = 1_000_003  # the test split's scenes are drawn with seed + this, apart from the training split's
-FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                   "Ankle boot")
 
 
 @dataclass(frozen=True)
@@ -213,14 +213,19 @@ def fashion_mnist_scenes(root: Optional[str] = None, *, size: int = 64, train: i
     digest = hashlib.sha256(src.train_x.numpy().tobytes()[:1 << 22] + src.test_x.numpy().tobytes()[:1 << 22]).hexdigest()
     key = cache_key(v=1, size=size, train=train, test=test, seed=seed, source=digest, **opts)
 
+    cache = cache_dir() / "scenes" / f"fashion_mnist_scenes-{key}.npz"
+
     def build() -> Dict[str, np.ndarray]:
+        # minutes for the recipes' tens of thousands of scenes (about 2.5 ms each) and hundreds of MB: say so
+        mb = (train + test) * (size * size * 2 + max_objects * 24) / 1e6
+        print(f"fashion_mnist_scenes: building {train + test:,} scenes once (about {(train + test) * 2.5e-3:.0f} s, "
+              f"{mb:.0f} MB), cached in {cache}", file=sys.stderr, flush=True)
         tr = compose_scenes(src.train_x, src.train_y, train, size, seed=seed, **opts)
         te = compose_scenes(src.test_x, src.test_y, test, size, seed=seed + TEST_SEED_OFFSET, **opts)
         return {f"{split}_{k}": t.numpy() for split, ts in (("train", tr), ("test", te))
                 for k, t in zip(("images", "boxes", "labels", "masks"), ts)}
 
-    a = {k: torch.from_numpy(v) for k, v in cached_arrays(cache_dir() / "scenes" / f"fashion_mnist_scenes-{key}.npz",
-                                                          build).items()}
+    a = {k: torch.from_numpy(v) for k, v in cached_arrays(cache, build).items()}
     tr = tuple(a[f"train_{k}"] for k in ("images", "boxes", "labels", "masks"))
     te = tuple(a[f"test_{k}"] for k in ("images", "boxes", "labels", "masks"))
     kw: Dict[str, Any] = {}

@@ -11,7 +11,8 @@ rule, kept with a trained model, lets it take raw inputs:
 
 Image floats are read as 0..255 when their largest value exceeds 1 (`value_range="auto"`); pass
 `value_range="0-1"` or `"0-255"` to say it instead. Other integer types count as floats. Shapes must
-match the trained size exactly.
+match the trained size exactly. Samples must be real numbers and finite: strings, objects, NaN and
+infinities are refused (a model would turn them into confident-looking classes).
 """
 from __future__ import annotations
 
@@ -43,6 +44,19 @@ class InputTransform:
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: Any) -> "InputTransform":
+        """Inverse of `to_dict` (as a Hub folder's config.json keeps it), checked: ValueError naming what is wrong."""
+        names = ("layout", "in_chans", "img_size", "frames")
+        if not isinstance(d, dict) or set(d) - set(names) or not {"layout", "in_chans", "img_size"} <= set(d):
+            raise ValueError(f"an input transform is a mapping of {', '.join(names)}, got {d!r}")
+        sizes = [d["in_chans"], d["img_size"], d.get("frames", 0)]
+        if d["layout"] not in LAYOUTS or any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in sizes) \
+                or min(sizes[:2]) < 1 or (d["layout"] == "events") != (sizes[2] > 0):
+            raise ValueError(f"not a valid input transform: {d!r} (layouts: {', '.join(LAYOUTS)}; sizes >= 1; "
+                             f"frames > 0 exactly for events)")
+        return cls(d["layout"], d["in_chans"], d["img_size"], d.get("frames", 0))
+
     @property
     def sample_shape(self) -> tuple:
         if self.layout == "image":
@@ -55,9 +69,15 @@ class InputTransform:
         """One sample or a batch (numpy or torch) -> the model's input batch (float32, time-first for events)."""
         if value_range not in _RANGES:
             raise ValueError(f"value_range must be one of {', '.join(_RANGES)}, got {value_range!r}")
-        t = x if isinstance(x, Tensor) else torch.from_numpy(np.array(x))  # a copy: read-only arrays too
+        if not isinstance(x, Tensor):
+            x = np.array(x)  # a copy: read-only arrays too
+            if x.dtype.kind not in "biuf":  # strings, objects, dates: torch.from_numpy's TypeError lists dtypes
+                raise ValueError(f"input dtype {x.dtype} holds no numbers: give an array of real numbers")
+        t = x if isinstance(x, Tensor) else torch.from_numpy(x)
         if t.dtype == torch.bool or t.is_complex():
             raise ValueError(f"input dtype {t.dtype} is not a real number type")
+        if t.is_floating_point() and t.numel() and not bool(torch.isfinite(t).all()):
+            raise ValueError("input holds NaN or infinite values")
         want = self.sample_shape
         if self.layout == "image" and self.in_chans == 1 and t.dim() in (2, 3) and tuple(t.shape[-2:]) == want[1:] \
                 and (t.dim() == 2 or t.shape[0] != 1):

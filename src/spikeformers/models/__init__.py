@@ -1,5 +1,6 @@
 """Model families and the registry."""
 from . import dense, lm, qkformer, sdt, sequence, spikformer  # noqa: F401  (registers the variants)
+from . import footprint
 from .dense import DenseConfig, FCOSDetector, FPNSegmenter
 from .features import FeatureBackbone
 from .hub import convert_file, from_pretrained, save_pretrained
@@ -13,4 +14,5 @@ from .spikformer import Spikformer, SpikformerConfig
 __all__ = ["MODELS", "count_parameters", "create_model", "list_models", "model_info", "register_model",
            "Spikformer", "SpikformerConfig", "SpikeDrivenTransformer", "SDTConfig", "QKFormer", "QKFormerConfig",
            "SpikingLM", "SpikingLMConfig", "LMState", "SpikformerSeq", "SpikformerSeqConfig", "DenseConfig",
-           "FPNSegmenter", "FCOSDetector", "FeatureBackbone", "save_pretrained", "from_pretrained", "convert_file"]
+           "FPNSegmenter", "FCOSDetector", "FeatureBackbone", "save_pretrained", "from_pretrained", "convert_file",
+           "footprint"]

@@ -4,6 +4,7 @@ Private to `models/` (timm's `_builder.py`): a family imports it, nothing outsid
 """
 from __future__ import annotations
 
+import math
 import typing
 from dataclasses import fields
 from typing import Any, Dict, List
@@ -13,7 +14,8 @@ from torch import Tensor, nn
 
 from ..neurons.quant import quantize_levels
 
-__all__ = ["TWINS", "check_image_input", "encoded_input", "token_backbone_features", "apply_twin", "build_config"]
+__all__ = ["TWINS", "check_image_input", "encoded_input", "token_backbone_features", "apply_twin", "build_config",
+           "check_sizes"]
 
 #: what `twin=` may ask for: the dense ANN twin, the quantized one, and the quantized one that keeps the
 #: spiking attention's product form (the QANN that converts exactly to a spiking network: docs/conversion.md)
@@ -84,7 +86,46 @@ def build_config(cls, defaults: Dict[str, Any], overrides: Dict[str, Any], famil
     for k, v in overrides.items():
         if v is not None:
             merged[k] = _typed(family, k, v, hints[k])
-    return cls(**merged)
+    cfg = cls(**merged)
+    check_sizes(cfg, family)
+    return cfg
+
+
+#: sizes every family shares, by field name, and their bounds, checked before anything is built. The upper
+#: bounds lie far beyond any trainable model (memory refuses much less, `footprint.py`); they keep a typo
+#: such as depth=10**9 from building modules for hours or sizes from overflowing torch's 64-bit counts.
+_WIDTH, _LENGTH = (1, 1 << 24), (1, 1 << 20)
+_SIZES = {"dim": _WIDTH, "in_chans": _WIDTH, "num_classes": _WIDTH, "num_heads": _WIDTH, "in_features": _WIDTH,
+          "vocab_size": _WIDTH, "head_dim": _WIDTH, "fine_dim": (0, 1 << 24), "depth": (1, 1024),
+          "T": _LENGTH, "seq_len": _LENGTH, "block_size": _LENGTH, "tokens": (0, 1 << 20), "img_size": (1, 1 << 16),
+          "kernel_size": (1, 1 << 16)}
+
+
+def check_sizes(cfg, family: str) -> None:
+    """One-line errors for sizes no model can have (a negative depth built a model with no blocks; a negative
+    width failed deep inside a layer): counts in their bounds, widths divisible by the heads, the MLP ratio
+    > 0, weight bits in 2..16."""
+    names = {f.name for f in fields(cfg)}
+    for key, (low, high) in _SIZES.items():
+        v = getattr(cfg, key, None) if key in names else None
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or not low <= v <= high):
+            raise ValueError(f"{family} option {key!r} must be an integer >= {low}" +
+                             (f" (at most {high:,})" if isinstance(v, int) and v > high else "") + f", got {v!r}")
+    depths = getattr(cfg, "depths", None) if "depths" in names else None
+    if isinstance(depths, (list, tuple)) and any(isinstance(d, int) and d > _SIZES["depth"][1] for d in depths):
+        raise ValueError(f"{family} option 'depths' holds blocks per stage of at most {_SIZES['depth'][1]}, "
+                         f"got {tuple(depths)!r}")
+    if "mlp_ratio" in names:
+        r = cfg.mlp_ratio
+        if not isinstance(r, (int, float)) or isinstance(r, bool) or not math.isfinite(r) or r <= 0 \
+                or not 1 <= int(getattr(cfg, "dim", 1) * r) <= _WIDTH[1]:
+            raise ValueError(f"{family} option 'mlp_ratio' must be a number > 0 (a hidden width of 1 to "
+                             f"{_WIDTH[1]:,}), got {r!r}")
+    if "dim" in names and "num_heads" in names and cfg.dim % cfg.num_heads:
+        raise ValueError(f"{family} dim {cfg.dim} must be a multiple of num_heads {cfg.num_heads}")
+    bits = getattr(cfg, "weight_bits", None)
+    if bits is not None and (not isinstance(bits, int) or isinstance(bits, bool) or not 2 <= bits <= 16):
+        raise ValueError(f"{family} option 'weight_bits' must be an integer in 2..16 or null, got {bits!r}")
 
 
 def _typed(family: str, key: str, value: Any, tp: Any) -> Any:

@@ -16,6 +16,7 @@ logits (tests/test_decode.py).
 """
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import fields, is_dataclass, replace
 from typing import Any, Iterator, List, Optional, Tuple
@@ -110,8 +111,8 @@ def stream_tokens(model: nn.Module, ids: Tensor, max_new_tokens: int, temperatur
     `graph`: replay each step as a CUDA graph (None: on CUDA where the state keeps its shapes; False: never)."""
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if not math.isfinite(temperature) or temperature < 0:
+        raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}")
     block = model.cfg.block_size

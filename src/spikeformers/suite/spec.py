@@ -136,6 +136,8 @@ def load_suite(path: str, out_dir: Optional[str] = None) -> Suite:
         raise ConfigError(f"{path}: the suite name {name!r} must be a plain folder name, as run.name (no '/', "
                           f"not '..'): its runs go to runs/<suite name>") from None
     recipe = d.get("recipe")
+    if recipe is not None and (not isinstance(recipe, str) or not recipe.strip()):
+        raise ConfigError(f"{path}: recipe must be the path of a recipe file, got {recipe!r}")
     if recipe is not None:
         recipe = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(path)), recipe))
         if not os.path.isfile(recipe):

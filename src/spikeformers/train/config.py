@@ -399,11 +399,17 @@ def config_keys() -> List[Tuple[str, str, Any, str]]:
     defaults = TrainConfig()
     for section in SECTIONS:
         cls = type(getattr(defaults, section))
-        comments = {}
+        comments, last = {}, None
         for line in inspect.getsource(cls).splitlines():
             m = re.match(r"\s+(\w+):[^#]*#\s*(.*)$", line)
+            more = re.match(r"\s+#\s*(.*)$", line)
             if m:
-                comments[m.group(1)] = m.group(2).strip()
+                last = m.group(1)
+                comments[last] = m.group(2).strip()
+            elif more and last is not None:  # a comment that goes on below its field's line
+                comments[last] += " " + more.group(1).strip()
+            else:
+                last = None
         for f in dataclasses.fields(cls):
             out.append((f"{section}.{f.name}", _describe(_hints(section)[f.name]), getattr(getattr(defaults, section), f.name),
                         comments.get(f.name, "")))

@@ -79,7 +79,8 @@ class Trainer:
         seed_everything(cfg.run.seed)
         self.dataset = build_dataset(cfg).to(self.device)
         self.task = build_task(cfg, self.dataset)
-        self.model = build_model(cfg, self.dataset, self.task).to(self.device)
+        per_rank = -(-cfg.data.batch_size // self.dist.world_size)  # checked to fit before it is allocated
+        self.model = build_model(cfg, self.dataset, self.task, self.device, per_rank).to(self.device)
         model_cfg = getattr(self.model, "cfg", None)
         if model_cfg is not None:  # command-line options arrive as text: save them typed
             cfg.model.options = {k: getattr(model_cfg, k, v) for k, v in cfg.model.options.items()}

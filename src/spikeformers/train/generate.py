@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import Any, Dict, Optional, TextIO
@@ -25,8 +26,8 @@ def generate_from_run(run_dir: str, prompt: str, max_new_tokens: int, temperatur
     """
     if max_new_tokens < 1:
         raise ConfigError(f"--max-new-tokens must be >= 1, got {max_new_tokens}")
-    if temperature < 0:
-        raise ConfigError(f"--temperature must be >= 0, got {temperature}")
+    if not math.isfinite(temperature) or temperature < 0:  # NaN slipped past `< 0` into the sampler
+        raise ConfigError(f"--temperature must be a finite number >= 0 (0: greedy), got {temperature}")
     if top_k is not None and top_k < 1:
         raise ConfigError(f"--top-k must be >= 1, got {top_k}")
     model, cfg, dataset = load_trained_model(run_dir, device)

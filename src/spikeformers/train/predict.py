@@ -25,7 +25,7 @@ from ..data.transform import InputTransform
 from ..errors import ConfigError
 from .evaluate import load_trained_model
 from .run import build_task
-from ..io import atomic_write_json
+from ..io import atomic_write_json, oneline
 
 __all__ = ["Predictor", "load_predictor", "predict_files"]
 
@@ -65,9 +65,13 @@ class Predictor(nn.Module):
         low = path.lower()
         if low.endswith(".npy"):
             try:
-                return np.load(path, allow_pickle=False)
-            except (ValueError, OSError) as e:
-                raise ConfigError(f"{path}: not a readable .npy array ({e})") from None
+                a = np.load(path, allow_pickle=False)
+            except (ValueError, OSError, EOFError) as e:  # EOFError: an empty file
+                raise ConfigError(f"{path}: not a readable .npy array ({oneline(e)})") from None
+            if not isinstance(a, np.ndarray):  # an .npz archive under an .npy name
+                a.close()
+                raise ConfigError(f"{path}: not a readable .npy array (an .npz archive of several arrays)")
+            return a
         if low.endswith(IMAGE_SUFFIXES):
             return self._read_image(path)
         raise ConfigError(f"{path}: unknown file type; give an image ({', '.join(IMAGE_SUFFIXES)}) or a .npy array")

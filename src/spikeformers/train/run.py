@@ -20,7 +20,7 @@ from torch import nn
 
 from ..data import create_dataset
 from ..errors import CheckpointError, ConfigError
-from ..models import create_model, list_models, model_info
+from ..models import create_model, footprint, list_models, model_info
 from .._registry import accepted_kwargs
 from ..tasks import TASKS, create_task
 from ..version import __version__
@@ -85,14 +85,52 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_model(cfg: TrainConfig, dataset, task=None) -> nn.Module:
-    """The run's model for `dataset`; a model that cannot read the data is a one-line error naming models that can
-    (the task knows which family reads its data)."""
+def build_model(cfg: TrainConfig, dataset, task=None, device: Optional[torch.device] = None,
+                batch: Optional[int] = None) -> nn.Module:
+    """The run's model for `dataset` (on the CPU); a model that cannot read the data is a one-line error naming
+    models that can (the task knows which family reads its data).
+
+    Before anything is allocated, the model is built on the meta device: its options are checked there, and
+    its weights must fit in the host's memory. With `device` and `batch` (a training run), one training step
+    (weights, gradients, AdamW moments, activations of `batch` samples) must fit on `device` too; what does
+    not is a one-line error naming the setting to lower."""
     task = task or build_task(cfg, dataset)
-    try:
-        return create_model(cfg.model.name, **model_overrides(cfg, dataset, task))
+    kw = model_overrides(cfg, dataset, task)
+    try:  # the layout alone: no memory
+        est = {"model": footprint.meta_model(cfg.model.name, kw)} if batch is None else footprint.training_bytes(
+            cfg.model.name, kw, batch, amp=amp_dtype(cfg.run.amp, device) is not None,
+            activations=cfg.run.memory != "recompute")
     except ValueError as e:
         raise ConfigError(f"model: {e}{_model_hint(cfg, dataset, task)}") from None
+    _check_memory(cfg, footprint.weight_bytes(est["model"]), torch.device("cpu"), "to hold its weights", est)
+    if batch is not None:
+        _check_memory(cfg, est["total"], device, f"to train on batches of {batch}", est)
+    try:
+        return create_model(cfg.model.name, **kw)
+    except ValueError as e:
+        raise ConfigError(f"model: {e}{_model_hint(cfg, dataset, task)}") from None
+
+
+def _check_memory(cfg: TrainConfig, need: int, device: torch.device, purpose: str, est: Dict[str, Any]) -> None:
+    """A one-line ConfigError when `need` bytes exceed the memory available on `device`, naming what to lower:
+    the batch and time steps when activations dominate, else the model's size options."""
+    free = footprint.fits(need, device)
+    if free is None:
+        return
+    T, at = getattr(getattr(est["model"], "cfg", None), "T", None), ""
+    if (est.get("activations") or 0) > est.get("params", 0):
+        parts = (f"{footprint.gigabytes(est['params'])} of weights, gradients and AdamW moments, "
+                 f"{footprint.gigabytes(est['activations'])} of activations")
+        advice = "lower data.batch_size or model.T, or set run.memory=recompute"
+        at = f" at T={T}" if T is not None else ""
+    else:
+        parts = f"{sum(p.numel() for p in est['model'].parameters()) / 1e6:,.0f} M parameters"
+        sizes = [k for k in ("dim", "depth", "depths", "mlp_ratio", "block_size", "vocab_size")
+                 if k in cfg.model.options] or ["dim", "depth"]
+        advice = f"lower {' or '.join(f'model.options.{k}' for k in sizes)}, or pick a smaller model"
+    raise ConfigError(f"model {cfg.model.name}{at} needs about "
+                      f"{footprint.gigabytes(need)} {purpose} ({parts}), more than the {footprint.gigabytes(free)} "
+                      f"of memory available on {device}: {advice}")
 
 
 def _model_hint(cfg: TrainConfig, dataset, task) -> str:
