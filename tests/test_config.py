@@ -88,7 +88,7 @@ def test_model_extra_keys_go_to_options():
     ("optim.betas=[0.9]", r"optim.betas must be a list of 2 numbers"),
     ("model.options=[1]", r"model.options must be a mapping"),
     ("run.amp=fp16", r"run.amp must be one of 'auto', 'bf16', 'off'"),
-    ("twin=snn", r"model.twin must be 'ann', 'qann' or null"),
+    ("twin=snn", r"model.twin must be 'ann', 'qann', 'qann_sa' or null"),
     ("batch_size=0", r"data.batch_size must be >= 1"),
     ("data.erasing=2", r"data.erasing must be in \[0, 1\]"),
     ("optim.lr=[1", r"optim.lr: cannot parse value"),
