@@ -34,7 +34,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import yaml
 
 from ..errors import ConfigError
-from .stats import config_key
+from .stats import config_key, where_matches
 from ..train.config import TrainConfig, apply_mapping, config_to_dict, load_config, set_key
 from .._registry import check_options
 from ..data import DATASETS, dataset_info
