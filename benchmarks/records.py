@@ -127,9 +127,13 @@ def evaluate(expr: str, names: Dict[str, Any]) -> Any:
                     return False
                 left = right
             return True
-        if isinstance(node, ast.BoolOp):
-            values = [ev(v) for v in node.values]
-            return all(values) if isinstance(node.op, ast.And) else any(values)
+        if isinstance(node, ast.BoolOp):  # Python's value: `a or b` is a if a is true, else b
+            value = None
+            for v in node.values:
+                value = ev(v)
+                if bool(value) != isinstance(node.op, ast.And):
+                    break
+            return value
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCS
                 and not node.keywords):
             return _FUNCS[node.func.id](*[ev(a) for a in node.args])
@@ -640,8 +644,10 @@ def plot(out: Path, folder: Path = RESULTS) -> List[Path]:
         if rec["benchmark"] == "suite":
             fig, ax = plt.subplots(figsize=(6.4, 4))
             for r in rec["results"]["rows"]:
-                ax.errorbar(r["energy_45nm_uJ"], r["metric_mean"], yerr=r["metric_std"], fmt="o", capsize=3)
-                ax.annotate(r["label"], (r["energy_45nm_uJ"], r["metric_mean"]), fontsize=7,
+                # one-seed rows have no std; rows without a label name their model, kind and T
+                ax.errorbar(r["energy_45nm_uJ"], r["metric_mean"], yerr=r.get("metric_std"), fmt="o", capsize=3)
+                label = r.get("label") or " ".join(str(r[k]) for k in ("model", "twin", "T") if k in r)
+                ax.annotate(label, (r["energy_45nm_uJ"], r["metric_mean"]), fontsize=7,
                             xytext=(4, 2), textcoords="offset points")
             ax.set(xlabel="energy per sample, 45 nm (uJ)", ylabel=rec["results"]["metric"])
             ax.set_title(textwrap.fill(rec["title"], 80), fontsize=8)

@@ -174,6 +174,14 @@ def test_expressions_cannot_run_code():
             records.evaluate(bad, {"rows": []})
 
 
+def test_and_or_give_python_values_not_booleans():
+    # a table column like `rate and rate * 100` must give the number, and "-" (None) where rate is missing
+    assert records.evaluate("a or b", {"a": 0, "b": 5}) == 5
+    assert records.evaluate("a and a * 100", {"a": 0.25}) == 25
+    assert records.evaluate("a and a * 100", {"a": None}) is None
+    assert records.evaluate("a > 1 and b", {"a": 2, "b": 0}) == 0
+
+
 def test_the_figures_are_drawn_from_the_records(tmp_path):
     pytest.importorskip("matplotlib")
     paths = records.plot(tmp_path)

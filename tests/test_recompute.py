@@ -12,6 +12,7 @@ from spikeformers import create_model
 from spikeformers.errors import ConfigError
 from spikeformers.train import enable_recompute, load_config, train
 from spikeformers.train.recompute import recompute_segments
+from spikeformers.neurons import base as neuron_base
 
 SMALL = dict(dim=32, depth=2, num_heads=2, img_size=16, in_chans=1, pooling="1111", T=4)
 CASES = {
@@ -111,7 +112,10 @@ def test_run_memory_option_trains_and_is_checked(tmp_path):
     s = train(load_config(None, [f"run.out_dir={tmp_path}", "model.dim=32", "data.batch_size=64", "run.max_steps=2",
                                  "epochs=1", "run.memory=recompute"]), progress=False)
     assert load_config(os.path.join(s["run_dir"], "config.yaml")).run.memory == "recompute" and 0 <= s["test_acc"] <= 1
-    with pytest.raises(ConfigError, match="run.memory must be one of default, recompute"):
+    s = train(load_config(None, [f"run.out_dir={tmp_path}", "model.dim=32", "data.batch_size=64", "run.max_steps=2",
+                                 "epochs=1", "run.memory=packed", "run.name=packed"]), progress=False)
+    assert 0 <= s["test_acc"] <= 1 and neuron_base.PACK_SPIKES is False  # on for the run only
+    with pytest.raises(ConfigError, match="run.memory must be one of default, packed, recompute"):
         load_config(None, ["run.memory=bits"])
     with pytest.raises(ConfigError, match="run.memory=recompute excludes run.compile=true"):
         train(load_config(None, [f"run.out_dir={tmp_path}", "run.memory=recompute", "run.compile=true"]), progress=False)

@@ -104,6 +104,9 @@ def to_snn(run_dir: str, Ts: Sequence[int], out: Optional[str] = None, *, signed
     if foreign:
         raise ConfigError(f"{foreign[0]} exists and is not a conversion of {run_dir}: remove it or pass --out")
     qann, cfg, dataset = load_trained_model(run_dir, device)
+    # a converted network holds every layer's running sums for T steps: keep T x batch where the QANN's
+    # training kept its T = 4 x batch (a QKFormer's T = 64 evaluation at the recipe's batch needs ~37 GiB more)
+    cfg.data.eval_batch_size = max(1, cfg.data.eval_batch_size * 4 // max(Ts))
     task = build_task(cfg, dataset)
     _, loaders = task.loaders(dataset)
     split = list(loaders)[-1]

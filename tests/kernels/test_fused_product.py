@@ -102,7 +102,7 @@ def test_gpu_ssa_fused_equals_torch_under_autocast():
 
 @in_interpreter
 def test_interp_binary_operands_are_saved_as_bits_with_the_same_gradients():
-    from spikeformers.neurons.base import mark_binary
+    from spikeformers.neurons.base import mark_binary, spikes_as_bits
 
     g = torch.Generator().manual_seed(5)
     ops = [(torch.rand(2, 3, 2, 40, 16, generator=g) < 0.3).float() for _ in range(3)]
@@ -110,7 +110,8 @@ def test_interp_binary_operands_are_saved_as_bits_with_the_same_gradients():
     results = []
     for bits in (False, True):
         leaves = [o.clone().requires_grad_() for o in ops]
-        q, k, v = (mark_binary(t * 1.0) if bits else t * 1.0 for t in leaves)
+        with spikes_as_bits(bits):
+            q, k, v = [mark_binary(t * 1.0) for t in leaves]
         saved = []
         with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
             y = AttentionProduct(scale=0.25, order="q_kv", backend="triton")(q, k, v)

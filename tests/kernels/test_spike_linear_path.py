@@ -1,5 +1,5 @@
 """On the training kernels' path, a LinearBN whose input is a neuron's spikes keeps them as bits
-(layers/spike_linear.py): same outputs, gradients and BN statistics as with the input kept whole."""
+(layers/spike_linear.py, run.memory=packed): same outputs, gradients and BN statistics as with the input kept whole."""
 import copy
 
 import torch
@@ -7,6 +7,7 @@ import torch
 from spikeformers.layers import time as time_layers
 from spikeformers.layers.time import LinearBN
 from spikeformers.neurons import LIFNode
+from spikeformers.neurons.base import spikes_as_bits
 
 from marks import in_interpreter  # noqa: E402  (tests/kernels/marks.py)
 
@@ -24,7 +25,8 @@ def test_spikes_into_linear_bn_are_kept_as_bits_with_the_same_result(monkeypatch
     results = []
     for lin, mark in ((layer, True), (twin, False)):
         src = x.clone().requires_grad_()
-        s = LIFNode(backend="triton")(src * 2)  # spikes, tagged as binary by the neuron
+        with spikes_as_bits():  # run.memory=packed: the neuron tags its spikes as binary
+            s = LIFNode(backend="triton")(src * 2)
         if not mark:
             s = s * 1.0  # the same values, untagged: the layer keeps them whole
         y = lin(s)

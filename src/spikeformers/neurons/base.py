@@ -7,6 +7,7 @@ state between calls (no `reset_net`). Streaming use passes the state explicitly:
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from typing import Any, Optional, Tuple, Union
 
 import torch
@@ -15,7 +16,7 @@ from torch import Tensor, nn
 from ..kernels import kernels_for, refuse  # imports no Triton until a kernel is about to run
 from .surrogate import SURROGATES, Surrogate, create_surrogate
 
-__all__ = ["Neuron", "SpikingNeuron", "DOMAINS", "check_time_first", "mark_binary", "is_binary"]
+__all__ = ["Neuron", "SpikingNeuron", "DOMAINS", "check_time_first", "mark_binary", "is_binary", "spikes_as_bits", "PACK_SPIKES"]
 
 # Output value domains that attention and energy counting read.
 DOMAINS = ("binary", "ternary", "integer", "real")
@@ -23,8 +24,20 @@ BACKENDS = ("auto", "torch", "triton")
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
-#: False: no spike tensor is tagged, so none is saved as bits (the benchmarks' "-unpacked" settings compare both)
-PACK_SPIKES = True
+#: True: binary spike tensors are tagged, so the layers that save them for backward keep them as bits (less
+#: memory, a few % slower: `run.memory=packed` and `recompute` turn it on for their run, `spikes_as_bits`)
+PACK_SPIKES = False
+
+
+@contextmanager
+def spikes_as_bits(on: bool = True):
+    """Within: binary spikes are saved for backward as bits (`PACK_SPIKES`); the previous setting is restored."""
+    global PACK_SPIKES
+    was, PACK_SPIKES = PACK_SPIKES, on
+    try:
+        yield
+    finally:
+        PACK_SPIKES = was
 
 
 def mark_binary(x: Tensor) -> Tensor:

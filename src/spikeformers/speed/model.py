@@ -22,7 +22,7 @@ Settings (`--settings`; SpikingJelly's are tried in each of its modes so its fas
   ours-make-step (`spikeformers.train.make_step(model, optimizer, amp=bf16)` with its defaults: the
   one-call step for Python users, which graphs itself on CUDA),
   ours-bf16-unfused, ours-bf16-graph-unfused (BatchNorm and the neuron after it as two ops: the fusion's
-  own A/B), ours-bf16-graph-unpacked (spikes saved whole, not as bits: the packing's own A/B),
+  own A/B), ours-bf16-graph-packed (binary spikes saved as bits: run.memory=packed, the packing's own A/B),
   sj-fp32, sj-bf16 (plain autocast: its neurons fall back to PyTorch for bf16 state),
   sj-bf16-prec (its precision API: bf16 neuron state, Triton neurons), sj-fp32-torch (its PyTorch neurons)
 
@@ -79,7 +79,7 @@ SETTINGS: Dict[str, Dict[str, Any]] = {
     "ours-make-step": dict(impl="ours", amp=BF16, make_step=True),
     "ours-bf16-unfused": dict(impl="ours", amp=BF16, fuse_bn=False),
     "ours-bf16-graph-unfused": dict(impl="ours", amp=BF16, graph=True, fuse_bn=False),
-    "ours-bf16-graph-unpacked": dict(impl="ours", amp=BF16, graph=True, pack=False),
+    "ours-bf16-graph-packed": dict(impl="ours", amp=BF16, graph=True, pack=True),
     "sj-fp32": dict(impl="sj", amp=None),
     "sj-bf16": dict(impl="sj", amp=BF16),
     "sj-bf16-prec": dict(impl="sj", precision="bf16"),
@@ -260,7 +260,7 @@ def throughput(name: str, B: int, args, tf32: bool = False) -> Dict[str, Any]:
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
     torch.backends.cudnn.benchmark = args.cudnn_benchmark == "on"
     bn_fire.ENABLED = setting.get("fuse_bn", True)
-    neuron_base.PACK_SPIKES = setting.get("pack", True)
+    neuron_base.PACK_SPIKES = setting.get("pack", False)
     try:
         model, step = _trainer(setting, args.lr)
         data = _batches(4, B)
@@ -291,7 +291,7 @@ def throughput(name: str, B: int, args, tf32: bool = False) -> Dict[str, Any]:
         rec["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
     finally:
         model = step = None
-        bn_fire.ENABLED = neuron_base.PACK_SPIKES = True
+        bn_fire.ENABLED, neuron_base.PACK_SPIKES = True, False
         _free()
     print(f"  {name:>20} batch {B:4d} tf32 {'on ' if tf32 else 'off'}: " + (f"{rec['images_per_s']:8.0f} img/s, {rec['step_ms']:.1f} ms/step, "
                                               f"peak {rec['peak_gb'] or 0:.2f} GB" if "images_per_s" in rec else rec["error"])

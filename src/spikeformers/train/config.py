@@ -120,7 +120,8 @@ class RunSection:
     cuda_graph: str = "auto"  # replay forward+backward as one CUDA graph: "auto" (on CUDA where it can: not with
     # compile, nor sync_bn on several ranks; eager if the capture fails), "true" (required) or "false"
     tf32: bool = True  # CUDA: fp32 matmuls may use TF32, as cuDNN's convolutions do by default (false: IEEE fp32)
-    memory: str = "default"  # "recompute": blocks and patch-embedding stages rerun in backward (less memory, same gradients)
+    memory: str = "default"  # "packed": binary spikes saved for backward as bits; "recompute": that, and blocks and
+    # patch-embedding stages rerun in backward (less memory each, same gradients)
     sync_bn: bool = False  # data parallel: BatchNorm statistics over the global batch, not each rank's share
     max_steps: Optional[int] = None  # stop after this many steps (for tests and smoke runs)
     threads: Optional[int] = None  # CPU intra-op threads (None: torch's default); 1 avoids OpenMP stalls on busy machines
@@ -176,7 +177,7 @@ _CHECKS = {
     ("schedule", "min_lr"): (lambda v: v >= 0, ">= 0"),
     ("run", "amp"): (lambda v: v in ("auto", "bf16", "off"), "one of 'auto', 'bf16', 'off'"),
     ("run", "cuda_graph"): (lambda v: v in ("auto", "true", "false"), "one of auto, true, false"),
-    ("run", "memory"): (lambda v: v in ("default", "recompute"), "one of default, recompute"),
+    ("run", "memory"): (lambda v: v in ("default", "packed", "recompute"), "one of default, packed, recompute"),
     ("run", "name"): (lambda v: v not in ("", ".", "..") and "/" not in v and "\\" not in v,
                       "a plain folder name (no '/', not '..'): runs live in run.out_dir"),
     ("run", "log_every"): (lambda v: v >= 1, ">= 1"),

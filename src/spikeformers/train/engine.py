@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from ..energy.summary import energy_headline, energy_sample
 from ..errors import ConfigError, TrainingDiverged
 from ..models import count_parameters
+from ..neurons.base import spikes_as_bits
 from ..version import __version__
 from .config import ALIASES, TrainConfig, config_to_dict, load_config, save_config
 from .cuda_graph import GraphedStep
@@ -282,7 +283,8 @@ class Trainer:
 
     def fit(self) -> Dict[str, Any]:
         """Train to the end (or to run.max_minutes), holding the run folder's lock (rank 0)."""
-        with tf32_matmuls(self.cfg.run.tf32 if self.device.type == "cuda" else None):
+        with tf32_matmuls(self.cfg.run.tf32 if self.device.type == "cuda" else None), \
+                spikes_as_bits(self.cfg.run.memory != "default"):
             if not self.dist.is_main or self._locked:
                 return self._fit()
             with FolderLock(self.run_dir, "training"):
