@@ -167,3 +167,10 @@ def test_report_command_rebuilds_the_table_from_run_directories(tmp_path, capsys
     assert "acc 0.9050 ± 0.0071 (n=2)" in out and (tmp_path / "leaderboard.csv").is_file()
     rows = list(__import__("csv").DictReader(open(tmp_path / "leaderboard.csv")))
     assert rows[0]["n"] == "2" and float(rows[0]["metric_mean"]) == pytest.approx(statistics.fmean([0.9, 0.91]))
+
+
+@pytest.mark.parametrize("name", sorted(os.listdir(os.path.join(os.path.dirname(__file__), "..", "suites"))))
+def test_every_shipped_suite_file_loads_and_checks(name, tmp_path):
+    # load_suite builds every cell's model on the meta device and checks its dataset and task options
+    suite = load_suite(os.path.join(os.path.dirname(__file__), "..", "suites", name), out_dir=str(tmp_path))
+    assert suite.cells and all(c.config.run.out_dir == str(tmp_path) for c in suite.cells)
