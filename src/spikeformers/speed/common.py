@@ -16,7 +16,7 @@ __all__ = ["DEVICE", "set_dry_run", "require_cuda", "sync", "peak_memory_gb", "r
            "graph_time_ms", "copy_bandwidth", "provenance", "write_record", "table", "fmt"]
 
 #: where the suites run; `--dry-run` switches to the CPU with tiny sizes, to check the code paths
-#: (numbers meaningless) on a machine without a GPU
+#: (numbers meaningless) on a machine without a GPU; `bench lm --cpu` measures there at the sizes given
 DEVICE = torch.device("cuda")
 
 

@@ -3,6 +3,7 @@ generation tokens/s at batch 1.
 
     spikeformers bench lm [--dim 384 --depth 6 --heads 12 --seq-len 256 --batch 64] [--out lm.json]
     spikeformers bench lm --modes --generate 512              # generation only
+    spikeformers bench lm --cpu --modes --generate 200 --dim 128 --depth 2 --heads 4 --seq-len 64  # the CPU recipe
     python benchmarks/lm_speed.py ...           (the same code)
 
 Each setting trains on random byte windows on the GPU: forward, next-token cross-entropy, backward,
@@ -58,6 +59,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=30, help="timed steps per setting")
     p.add_argument("--warmup", type=int, default=5, help="untimed steps first (kernels compile here)")
     p.add_argument("--out", default=None, help="JSON record path")
+    p.add_argument("--cpu", action="store_true", help="measure on the CPU at the given sizes (the tiny recipe's: "
+                   "--dim 128 --depth 2 --heads 4 --seq-len 64); threads: torch's default")
     p.add_argument("--dry-run", action="store_true", help="a tiny model on the CPU: checks the code, measures nothing")
 
 
@@ -123,7 +126,9 @@ def measure_generation(name: str, graph: bool, args) -> Dict[str, Any]:
 
 
 def run(args) -> Dict[str, Any]:
-    record: Dict[str, Any] = {"suite": "lm", "provenance": provenance(), "args": vars(args), "rows": []}
+    record: Dict[str, Any] = {"suite": "lm", "provenance": {**provenance(), "device_type": common.DEVICE.type,
+                                                            "threads": torch.get_num_threads()},
+                              "args": vars(args), "rows": []}
     for mode in args.modes:
         for name in args.settings:
             try:
@@ -162,7 +167,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="spikeformers bench lm", description=__doc__.split("\n")[0])
     add_arguments(p)
     args = p.parse_args(argv)
-    common.set_dry_run(args.dry_run)
+    common.set_dry_run(args.dry_run or args.cpu)
     if args.dry_run:
         args.dim, args.depth, args.heads, args.seq_len, args.batch, args.steps, args.warmup = 32, 1, 2, 16, 2, 2, 1
         args.modes, args.generate = ["eager"], min(args.generate, 20)
