@@ -23,7 +23,7 @@ from spikeformers import create_model, save_pretrained  # noqa: E402
 from spikeformers.cli import main  # noqa: E402
 from spikeformers.data import create_dataset  # noqa: E402
 from spikeformers.errors import SpikeformersError  # noqa: E402
-from spikeformers.models import SpikformerConfig, SpikingLMConfig, from_pretrained  # noqa: E402
+from spikeformers.models import SpikeGPTConfig, SpikformerConfig, SpikingLMConfig, from_pretrained  # noqa: E402
 from spikeformers.models.qkformer import QKFormerConfig  # noqa: E402
 from spikeformers.models.sequence import SpikformerSeqConfig  # noqa: E402
 from spikeformers.suite import load_suite  # noqa: E402
@@ -37,10 +37,10 @@ FUZZ = settings(derandomize=True, deadline=None, database=None, print_blob=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
 
 #: model options of every family (the names users type), and the small models they apply to
-OPTIONS = sorted({f.name for c in (SpikformerConfig, QKFormerConfig, SpikformerSeqConfig, SpikingLMConfig)
+OPTIONS = sorted({f.name for c in (SpikformerConfig, QKFormerConfig, SpikformerSeqConfig, SpikingLMConfig, SpikeGPTConfig)
                   for f in fields(c)})
-MODELS = ["spikformer_tiny", "sdt_tiny", "qkformer_tiny", "spikformer_seq_tiny", "spiking_lm_tiny", "fpn_segmenter",
-          "no_such_model"]
+MODELS = ["spikformer_tiny", "sdt_tiny", "qkformer_tiny", "spikformer_seq_tiny", "spiking_lm_tiny", "spikegpt_tiny",
+          "fpn_segmenter", "no_such_model"]
 #: config keys, but not the dataset (loading another one costs seconds) nor where runs go
 KEYS = [k for k, *_ in config_keys() if not k.startswith(("data.name", "data.root", "run.out_dir"))] + \
     [a for a in ALIASES if a not in ("data", "model")]
