@@ -65,7 +65,7 @@ class SpikeGPTConfig:
     neuron: str = "lif"           # the branch neurons; their time axis is the token sequence
     neuron_opts: Dict[str, Any] = field(default_factory=lambda: dict(SPIKEGPT_LIF))
     spike_embedding: bool = True  # Heaviside(embedding) with an ATan(2) surrogate, as GPT.forward does
-    wkv_chunk: int = 32           # tokens per chunk of the parallel WKV (memory vs. loop length; same result)
+    wkv_chunk: int = 16           # chunk of the parallel WKV: work, memory ~ chunk; loop ~ N / chunk; same result
     twin: Optional[str] = None    # "ann": ReLU for every LIF and a real embedding (same layout, no spikes)
 
 
@@ -76,7 +76,7 @@ def _wide(*ts: Tensor) -> Tuple[Tensor, ...]:
     return tuple(t.to(dtype) for t in ts)
 
 
-def wkv(w: Tensor, u: Tensor, k: Tensor, v: Tensor, chunk: int = 32) -> Tensor:
+def wkv(w: Tensor, u: Tensor, k: Tensor, v: Tensor, chunk: int = 16) -> Tensor:
     """WKV of every token at once (training), exact and causal: k, v [B, N, C]; w (< 0), u [C] -> [B, N, C].
 
     Per chunk of L tokens starting at s, token t (j = t - s) sees L + 1 slots: the carried past with logit
