@@ -143,7 +143,7 @@ def test_round_trip(tmp_path):
         "schedule.min_lr=1e-7", "optim.grad_clip=null",
     ])
     d = config_to_dict(cfg)
-    assert d["optim"]["betas"] == [0.85, 0.99] and set(d) == {"model", "data", "task", "optim", "schedule", "run"}
+    assert d["optim"]["betas"] == [0.85, 0.99] and set(d) == {"model", "data", "task", "optim", "schedule", "run", "distill"}
     assert config_from_dict(d) == cfg
     assert config_from_dict(yaml.safe_load(yaml.safe_dump(d))) == cfg
     path = tmp_path / "sub" / "config.yaml"

@@ -6,6 +6,7 @@ The engine (`train/engine.py`) never branches on a task's name. It asks the run'
     model_kwargs(dataset)        -> create_model keywords describing the data (classes, vocabulary, ...)
     model_family(dataset)        -> the model family that reads the data (for the hint after a mismatch)
     loss(model)                  -> loss(out, target) (`per_step`: the model returns per-step outputs)
+    distill_loss(loss, model, teacher, ...) -> that loss plus a KL term to a teacher's logits (`distill.py`)
     units(target)                -> how many units (images, tokens) a batch holds, for throughput
     train_stats(out, target)     -> device sums for the epoch line (e.g. correct predictions)
     evaluate(model, loader, ...) -> metrics of one split (loss, the task's metric, n, firing rates)
@@ -23,8 +24,10 @@ from typing import Any, ClassVar, Dict, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
+from ..errors import ConfigError
 from ..models.inference import InferenceGraph
 from ..neurons.monitor import FiringRateMonitor
+from .distill import DistillationLoss
 
 __all__ = ["Task", "autocast"]
 
@@ -50,6 +53,9 @@ class Task:
     predicts: ClassVar[bool] = False
     #: does `spikeformers export --format onnx` cover this task's runs
     exports_onnx: ClassVar[bool] = False
+    #: how distillation compares the logits `distill_logits` picks: "softmax" (one distribution over the last
+    #: axis) or "sigmoid" (independent classes, a binary KL each)
+    distill_kind: ClassVar[str] = "softmax"
 
     def __init__(self, cfg: Any):
         self.cfg = cfg
@@ -78,6 +84,20 @@ class Task:
         """The training loss `loss(out, target)` (its `per_step`: the model returns per-step outputs).
         `model` tells a loss what it needs of the model's layout (a detector's strides)."""
         raise NotImplementedError
+
+    def distill_logits(self, out: Any) -> Tensor:
+        """The logits of a model output that distillation compares, classes on the last axis."""
+        raise ConfigError(f"task {self.name!r} has no logits to distill from a teacher")
+
+    def distill_loss(self, loss: nn.Module, model: nn.Module, teacher: nn.Module, weight: float = 1.0,
+                     temperature: float = 2.0, features: float = 0.0) -> nn.Module:
+        """`loss` plus the KL between `teacher`'s and the student's logits (`distill_logits`, at `temperature`,
+        times its square and `weight`) and, with `features` > 0, the MSE of their block outputs
+        (`tasks/distill.py`). The training step runs the teacher (`teach`) and hands its output to the loss."""
+        if type(self).distill_logits is Task.distill_logits:  # known before the first step, not at it
+            raise ConfigError(f"task {self.name!r} has no logits to distill from a teacher")
+        return DistillationLoss(loss, model, teacher, self.distill_logits, self.distill_kind, weight, temperature,
+                                features)
 
     def units(self, target: Any) -> int:
         return int(target.shape[0])

@@ -82,6 +82,9 @@ class ClassificationTask(Task):
     def loss(self, model: nn.Module) -> nn.Module:
         return self.criterion
 
+    def distill_logits(self, logits: Tensor) -> Tensor:
+        return logits  # [B, classes]
+
     def train_stats(self, logits: Tensor, target: Tensor) -> Dict[str, Tensor]:
         labels = target if target.dim() == 1 else target.argmax(1)  # soft targets: their top class
         return {"acc": (logits.argmax(1) == labels).sum()}

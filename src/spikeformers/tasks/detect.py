@@ -102,6 +102,7 @@ class DetectionTask(Task):
     higher_is_better = True
     unit = "images"
     data_kind = "scenes"
+    distill_kind = "sigmoid"  # FCOS scores each class on its own
 
     def __init__(self, cfg: Any, range_per_stride: float = 2.0, center_radius: float = 1.5, score_threshold: float = 0.05,
                  nms_iou: float = 0.6, max_detections: int = 100):
@@ -129,6 +130,9 @@ class DetectionTask(Task):
     def loss(self, model: nn.Module) -> nn.Module:
         sizes, strides = self._layout(model)
         return FCOSLoss(sizes, strides, self.range_per_stride, self.center_radius)
+
+    def distill_logits(self, out: Dict[str, Tensor]) -> Tensor:
+        return out["cls"]  # [B, locations, classes] sigmoid logits; boxes and centreness are not distilled
 
     def units(self, target: Dict[str, Tensor]) -> int:
         return int(target["labels"].shape[0])

@@ -75,6 +75,9 @@ class LanguageModelTask(Task):
     def loss(self, model: nn.Module) -> nn.Module:
         return NextTokenLoss(self.label_smoothing)
 
+    def distill_logits(self, logits: Tensor) -> Tensor:
+        return logits  # [B, N, vocab]: one distribution per token
+
     def units(self, target: Tensor) -> int:
         return target.numel()
 

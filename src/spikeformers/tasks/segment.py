@@ -65,6 +65,9 @@ class SegmentationTask(Task):
     def loss(self, model: nn.Module) -> nn.Module:
         return SegmentationLoss()
 
+    def distill_logits(self, logits: Tensor) -> Tensor:
+        return logits.movedim(1, -1)  # [B, classes + 1, H, W] -> one distribution per pixel (ignored ones too)
+
     def units(self, target: Dict[str, Tensor]) -> int:
         return int(target["masks"].shape[0])
 

@@ -37,6 +37,7 @@ __all__ = [
     "OptimSection",
     "ScheduleSection",
     "RunSection",
+    "DistillSection",
     "TrainConfig",
     "ALIASES",
     "load_config",
@@ -130,6 +131,16 @@ class RunSection:
 
 
 @dataclass
+class DistillSection:
+    teacher: Optional[str] = None  # a finished run folder (e.g. the ANN twin's, twin=ann) whose model teaches this
+    # one: its logits (and block outputs, with features) join the loss; frozen, in eval mode (None: no teacher)
+    weight: float = 1.0  # weight of the KL term between the teacher's and the student's logits (0: none)
+    temperature: float = 2.0  # softmax temperature tau of both sides; the KL is scaled by tau^2 (Hinton et al. 2015)
+    features: float = 0.0  # weight of the MSE between the student's block outputs (mean over time) and the
+    # teacher's (0: off; both models need blocks of equal outputs)
+
+
+@dataclass
 class TrainConfig:
     """The whole training recipe; saved as `config.yaml` in every run folder."""
 
@@ -139,6 +150,7 @@ class TrainConfig:
     optim: OptimSection = field(default_factory=OptimSection)  # AdamW
     schedule: ScheduleSection = field(default_factory=ScheduleSection)  # epochs, warmup, cosine decay
     run: RunSection = field(default_factory=RunSection)  # where, on what, how to log and resume
+    distill: DistillSection = field(default_factory=DistillSection)  # a teacher run's logits in the loss
 
 
 SECTIONS = tuple(f.name for f in dataclasses.fields(TrainConfig))
@@ -185,6 +197,10 @@ _CHECKS = {
     ("run", "max_steps"): (lambda v: v >= 1, ">= 1 or null"),
     ("run", "max_minutes"): (lambda v: v > 0, "> 0 or null"),
     ("run", "threads"): (lambda v: v >= 1, ">= 1 or null"),
+    ("distill", "teacher"): (lambda v: v.strip() != "", "a run folder or null"),
+    ("distill", "weight"): (lambda v: v >= 0, ">= 0"),
+    ("distill", "temperature"): (lambda v: v > 0, "> 0"),
+    ("distill", "features"): (lambda v: v >= 0, ">= 0"),
     ("run", "loggers"): (lambda v: set(v) <= {"jsonl", "csv", "tensorboard", "wandb"},
                          "a list of 'jsonl', 'csv', 'tensorboard', 'wandb'"),
 }

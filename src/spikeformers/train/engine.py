@@ -31,6 +31,7 @@ from ..neurons.base import spikes_as_bits
 from ..version import __version__
 from .config import ALIASES, TrainConfig, config_to_dict, load_config, save_config
 from .cuda_graph import GraphedStep
+from .distill import distillation_loss
 from .ema import EMA
 from .recompute import enable_recompute
 from .distributed import Distributed
@@ -106,6 +107,8 @@ class Trainer:
         d, o = cfg.data, cfg.optim
         self.train_loader, self.eval_loaders = self.task.loaders(self.dataset)
         self.loss_fn = self.task.loss(self.model).to(self.device)  # its buffers (a detector's locations) too
+        if cfg.distill.teacher:  # a finished run's model teaches: the loss runs it (frozen, outside self.model)
+            self.loss_fn = distillation_loss(cfg, self.task, self.model, self.dataset, self.loss_fn, self.device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.buffers = list(self.model.buffers())
         self.graphed = None
