@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
-__all__ = ["DecodeGraph", "stream_tokens", "sample"]
+__all__ = ["DecodeGraph", "stream_tokens", "sample", "TokenModel"]
 
 
 def sample(logits: Tensor, temperature: float, top_k: Optional[int], generator: Optional[torch.Generator]) -> Tensor:
@@ -159,3 +159,30 @@ def stream_tokens(model: nn.Module, ids: Tensor, max_new_tokens: int, temperatur
                 pos += 1
     finally:
         model.train(was_training)
+
+
+class TokenModel:
+    """What every language model of the zoo shares (mixed into its nn.Module, which has `cfg.block_size` and
+    `step()`): the check of token ids, and sampling through `step()` (`stream`, `generate`)."""
+
+    def _check_ids(self, ids: Tensor, dims: int) -> None:
+        what = "[B, N]" if dims == 2 else "[B]"
+        if not isinstance(ids, Tensor) or ids.dim() != dims or ids.dtype not in (torch.int64, torch.int32):
+            shape = tuple(ids.shape) if isinstance(ids, Tensor) else type(ids).__name__
+            name = getattr(self, "model_name", type(self).__name__)
+            raise ValueError(f"{name} expects integer token ids {what}, got {shape}")
+        if dims == 2 and not 1 <= ids.shape[1] <= self.cfg.block_size:
+            raise ValueError(f"sequence length {ids.shape[1]} is outside 1..block_size {self.cfg.block_size}")
+
+    def stream(self, ids: Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: Optional[int] = None,
+               generator: Optional[torch.Generator] = None, graph: Optional[bool] = None) -> Iterator[Tensor]:
+        """Yield `max_new_tokens` sampled continuations of `ids [B, N]`, one `[B]` tensor at a time (temperature 0
+        is greedy, `top_k` keeps the k likeliest; on CUDA each step replays as a CUDA graph)."""
+        self._check_ids(ids, 2)
+        return stream_tokens(self, ids, max_new_tokens, temperature, top_k, generator, graph)
+
+    def generate(self, ids: Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: Optional[int] = None,
+                 generator: Optional[torch.Generator] = None) -> Tensor:
+        """`ids [B, N]` followed by `max_new_tokens` sampled tokens: `[B, N + max_new_tokens]` (see `stream`)."""
+        new = [t[:, None] for t in self.stream(ids, max_new_tokens, temperature, top_k, generator)]
+        return torch.cat([ids] + new, 1)

@@ -54,7 +54,7 @@ from ..layers.token_shift import TokenShift
 from ..neurons.registry import neuron_factory
 from .registry import register_model
 from ._builder import apply_twin, build_config
-from .decode import stream_tokens
+from .decode import TokenModel
 
 __all__ = ["SpikingLMConfig", "SpikingLM", "LMState", "attention_step", "register_attention_step"]
 
@@ -226,7 +226,7 @@ def _check(cfg: SpikingLMConfig) -> None:
         raise ValueError(f"SpikingLM needs a causal attention; {cfg.attention!r} has no causal form; valid: {', '.join(causal)}")
 
 
-class SpikingLM(nn.Module):
+class SpikingLM(TokenModel, nn.Module):
     """`forward(ids [B, N]) -> logits [B, N, vocab]`; `step(ids [B], state) -> (logits [B, vocab], state)`."""
 
     def __init__(self, cfg: SpikingLMConfig):
@@ -241,13 +241,6 @@ class SpikingLM(nn.Module):
         self.norm = create_norm(cfg.norm, cfg.dim)
         self.head = nn.Linear(cfg.dim, cfg.vocab_size, bias=False)
 
-    def _check_ids(self, ids: Tensor, dims: int) -> None:
-        what = "[B, N]" if dims == 2 else "[B]"
-        if not isinstance(ids, Tensor) or ids.dim() != dims or ids.dtype not in (torch.int64, torch.int32):
-            shape = tuple(ids.shape) if isinstance(ids, Tensor) else type(ids).__name__
-            raise ValueError(f"{getattr(self, 'model_name', 'SpikingLM')} expects integer token ids {what}, got {shape}")
-        if dims == 2 and not 1 <= ids.shape[1] <= self.cfg.block_size:
-            raise ValueError(f"sequence length {ids.shape[1]} is outside 1..block_size {self.cfg.block_size}")
 
     def _logits(self, x: Tensor) -> Tensor:
         return self.head(self.norm(x.mean(0)))  # [T, B, N, D] -> [B, N, vocab]
@@ -275,18 +268,7 @@ class SpikingLM(nn.Module):
             new.append(s)
         return self._logits(x)[:, 0], LMState(pos + 1, new)
 
-    def stream(self, ids: Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: Optional[int] = None,
-               generator: Optional[torch.Generator] = None, graph: Optional[bool] = None) -> Iterator[Tensor]:
-        """Yield `max_new_tokens` sampled continuations of `ids [B, N]`, one `[B]` tensor at a time (`decode.py`:
-        temperature 0 is greedy, `top_k` keeps the k likeliest; on CUDA each step replays as a CUDA graph)."""
-        self._check_ids(ids, 2)
-        return stream_tokens(self, ids, max_new_tokens, temperature, top_k, generator, graph)
 
-    def generate(self, ids: Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: Optional[int] = None,
-                 generator: Optional[torch.Generator] = None) -> Tensor:
-        """`ids [B, N]` followed by `max_new_tokens` sampled tokens: `[B, N + max_new_tokens]` (see `stream`)."""
-        new = [t[:, None] for t in self.stream(ids, max_new_tokens, temperature, top_k, generator)]
-        return torch.cat([ids] + new, 1)
 
 
 def _lm(defaults: Dict[str, Any], overrides: Dict[str, Any]) -> SpikingLM:

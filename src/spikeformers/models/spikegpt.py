@@ -42,7 +42,7 @@ from torch import Tensor, nn
 from ..neurons import create_surrogate, heaviside
 from ..neurons.registry import neuron_factory
 from ._builder import build_config
-from .decode import stream_tokens
+from .decode import TokenModel
 from .lm import LMState
 from .registry import register_model
 
@@ -248,7 +248,7 @@ def _check(cfg: SpikeGPTConfig) -> None:
         cfg.neuron, cfg.neuron_opts, cfg.spike_embedding = "relu", {}, False
 
 
-class SpikeGPT(nn.Module):
+class SpikeGPT(TokenModel, nn.Module):
     """`forward(ids [B, N]) -> logits [B, N, vocab]`; `step(ids [B], state) -> (logits [B, vocab], state)`."""
 
     def __init__(self, cfg: SpikeGPTConfig):
@@ -261,13 +261,6 @@ class SpikeGPT(nn.Module):
         self.ln_out = nn.LayerNorm(cfg.dim)
         self.head = nn.Linear(cfg.dim, cfg.vocab_size, bias=False)
 
-    def _check_ids(self, ids: Tensor, dims: int) -> None:
-        what = "[B, N]" if dims == 2 else "[B]"
-        if not isinstance(ids, Tensor) or ids.dim() != dims or ids.dtype not in (torch.int64, torch.int32):
-            shape = tuple(ids.shape) if isinstance(ids, Tensor) else type(ids).__name__
-            raise ValueError(f"{getattr(self, 'model_name', 'SpikeGPT')} expects integer token ids {what}, got {shape}")
-        if dims == 2 and not 1 <= ids.shape[1] <= self.cfg.block_size:
-            raise ValueError(f"sequence length {ids.shape[1]} is outside 1..block_size {self.cfg.block_size}")
 
     def _embed(self, ids: Tensor) -> Tensor:
         x = self.emb(ids)
@@ -294,17 +287,7 @@ class SpikeGPT(nn.Module):
             new.append(s)
         return self.head(self.ln_out(x))[:, 0], LMState(pos + 1, new)
 
-    def stream(self, ids: Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: Optional[int] = None,
-               generator: Optional[torch.Generator] = None, graph: Optional[bool] = None) -> Iterator[Tensor]:
-        """Yield `max_new_tokens` sampled continuations of `ids [B, N]`, one `[B]` at a time (`decode.py`)."""
-        self._check_ids(ids, 2)
-        return stream_tokens(self, ids, max_new_tokens, temperature, top_k, generator, graph)
 
-    def generate(self, ids: Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: Optional[int] = None,
-                 generator: Optional[torch.Generator] = None) -> Tensor:
-        """`ids [B, N]` followed by `max_new_tokens` sampled tokens: `[B, N + max_new_tokens]`."""
-        new = [t[:, None] for t in self.stream(ids, max_new_tokens, temperature, top_k, generator)]
-        return torch.cat([ids] + new, 1)
 
 
 def _spikegpt(defaults: Dict[str, Any], overrides: Dict[str, Any]) -> SpikeGPT:
