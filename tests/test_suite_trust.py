@@ -295,7 +295,9 @@ def test_a_rerun_names_a_holder_that_stays_alive(suite_copy, monkeypatch):
 
 
 def test_kill_9_stops_the_suites_run_a_rerun_takes_it_over_and_one_ctrl_c_stops_that_cleanly(tmp_path):
-    path = suite_file(tmp_path, config={"schedule": {"epochs": 30, "warmup_epochs": 0}, "model": {"T": 1}},
+    # epochs enough that no run can finish while a busy machine delays this test's polling (each is a fraction
+    # of a second); the signals end the runs long before
+    path = suite_file(tmp_path, config={"schedule": {"epochs": 1000, "warmup_epochs": 0}, "model": {"T": 1}},
                       launcher={"jobs": 1, "threads": 1})
     out, cell = tmp_path / "out", tmp_path / "out" / "base"
     cmd = [sys.executable, "-m", "spikeformers", "suite", path, "--out", str(out), "-q"]
