@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
-# The spiking LM and its ANN twin on GCIDE, one GPU, in commands of under 10 minutes:
-#   1. training tokens/s of every setting, graphed bf16 (spikeformers bench lm), unless $OUT/lm_speed.json exists;
-#   2. each run NAME:MINUTES given, with its whole cosine schedule sized from the measured tokens/s
-#      (configs/spiking_lm_gcide.yaml, epochs of 500 batches): twin (the ANN twin), ilif (the recipe: integer
-#      neurons, up to 4 spikes per step, T = 1), if (binary IF neurons over T = 4 steps);
+# The LM table on GCIDE, one GPU, in commands of under 10 minutes:
+#   1. training tokens/s of the spiking LM's settings, graphed bf16 (spikeformers bench lm), unless
+#      $OUT/lm_speed.json exists or every such run has its rate in TPS_<name> (tokens/s; e.g. TPS_twin=759504);
+#   2. each run NAME:MINUTES given, with its whole cosine schedule sized from its tokens/s (epochs of 500
+#      batches of 64 x 256 bytes). A run with no bench setting (distill, spikegpt, gpt) and no TPS_<name> is
+#      timed first by a short calibration run (2 epochs of 40 batches). Runs, all at the sizes of
+#      configs/spiking_lm_gcide.yaml (6 x 384):
+#        twin      the spiking LM's ANN twin
+#        ilif      the integer recipe (up to 4 spikes per step, T = 1)
+#        binary    binary IF neurons with soft reset over T = 4 steps (the binary recipe)
+#        lif       binary LIF neurons with hard reset over T = 4 steps (every spiking transformer's neuron)
+#        asn       the adaptive spiking neuron over T = 4 steps
+#        distill   binary, taught by the finished twin run (KL on the logits, weight 0.3, temperature 1)
+#        spikegpt  SpikeGPT (configs/spikegpt_gcide.yaml)
+#        gpt       a plain softmax GPT (benchmarks/softmax_gpt.py)
 #   3. a sample from each spiking run through step().
 # Records (logs, metrics, summaries, samples) go to $OUT as one tarball plus the speed JSON.
-#   GCIDE=.data/gcide OUT=bench_out bash benchmarks/lm_gcide.sh twin:2.5 ilif:3
+#   GCIDE=.data/gcide OUT=bench_out bash benchmarks/lm_gcide.sh twin:2.5 binary:2.5 spikegpt:2.5 gpt:2.5
+# EXTRA="overrides" go to every run (a CPU check of the script: tiny sizes, TPS_<name> given).
 # On two GPUs, one run each at once:
 #   CUDA_VISIBLE_DEVICES=0 OUT=out/0 BENCH_SETTINGS=twin bash benchmarks/lm_gcide.sh twin:8 &
 #   CUDA_VISIBLE_DEVICES=1 OUT=out/1 BENCH_SETTINGS=ilif-D4 bash benchmarks/lm_gcide.sh ilif:8
@@ -22,36 +33,61 @@ PY=${PYTHON:-python3}
 T0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
 
-if [ ! -f "$OUT/lm_speed.json" ]; then
+setting_of() {  # the `spikeformers bench lm` setting whose speed sizes run $1 (none: calibrate)
+  case $1 in twin) echo twin ;; ilif) echo ilif-D4 ;; binary|lif|asn) echo if-T4 ;; *) echo "" ;; esac
+}
+need_speed=0
+for spec in "$@"; do
+  v="TPS_${spec%%:*}"
+  [ -n "$(setting_of "${spec%%:*}")" ] && [ -z "${!v:-}" ] && need_speed=1
+done
+if [ ! -f "$OUT/lm_speed.json" ] && [ $need_speed = 1 ]; then
   stamp "speed"
   timeout 200 "$PY" -m spikeformers bench lm --settings ${BENCH_SETTINGS:-twin if-T4 ilif-D4} --modes graph \
     --heads 6 --steps 15 --warmup 3 \
       --out "$OUT/lm_speed.json" 2>&1 | tail -6
 fi
-epochs() {  # epochs of 500 x 64 x 256 tokens that fit $2 minutes at the measured tokens/s of setting $1
-  "$PY" - "$OUT/lm_speed.json" "$1" "$2" <<'PYEOF'
+tps() {  # training tokens/s of run $1: TPS_$1, else the speed JSON, else a calibration run of CMD
+  local v="TPS_$1" setting; setting=$(setting_of "$1")
+  if [ -n "${!v:-}" ]; then echo "${!v}"; return; fi
+  if [ -n "$setting" ]; then
+    "$PY" - "$OUT/lm_speed.json" "$setting" <<'PYEOF'
 import json, sys
 rows = json.load(open(sys.argv[1]))["rows"]
-tps = next(r["tokens_per_s"] for r in rows if r["setting"] == sys.argv[2] and "tokens_per_s" in r)
-print(max(1, int(float(sys.argv[3]) * 60 * tps * 0.88 // (500 * 64 * 256))))
+print(next(r["tokens_per_s"] for r in rows if r["setting"] == sys.argv[2] and "tokens_per_s" in r))
 PYEOF
+    return
+  fi
+  "${CMD[@]}" task.options.batches_per_epoch=40 schedule.epochs=2 schedule.warmup_epochs=0 \
+    run.out_dir="$RUNS" run.name="calibration_$1" -q > "$OUT/calibration_$1.log" 2>&1
+  "$PY" -c "import json, sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])['tokens_per_s'])" \
+    "$RUNS/calibration_$1/metrics.jsonl"
 }
-train() {  # name minutes setting [overrides...]
-  local name=$1 min=$2 setting=$3; shift 3
-  local e; e=$(epochs "$setting" "$min" 2>/dev/null || echo 4)
-  stamp "$name: $e epochs for $min minutes"
-  timeout $(( ${min%.*} * 60 + 150 )) "$PY" -m spikeformers train configs/spiking_lm_gcide.yaml "$@" data.root="$GCIDE" \
-    schedule.epochs="$e" run.out_dir="$RUNS" run.name="$name" run.max_minutes="$("$PY" -c "print($min * 1.3)")" run.cuda_graph=true 2>&1 | grep -v "^  " | tee "$OUT/$name.log"
+train() {  # name minutes [overrides...]: CMD with the overrides, its whole schedule sized to the minutes
+  local name=$1 min=$2 rate e; shift 2
+  rate=$(tps "$name") || rate=0
+  e=$("$PY" -c "print(max(1, int($min * 60 * ${rate:-0} * 0.88 // (500 * 64 * 256))))" 2>/dev/null || echo 4)
+  stamp "$name: $e epochs for $min minutes at ${rate:-unknown} tokens/s"
+  timeout $(( ${min%.*} * 60 + 150 )) "${CMD[@]}" "$@" schedule.epochs="$e" run.out_dir="$RUNS" run.name="$name" \
+    run.max_minutes="$("$PY" -c "print($min * 1.3)")" 2>&1 | grep -v "^  " | tee "$OUT/$name.log"
 }
+BINARY=(neuron=if "model.neuron_opts={v_reset: null}" T=4)  # soft reset (IF's own default is hard)
 for spec in "$@"; do
   name=${spec%%:*} min=${spec#*:}
+  CMD=("$PY" -m spikeformers train configs/spiking_lm_gcide.yaml data.root="$GCIDE" ${EXTRA:-})
   case $name in
-    twin) train twin "$min" twin twin=ann ;;
-    if) train if "$min" if-T4 neuron=if T=4 ;;
-    ilif) train ilif "$min" ilif-D4 ;;
-    *) echo "unknown run $name (twin, if, ilif)"; continue ;;
+    twin) train twin "$min" twin=ann ;;
+    ilif) train ilif "$min" ;;
+    binary) train binary "$min" "${BINARY[@]}" ;;
+    lif) train lif "$min" neuron=lif T=4 ;;
+    asn) train asn "$min" neuron=asn T=4 ;;
+    distill) CMD+=("${BINARY[@]}" distill.teacher="$RUNS/twin" distill.weight=0.3 distill.temperature=1)
+             train distill "$min" ;;
+    spikegpt) CMD=("$PY" -m spikeformers train configs/spikegpt_gcide.yaml data.root="$GCIDE" ${EXTRA:-}); train spikegpt "$min" ;;
+    gpt) CMD=("$PY" benchmarks/softmax_gpt.py configs/spiking_lm_gcide.yaml data.root="$GCIDE" ${EXTRA:-}); train gpt "$min" ;;
+    *) echo "unknown run $name (twin, ilif, binary, lif, asn, distill, spikegpt, gpt)"; continue ;;
   esac
-  if [ "$name" != twin ]; then
+  if [ "$name" != twin ] && [ "$name" != gpt ]; then
     timeout 60 "$PY" -m spikeformers generate "$RUNS/$name" --prompt "Horse, n. " --max-new-tokens 300 \
       --temperature 0.7 > "$OUT/sample_$name.txt" 2>&1
     cat "$OUT/sample_$name.txt"
