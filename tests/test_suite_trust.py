@@ -328,7 +328,7 @@ def test_kill_9_stops_the_suites_run_a_rerun_takes_it_over_and_one_ctrl_c_stops_
         procs.append(second)
         assert second != first and alive(second)
         procs[2].send_signal(signal.SIGINT)  # one Ctrl-C
-        _, err = procs[2].communicate(timeout=60)
+        _, err = procs[2].communicate(timeout=180)  # a hang is forever; a loaded machine is slow
         assert procs[2].returncode == 130, err
         assert "interrupted" in err and f"continue with: spikeformers suite {path} --out {out}" in err
         assert "Traceback" not in err

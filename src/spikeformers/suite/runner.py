@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -170,13 +171,13 @@ def run_suite(path: str, out: Optional[str] = None, launcher: str = "local", job
         bar = tqdm(total=len(suite.cells), initial=len(suite.cells) - len(todo), desc=f"suite {suite.name}",
                    unit="run", disable=None if progress else True, dynamic_ncols=True)
         ended: List[str] = []
-        interrupts = 0
+        signals: List[int] = []  # the Ctrl-Cs so far: a run that ends after one was stopped by it, not failed
 
         def done(job: Job, rc: int) -> None:
             with lock:
                 ended.append(job.name)
                 state = cell_state(os.path.join(out, job.name))
-                if interrupts and state != "finished":  # stopped by the Ctrl-C, not failed
+                if signals and state != "finished":  # stopped by the Ctrl-C, not failed
                     record["cells"][job.name]["state"] = f"{state} (interrupted)"
                     return
                 record["cells"][job.name]["state"] = state if rc == 0 else f"failed (exit {rc})"
@@ -190,35 +191,16 @@ def run_suite(path: str, out: Optional[str] = None, launcher: str = "local", job
 
         runner = create_launcher(launcher, jobs=jobs_n, gpus=gpus, folder=out, ray_address=ray_address)
         work = _jobs(suite, out, todo, states, threads, gpus, sid)
-        errors: List[BaseException] = []
         since = time.time()
-        all_ended = threading.Event()  # not t.is_alive(): a join interrupted by Ctrl-C can mark a live thread ended
 
-        def launch() -> None:
-            try:
-                runner.run(work, done)
-            except BaseException as e:  # noqa: BLE001 - re-raised in the main thread
-                errors.append(e)
-            finally:
-                all_ended.set()
+        def tick() -> None:
+            with lock:
+                now = running_cells(out, [c.name for c in todo], since, ended)[:4]
+            bar.set_postfix_str(", ".join(f"{n} ep {_epochs_done(os.path.join(out, n))}" for n in now))
 
-        t = threading.Thread(target=launch, daemon=True)
-        t.start()
-        while not all_ended.is_set():
-            try:
-                all_ended.wait(1.0)
-                with lock:
-                    now = running_cells(out, [c.name for c in todo], since, ended)[:4]
-                bar.set_postfix_str(", ".join(f"{n} ep {_epochs_done(os.path.join(out, n))}" for n in now))
-            except KeyboardInterrupt:  # pass it on: the runs save and stop; the next ones never start
-                interrupts += 1
-                runner.stop(force=interrupts >= 3)
-                print(f"interrupted: stopping the running runs{' at once' if interrupts > 1 else ', which save first'}"
-                      + (" (Ctrl-C again: sooner)" if interrupts < 3 else ""), file=sys.stderr, flush=True)
+        _run_until_done(runner, work, done, signals, tick)
         bar.close()
-        if errors and not interrupts:
-            raise errors[0]
-        conversions = [] if interrupts else _conversion_jobs(suite, out, threads, gpus)
+        conversions = [] if signals else _conversion_jobs(suite, out, threads, gpus)
         if conversions:
             say(f"converting {len(conversions)} run(s) to spiking networks at T = "
                 f"{', '.join(map(str, suite.convert['T']))}")
@@ -231,9 +213,9 @@ def run_suite(path: str, out: Optional[str] = None, launcher: str = "local", job
                         failed.append(job.name)
                         say(f"  {job.name}: failed (exit {rc}); log: {job.log}")
 
-            runner.run(conversions, converted)
+            _run_until_done(runner, conversions, converted, signals)
         atomic_write_json(os.path.join(out, "suite.json"), record)
-        if interrupts:
+        if signals:
             print(f"suite {suite.name} interrupted; continue with: spikeformers suite {path} --out {out}",
                   file=sys.stderr, flush=True)
             raise KeyboardInterrupt
@@ -243,6 +225,45 @@ def run_suite(path: str, out: Optional[str] = None, launcher: str = "local", job
     if board:
         say(f"leaderboard ({len(board['rows'])} configurations): {board['paths']['md']}")
     return {"suite": suite.name, "folder": out, "cells": record["cells"], "failed": failed, "leaderboard": board}
+
+
+def _run_until_done(runner: Any, jobs: List[Job], done: Any, signals: List[int], tick: Any = None) -> None:
+    """`runner.run(jobs, done)` in a thread while this one waits, appending each Ctrl-C to `signals`.
+
+    Each Ctrl-C stops the running jobs (each saves where it is; the third kills them), and the next ones
+    never start. The SIGINT handler only counts: a KeyboardInterrupt raised at an arbitrary point of this
+    thread could leave a lock taken (the progress bar's, the record's) that the launcher's threads then wait
+    for forever."""
+    errors: List[BaseException] = []
+    all_ended = threading.Event()  # not t.is_alive(): it is the launcher's threads that must have ended
+    stopped = len(signals)
+
+    def launch() -> None:
+        try:
+            runner.run(jobs, done)
+        except BaseException as e:  # noqa: BLE001 - re-raised in this thread
+            errors.append(e)
+        finally:
+            all_ended.set()
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: signals.append(signum)) if main else None
+    try:
+        t = threading.Thread(target=launch, daemon=True)
+        t.start()
+        while not all_ended.wait(0.25 if signals else 1.0):
+            while len(signals) > stopped:
+                stopped += 1
+                runner.stop(force=stopped >= 3)
+                print(f"interrupted: stopping the running runs{' at once' if stopped > 1 else ', which save first'}"
+                      + (" (Ctrl-C again: sooner)" if stopped < 3 else ""), file=sys.stderr, flush=True)
+            if tick is not None:
+                tick()
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
+    if errors and not signals:
+        raise errors[0]
 
 
 def report_suite(folder: str, suite_file: Optional[str] = None) -> Dict[str, Any]:
