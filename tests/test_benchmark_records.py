@@ -74,13 +74,15 @@ def test_headline_numbers_equal_the_records_read_directly():
     neuron = _headline_rows_for("neuron_lif_h100")
     assert neuron[0]["measured"].startswith(f"{ratio:.2f}x") and f"{ratio:.2f}" == "3.27"
     assert neuron[1]["measured"].startswith(f"{frac * 100:.1f} %")
-    # ImageNet scale on the H200: the default graphed step, eager fp32 and eager bf16 against SpikingJelly
-    rec = _record("model_spikformer_8_512_224_h200")
-    ips = {r["setting"]: r["images_per_s"] for r in rec["results"]["rows"]}
-    expected = [ips["ours-bf16-graph"] / ips["sj-bf16-prec"], ips["ours-fp32"] / ips["sj-fp32"],
-                ips["ours-bf16"] / ips["sj-bf16-prec"]]
+    # ImageNet scale on the H100: the default graphed step against SpikingJelly's fastest setting, and eager fp32
+    # against SpikingJelly fp32 with TF32 off, then on, for both
+    rec = _record("model_spikformer_8_512_224_h100")
+    ips = {(r["setting"], r["tf32"]): r["images_per_s"] for r in rec["results"]["rows"]}
+    sj_fastest = max(v for (name, _), v in ips.items() if name.startswith("sj-"))
+    expected = [ips["ours-bf16-graph", False] / sj_fastest, ips["ours-fp32", False] / ips["sj-fp32", False],
+                ips["ours-fp32", True] / ips["sj-fp32", True]]
     got = [float(re.search(r": ([\d.]+)x", r["measured"]).group(1)) for r in _headline_rows_for(rec["id"])]
-    assert got == [round(x, 2) for x in expected] == [3.09, 1.83, 2.29]
+    assert got == [round(x, 2) for x in expected] == [3.17, 1.35, 1.83]
     # data-parallel speedups
     for name, want in (("ddp_spikformer_4_384_b128_h200x2", 1.61), ("ddp_spikformer_4_384_b512_h200x2", 1.87),
                        ("ddp_spikformer_4_384_b512_h200x4", 3.35)):
@@ -104,9 +106,11 @@ def test_speed_records_state_tf32_and_cudnn_benchmark_per_contender():
             for who, s in rec["settings"]["contenders"].items():
                 assert s["tf32"] in (True, False, None), (path.name, who)
                 assert s["cudnn_benchmark"] in (True, False, None), (path.name, who)
-    # the model benchmark turns both on for every contender, SpikingJelly's included
-    rec = _record("model_spikformer_8_512_224_h200")
-    assert all(s["tf32"] is True and s["cudnn_benchmark"] is True for s in rec["settings"]["contenders"].values())
+    # the model benchmark states both per row; the record's contenders say the same, the fp32 ones once per TF32 value
+    rec = _record("model_spikformer_8_512_224_h100")
+    contenders = rec["settings"]["contenders"]
+    assert contenders["sj-fp32 (TF32 off)"]["tf32"] is False and contenders["sj-fp32 (TF32 on)"]["tf32"] is True
+    assert all(s["cudnn_benchmark"] is False for s in contenders.values())
 
 
 def test_no_record_names_a_path_outside_the_repository():
@@ -136,12 +140,12 @@ def test_a_changed_headline_number_fails_the_check(copies):
 
 def test_a_changed_record_number_fails_the_check(copies):
     folder, report = copies
-    path = folder / "model_spikformer_8_512_224_h200.json"
+    path = folder / "model_spikformer_8_512_224_h100.json"
     rec = json.loads(path.read_text())
-    rec["results"]["rows"][3]["images_per_s"] = 700.0  # ours-fp32: 700 / 336 = 2.08x instead of 1.83x
+    rec["results"]["rows"][1]["images_per_s"] = 300.0  # ours-fp32, TF32 off: 300 / 137 = 2.19x instead of 1.35x
     path.write_text(json.dumps(rec))
     errs = records.check_report(report, folder)
-    assert any("1.83x" in e and "2.08x" in e for e in errs)
+    assert any("1.35x" in e and "2.19x" in e for e in errs)
 
 
 def test_the_schema_check_catches_missing_and_wrong_keys(copies):
@@ -160,11 +164,11 @@ def test_the_schema_check_catches_missing_and_wrong_keys(copies):
 
 def test_a_record_left_out_of_the_report_is_named(copies):
     folder, report = copies
-    shutil.copy(folder / "kernel_pool_h200.json", folder / "kernel_pool_h100.json")
-    rec = json.loads((folder / "kernel_pool_h100.json").read_text())
-    rec["id"] = "kernel_pool_h100"
-    (folder / "kernel_pool_h100.json").write_text(json.dumps(rec))
-    assert records.check_report(report, folder) == ["BENCHMARKS.md: record kernel_pool_h100 is in no block"]
+    shutil.copy(folder / "kernel_bn_fire_h200.json", folder / "kernel_bn_fire_h100.json")
+    rec = json.loads((folder / "kernel_bn_fire_h100.json").read_text())
+    rec["id"] = "kernel_bn_fire_h100"
+    (folder / "kernel_bn_fire_h100.json").write_text(json.dumps(rec))
+    assert records.check_report(report, folder) == ["BENCHMARKS.md: record kernel_bn_fire_h100 is in no block"]
 
 
 def test_expressions_cannot_run_code():
