@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+import yaml
 import torch
 import torch.nn.functional as F
 
@@ -209,6 +210,9 @@ def test_to_snn_writes_runs_that_eval_energy_and_predict_read(tmp_path, capsys):
     assert main(["to-snn", str(tmp_path / "q"), "--T", "16", "4", "-q"]) == 0
     rec = json.load(open(tmp_path / "q_snn.json"))
     assert [r["T"] for r in rec["snn"]] == [4, 16] and (tmp_path / "q_snn.png").stat().st_size > 0
+    for T in (4, 16):  # each T evaluates at T x batch = the QANN training's 4 x batch
+        saved = yaml.safe_load(open(tmp_path / f"q_snn-T{T}" / "config.yaml"))
+        assert saved["data"]["eval_batch_size"] == cfg.data.eval_batch_size * 4 // T
     run = tmp_path / "q_snn-T16"
     s = json.load(open(run / "summary.json"))
     assert s["finished"] and s["conversion"]["T"] == 16 and s["conversion"]["source_run"] == str(tmp_path / "q")

@@ -104,9 +104,7 @@ def to_snn(run_dir: str, Ts: Sequence[int], out: Optional[str] = None, *, signed
     if foreign:
         raise ConfigError(f"{foreign[0]} exists and is not a conversion of {run_dir}: remove it or pass --out")
     qann, cfg, dataset = load_trained_model(run_dir, device)
-    # a converted network holds every layer's running sums for T steps: keep T x batch where the QANN's
-    # training kept its T = 4 x batch (a QKFormer's T = 64 evaluation at the recipe's batch needs ~37 GiB more)
-    cfg.data.eval_batch_size = max(1, cfg.data.eval_batch_size * 4 // max(Ts))
+    batch = cfg.data.eval_batch_size
     task = build_task(cfg, dataset)
     _, loaders = task.loaders(dataset)
     split = list(loaders)[-1]
@@ -127,7 +125,11 @@ def to_snn(run_dir: str, Ts: Sequence[int], out: Optional[str] = None, *, signed
                 s = json.load(f)
             say(f"T={T}: {folder} is finished; kept")
         else:
-            s = _write_run(qann, cfg, src_summary, dataset, task, loaders, x, T, signed, folder, source, record)
+            # a converted network holds every layer's running sums for T steps: keep T x batch where the QANN's
+            # training kept its T = 4 x batch (a QKFormer's T = 64 evaluation at the recipe's batch needs ~37 GiB more)
+            cfg.data.eval_batch_size = max(1, batch * 4 // T)
+            s = _write_run(qann, cfg, src_summary, dataset, task, task.loaders(dataset)[1], x, T, signed, folder,
+                           source, record)
             say(f"T={T}: {metric} {s[metric]:.4f}, firing rate {100 * s['mean_firing_rate']:.2f}%, "
                 f"{s['eval_time_s']:.1f} s -> {folder}")
         e = s.get("energy") or {}
