@@ -345,6 +345,26 @@ def test_kill_9_stops_the_suites_run_a_rerun_takes_it_over_and_one_ctrl_c_stops_
                 os.kill(p, signal.SIGKILL)
 
 
+
+def test_one_ctrl_c_during_the_conversions_stops_them_and_records_them_as_interrupted(tmp_path):
+    # T = 512 keeps the conversion running for many seconds, so the Ctrl-C lands while it runs
+    path = suite_file(tmp_path, runs=[{"model.twin": "qann_sa"}], convert={"where": {"model.twin": "qann_sa"},
+                                                                          "T": [128, 512]})
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "spikeformers", "suite", path, "--out", str(out), "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for("the conversion to start", lambda: any(out.glob("*_snn-T128")), 180)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)  # before the fix: it waited for the conversions to finish
+        assert proc.returncode == 130, err
+        assert "failed" not in err and "Traceback" not in err
+        assert set(json.loads((out / "suite.json").read_text())["conversions"].values()) == {"interrupted"}
+        assert not (out / "twin-qannsa_snn-T512" / "summary.json").exists()
+    finally:
+        proc.kill()
+        proc.communicate()
+
 def test_the_progress_line_shows_the_running_cells(tmp_path):
     from spikeformers.suite.runner import running_cells
 

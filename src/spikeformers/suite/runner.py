@@ -12,8 +12,8 @@ another suite or person made is a one-line error, never deleted (see `folder.py`
 
 A cell whose lock is still held when the suite starts (a run of a killed suite, saving its last step)
 is waited for, up to `HOLDER_WAIT_S`; a holder that stays is named in a one-line error. One Ctrl-C
-stops the runs (each saves where it is), records their states, prints how to continue and ends with
-status 130; a second and a third stop them sooner (the third kills them).
+stops the runs (each saves where it is) or the conversions, records their states, prints how to continue and
+ends with status 130; a second and a third stop them sooner (the third kills them).
 With `convert:`, each finished cell that matches its `where` is then converted by `python -m spikeformers to-snn`
 in its own process (log: `<out>/.logs/<cell>_snn.log`), writing the run folders `<out>/<cell>_snn-T<k>`
 (marked as conversions of that cell); conversions already finished are kept.
@@ -208,6 +208,9 @@ def run_suite(path: str, out: Optional[str] = None, launcher: str = "local", job
 
             def converted(job: Job, rc: int) -> None:
                 with lock:
+                    if rc != 0 and signals:  # stopped by the Ctrl-C, not failed: the rerun converts again
+                        record["conversions"][job.name] = "interrupted"
+                        return
                     record["conversions"][job.name] = "finished" if rc == 0 else f"failed (exit {rc})"
                     if rc != 0:
                         failed.append(job.name)
