@@ -3,8 +3,8 @@
 #   1. training tokens/s of the spiking LM's settings, graphed bf16 (spikeformers bench lm), unless
 #      $OUT/lm_speed.json exists or every such run has its rate in TPS_<name> (tokens/s; e.g. TPS_twin=759504);
 #   2. each run NAME:MINUTES given, with its whole cosine schedule sized from its tokens/s (epochs of 500
-#      batches of 64 x 256 bytes). A run with no bench setting (distill, spikegpt, gpt) and no TPS_<name> is
-#      timed first by a short calibration run (2 epochs of 40 batches). Runs, all at the sizes of
+#      batches of 64 x 256 bytes). A run with no bench setting (lif, asn, distill, spikegpt, gpt) and no
+#      TPS_<name> is timed first by a short calibration run (2 epochs of 40 batches). Runs, all at the sizes of
 #      configs/spiking_lm_gcide.yaml (6 x 384):
 #        twin      the spiking LM's ANN twin
 #        ilif      the integer recipe (up to 4 spikes per step, T = 1)
@@ -21,11 +21,11 @@
 # On two GPUs, one run each at once:
 #   CUDA_VISIBLE_DEVICES=0 OUT=out/0 BENCH_SETTINGS=twin bash benchmarks/lm_gcide.sh twin:8 &
 #   CUDA_VISIBLE_DEVICES=1 OUT=out/1 BENCH_SETTINGS=ilif-D4 bash benchmarks/lm_gcide.sh ilif:8
-set -u
+set -u -o pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-./bench_out}
 GCIDE=${GCIDE:-/usr/share/dictd}
-RUNS=${RUNS:-runs/lm_gcide}
+RUNS=${RUNS:-runs/lm_gcide_$(date +%Y%m%d_%H%M%S)}  # new per call: a run name never meets an old run
 mkdir -p "$OUT" "$RUNS"
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 export TRITON_CACHE_DIR="${TRITON_CACHE_DIR:-$PWD/.triton_cache}"
@@ -33,8 +33,8 @@ PY=${PYTHON:-python3}
 T0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
 
-setting_of() {  # the `spikeformers bench lm` setting whose speed sizes run $1 (none: calibrate)
-  case $1 in twin) echo twin ;; ilif) echo ilif-D4 ;; binary|lif|asn) echo if-T4 ;; *) echo "" ;; esac
+setting_of() {  # the `spikeformers bench lm` setting that measures run $1's speed (none: calibrate)
+  case $1 in twin) echo twin ;; ilif) echo ilif-D4 ;; binary) echo if-T4 ;; *) echo "" ;; esac
 }
 need_speed=0
 for spec in "$@"; do
@@ -47,8 +47,8 @@ if [ ! -f "$OUT/lm_speed.json" ] && [ $need_speed = 1 ]; then
     --heads 6 --steps 15 --warmup 3 \
       --out "$OUT/lm_speed.json" 2>&1 | tail -6
 fi
-tps() {  # training tokens/s of run $1: TPS_$1, else the speed JSON, else a calibration run of CMD
-  local v="TPS_$1" setting; setting=$(setting_of "$1")
+tps() {  # training tokens/s of run $1 with overrides $2...: TPS_$1, else the speed JSON, else a calibration run
+  local name=$1 v="TPS_$1" setting; shift; setting=$(setting_of "$name")
   if [ -n "${!v:-}" ]; then echo "${!v}"; return; fi
   if [ -n "$setting" ]; then
     "$PY" - "$OUT/lm_speed.json" "$setting" <<'PYEOF'
@@ -58,35 +58,40 @@ print(next(r["tokens_per_s"] for r in rows if r["setting"] == sys.argv[2] and "t
 PYEOF
     return
   fi
-  "${CMD[@]}" task.options.batches_per_epoch=40 schedule.epochs=2 schedule.warmup_epochs=0 \
-    run.out_dir="$RUNS" run.name="calibration_$1" -q > "$OUT/calibration_$1.log" 2>&1
+  timeout 300 "${CMD[@]}" "$@" task.options.batches_per_epoch=40 schedule.epochs=2 schedule.warmup_epochs=0 \
+    run.out_dir="$RUNS" run.name="calibration_$name" -q > "$OUT/calibration_$name.log" 2>&1 &&
   "$PY" -c "import json, sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])['tokens_per_s'])" \
-    "$RUNS/calibration_$1/metrics.jsonl"
+    "$RUNS/calibration_$name/metrics.jsonl"
 }
 train() {  # name minutes [overrides...]: CMD with the overrides, its whole schedule sized to the minutes
   local name=$1 min=$2 rate e; shift 2
-  rate=$(tps "$name") || rate=0
-  e=$("$PY" -c "print(max(1, int($min * 60 * ${rate:-0} * 0.88 // (500 * 64 * 256))))" 2>/dev/null || echo 4)
-  stamp "$name: $e epochs for $min minutes at ${rate:-unknown} tokens/s"
+  if [ -e "$RUNS/$name" ]; then echo "$RUNS/$name exists: give RUNS a new folder"; return 1; fi
+  rate=$(tps "$name" "$@") || rate=""
+  if [ -z "$rate" ]; then echo "$name: no tokens/s (the speed benchmark or the calibration failed; see $OUT)"; return 1; fi
+  e=$("$PY" -c "print(max(1, int($min * 60 * $rate * 0.88 // (500 * 64 * 256))))")
+  stamp "$name: $e epochs for $min minutes at $rate tokens/s"
   timeout $(( ${min%.*} * 60 + 150 )) "${CMD[@]}" "$@" schedule.epochs="$e" run.out_dir="$RUNS" run.name="$name" \
     run.max_minutes="$("$PY" -c "print($min * 1.3)")" 2>&1 | grep -v "^  " | tee "$OUT/$name.log"
+  [ -f "$RUNS/$name/summary.json" ] || { echo "$name: did not finish (log: $OUT/$name.log)"; return 1; }
 }
+cmd() { CMD=("$PY" "$@" data.root="$GCIDE" ${EXTRA:-}); }  # the training command: a CLI and its recipe
 BINARY=(neuron=if "model.neuron_opts={v_reset: null}" T=4)  # soft reset (IF's own default is hard)
 for spec in "$@"; do
   name=${spec%%:*} min=${spec#*:}
-  CMD=("$PY" -m spikeformers train configs/spiking_lm_gcide.yaml data.root="$GCIDE" ${EXTRA:-})
+  cmd -m spikeformers train configs/spiking_lm_gcide.yaml
   case $name in
     twin) train twin "$min" twin=ann ;;
     ilif) train ilif "$min" ;;
     binary) train binary "$min" "${BINARY[@]}" ;;
     lif) train lif "$min" neuron=lif T=4 ;;
     asn) train asn "$min" neuron=asn T=4 ;;
-    distill) CMD+=("${BINARY[@]}" distill.teacher="$RUNS/twin" distill.weight=0.3 distill.temperature=1)
-             train distill "$min" ;;
-    spikegpt) CMD=("$PY" -m spikeformers train configs/spikegpt_gcide.yaml data.root="$GCIDE" ${EXTRA:-}); train spikegpt "$min" ;;
-    gpt) CMD=("$PY" benchmarks/softmax_gpt.py configs/spiking_lm_gcide.yaml data.root="$GCIDE" ${EXTRA:-}); train gpt "$min" ;;
-    *) echo "unknown run $name (twin, ilif, binary, lif, asn, distill, spikegpt, gpt)"; continue ;;
-  esac
+    distill) if [ -f "$RUNS/twin/summary.json" ]; then
+               train distill "$min" "${BINARY[@]}" distill.teacher="$RUNS/twin" distill.weight=0.3 distill.temperature=1
+             else echo "distill: needs the finished twin run first (twin:MINUTES before distill:MINUTES)"; false; fi ;;
+    spikegpt) cmd -m spikeformers train configs/spikegpt_gcide.yaml; train spikegpt "$min" ;;
+    gpt) cmd benchmarks/softmax_gpt.py configs/spiking_lm_gcide.yaml; train gpt "$min" ;;
+    *) echo "unknown run $name (twin, ilif, binary, lif, asn, distill, spikegpt, gpt)"; false ;;
+  esac || continue
   if [ "$name" != twin ] && [ "$name" != gpt ]; then
     timeout 60 "$PY" -m spikeformers generate "$RUNS/$name" --prompt "Horse, n. " --max-new-tokens 300 \
       --temperature 0.7 > "$OUT/sample_$name.txt" 2>&1

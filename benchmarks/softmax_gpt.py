@@ -9,8 +9,8 @@ tied to the token embedding. It is registered here, for this process only, as mo
     python benchmarks/softmax_gpt.py configs/spiking_lm_gcide.yaml schedule.epochs=40 run.name=gpt
     python benchmarks/softmax_gpt.py configs/spiking_lm_tiny_gcide.yaml       # the CPU sizes
 
-The recipe's `neuron` and `T` do not apply to a network without neurons and are dropped (the command says
-so); width, depth, heads and block size are the recipe's. A run folder it writes loads again only in a
+The recipe's `neuron` and `T` do not apply to a network without neurons: the command sets them to null (the
+run's config.yaml shows it); width, depth, heads and block size are the recipe's. A run folder it writes loads again only in a
 process that has imported this file.
 """
 from __future__ import annotations

@@ -345,7 +345,6 @@ def test_kill_9_stops_the_suites_run_a_rerun_takes_it_over_and_one_ctrl_c_stops_
                 os.kill(p, signal.SIGKILL)
 
 
-
 def test_one_ctrl_c_during_the_conversions_stops_them_and_records_them_as_interrupted(tmp_path):
     # T = 512 keeps the conversion running for many seconds, so the Ctrl-C lands while it runs
     path = suite_file(tmp_path, runs=[{"model.twin": "qann_sa"}], convert={"where": {"model.twin": "qann_sa"},
@@ -364,6 +363,7 @@ def test_one_ctrl_c_during_the_conversions_stops_them_and_records_them_as_interr
     finally:
         proc.kill()
         proc.communicate()
+
 
 def test_the_progress_line_shows_the_running_cells(tmp_path):
     from spikeformers.suite.runner import running_cells

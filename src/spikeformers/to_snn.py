@@ -125,8 +125,8 @@ def to_snn(run_dir: str, Ts: Sequence[int], out: Optional[str] = None, *, signed
                 s = json.load(f)
             say(f"T={T}: {folder} is finished; kept")
         else:
-            # a converted network holds every layer's running sums for T steps: keep T x batch where the QANN's
-            # training kept its T = 4 x batch (a QKFormer's T = 64 evaluation at the recipe's batch needs ~37 GiB more)
+            # a converted network holds every layer's running sums for T steps: keep T x batch at the recipe's own
+            # evaluation at T = 4 (a QKFormer's T = 64 evaluation at the recipe's batch needs ~37 GiB more)
             cfg.data.eval_batch_size = max(1, batch * 4 // T)
             s = _write_run(qann, cfg, src_summary, dataset, task, task.loaders(dataset)[1], x, T, signed, folder,
                            source, record)

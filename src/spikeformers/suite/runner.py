@@ -258,7 +258,7 @@ def _run_until_done(runner: Any, jobs: List[Job], done: Any, signals: List[int],
             while len(signals) > stopped:
                 stopped += 1
                 runner.stop(force=stopped >= 3)
-                print(f"interrupted: stopping the running runs{' at once' if stopped > 1 else ', which save first'}"
+                print(f"interrupted: stopping the running jobs{' at once' if stopped > 1 else ' (runs save first)'}"
                       + (" (Ctrl-C again: sooner)" if stopped < 3 else ""), file=sys.stderr, flush=True)
             if tick is not None:
                 tick()
