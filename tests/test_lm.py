@@ -4,6 +4,7 @@ import torch
 
 from spikeformers import count_parameters, create_model, list_attentions
 from spikeformers.attention import ATTENTIONS, unused_parameter_names
+from stepping import logits_by_step
 
 CAUSAL = [n for n in list_attentions() if getattr(ATTENTIONS.get(n), "supports_causal", False)]
 VOCAB, N = 64, 12
@@ -45,12 +46,10 @@ def test_step_by_step_logits_equal_forward(attention, twin):
     if twin and attention != CAUSAL[0]:
         pytest.skip("the twin always uses softmax attention: one case is enough")
     model, x = tiny(attention, twin=twin), ids()
-    ref, state, steps = model(x), None, []
-    for n in range(N):
-        logits, state = model.step(x[:, n], state)
-        steps.append(logits)
+    ref = model(x)
+    steps, state = logits_by_step(model, x)
     assert state.pos == N
-    torch.testing.assert_close(torch.stack(steps, 1), ref, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(steps, ref, rtol=1e-9, atol=1e-9)
 
 
 @pytest.mark.parametrize("attention, twin, shape", [

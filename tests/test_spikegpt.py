@@ -12,6 +12,7 @@ from spikeformers.energy import energy_report
 from spikeformers.models.spikegpt import SpikeGPT, wkv, wkv_step
 from spikeformers.train import load_config, load_trained_model, train
 from spikeformers.train.generate import generate_from_run
+from stepping import logits_by_step
 
 VOCAB, N = 16, 11
 TINY = dict(vocab_size=VOCAB, dim=8, depth=2, block_size=16, wkv_chunk=4)  # N = 11: 3 chunks, the last padded
@@ -145,12 +146,10 @@ def test_wkv_parallel_and_recurrent_forms_equal_the_definition():
 def test_step_by_step_logits_equal_forward():
     for twin in (None, "ann"):
         model, x = tiny(twin=twin), ids()
-        ref, state, steps = model(x), None, []
-        for n in range(N):
-            logits, state = model.step(x[:, n], state)
-            steps.append(logits)
+        ref = model(x)
+        steps, state = logits_by_step(model, x)
         assert state.pos == N
-        torch.testing.assert_close(torch.stack(steps, 1), ref, rtol=1e-9, atol=1e-9)
+        torch.testing.assert_close(steps, ref, rtol=1e-9, atol=1e-9)
 
 
 def test_future_tokens_never_change_past_logits():

@@ -14,6 +14,7 @@ from .spikformer import Spikformer, SpikformerConfig
 
 __all__ = ["MODELS", "count_parameters", "create_model", "list_models", "model_info", "register_model",
            "Spikformer", "SpikformerConfig", "SpikeDrivenTransformer", "SDTConfig", "QKFormer", "QKFormerConfig",
-           "SpikingLM", "SpikingLMConfig", "LMState", "SpikeGPT", "SpikeGPTConfig", "SpikformerSeq", "SpikformerSeqConfig", "DenseConfig",
+           "SpikingLM", "SpikingLMConfig", "LMState", "SpikeGPT", "SpikeGPTConfig", "SpikformerSeq", "SpikformerSeqConfig",
+           "DenseConfig",
            "FPNSegmenter", "FCOSDetector", "FeatureBackbone", "save_pretrained", "from_pretrained", "convert_file",
            "footprint"]

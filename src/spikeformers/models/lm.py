@@ -241,7 +241,6 @@ class SpikingLM(TokenModel, nn.Module):
         self.norm = create_norm(cfg.norm, cfg.dim)
         self.head = nn.Linear(cfg.dim, cfg.vocab_size, bias=False)
 
-
     def _logits(self, x: Tensor) -> Tensor:
         return self.head(self.norm(x.mean(0)))  # [T, B, N, D] -> [B, N, vocab]
 
@@ -267,8 +266,6 @@ class SpikingLM(TokenModel, nn.Module):
             x, s = blk.step(x, s)
             new.append(s)
         return self._logits(x)[:, 0], LMState(pos + 1, new)
-
-
 
 
 def _lm(defaults: Dict[str, Any], overrides: Dict[str, Any]) -> SpikingLM:

@@ -31,7 +31,7 @@ _INPUTS = ("img_size", "in_chans", "seq_len", "in_features")
 
 
 def load_teacher(path: str, task: Any, data_kwargs: Dict[str, Any], device: torch.device) -> nn.Module:
-    """The model of the finished run folder `path`, on `device`, frozen and in eval mode; one-line errors for
+    """The model of the finished run folder `path`, on `device` (the loss freezes it); one-line errors for
     anything that is not a finished run of `task` matching the data's classes and input (`data_kwargs`: the
     task's `model_kwargs` for the student's dataset)."""
     where = f"distill.teacher={path}"
@@ -72,9 +72,7 @@ def load_teacher(path: str, task: Any, data_kwargs: Dict[str, Any], device: torc
     teacher = teacher.to(device)
     if device.type == "cuda":
         teacher = teacher.to(memory_format=torch.channels_last)
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    return teacher.eval()
+    return teacher  # DistillationLoss freezes it and keeps it in eval mode
 
 
 def distillation_loss(cfg: TrainConfig, task: Any, model: nn.Module, dataset: Any, loss: nn.Module,
