@@ -94,8 +94,8 @@ class Task:
         """`loss` plus the KL between `teacher`'s and the student's logits (`distill_logits`, at `temperature`,
         times its square and `weight`) and, with `features` > 0, the MSE of their block outputs
         (`tasks/distill.py`). The training step runs the teacher (`teach`) and hands its output to the loss."""
-        if type(self).distill_logits is Task.distill_logits:  # known before the first step, not at it
-            raise ConfigError(f"task {self.name!r} has no logits to distill from a teacher")
+        if type(self).distill_logits is Task.distill_logits:  # its one-line error now, not at the first step
+            self.distill_logits(None)
         return DistillationLoss(loss, model, teacher, self.distill_logits, self.distill_kind, weight, temperature,
                                 features)
 
