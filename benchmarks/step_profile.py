@@ -6,6 +6,10 @@
     python benchmarks/step_profile.py --host     (also: the eager step's host time, by Python function)
     python benchmarks/step_profile.py --unfused  (BatchNorm and the neuron after it as two ops: the fusion's A/B)
                                                  (--sj: SpikingJelly's Spikformer of the same sizes instead of ours)
+    python benchmarks/step_profile.py --T 16     (more time steps)
+    python benchmarks/step_profile.py --model spikformer_8_512 --batch 32 --eval   (the evaluation forward, no grad)
+    python benchmarks/step_profile.py --lm if-T4 (the spiking LM of configs/spiking_lm_gcide.yaml, 6 x 384, batch
+                                                 64 x 256 bytes; a `spikeformers bench lm` setting: twin, if-T4, ...)
 """
 import os
 import sys
@@ -25,6 +29,9 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--model", default="spikformer_4_384"); ap.add_argument("--batch", type=int, default=64)
 ap.add_argument("--fp32", action="store_true"); ap.add_argument("--sj", action="store_true")
 ap.add_argument("--by-op", action="store_true")
+ap.add_argument("--T", type=int, default=None, help="time steps (default: the model's)")
+ap.add_argument("--eval", action="store_true", help="the evaluation forward (eval mode, no grad) instead of a step")
+ap.add_argument("--lm", default=None, help="a `spikeformers bench lm` setting: profile that language model instead")
 ap.add_argument("--host", action="store_true", help="also: where the eager step's host time goes (cProfile)")
 ap.add_argument("--unfused", action="store_true", help="BatchNorm and the neuron after it as two ops (layers/bn_fire.py off)")
 args = ap.parse_args()
@@ -33,22 +40,36 @@ torch.backends.cudnn.benchmark = True
 torch.manual_seed(0)
 bn_fire.ENABLED = not args.unfused
 dev = "cuda"
+kw = {} if args.T is None else {"T": args.T}
+if args.lm:
+    from types import SimpleNamespace  # noqa: E402
+    from spikeformers.speed import lm  # noqa: E402
+    lm_sizes = SimpleNamespace(dim=384, depth=6, heads=6, seq_len=256)
 if args.sj:
     from spikeformers.speed import model as bm  # noqa: E402
     from spikingjelly.activation_based import functional as sjf  # noqa: E402
-    bm.SPEC.update(model=args.model); sjm = bm._sj_model().to(dev)
+    bm.SPEC.update(model=args.model, T=args.T or 4); sjm = bm._sj_model().to(dev)
     m = lambda x: (sjf.reset_net(sjm), sjm(x).mean(0))[1]  # noqa: E731
     params = sjm.parameters()
 else:
-    m = create_model(args.model).to(dev).to(memory_format=torch.channels_last); params = m.parameters()
+    m = lm.build(args.lm, lm_sizes) if args.lm else create_model(args.model, **kw).to(dev).to(memory_format=torch.channels_last)
+    params = m.parameters()
+    if args.eval:
+        m.eval()
 opt = torch.optim.AdamW(params, lr=1e-3, fused=True)
-cfg = create_model(args.model).cfg
-x = torch.rand(args.batch, cfg.in_chans, cfg.img_size, cfg.img_size, device=dev)
-y = torch.randint(0, cfg.num_classes, (args.batch,), device=dev)
+cfg = m.cfg
+if args.lm:  # random bytes, next-token targets
+    ids = torch.randint(0, cfg.vocab_size, (args.batch, cfg.block_size + 1), device=dev)
+    x, y = ids[:, :-1], ids[:, 1:].flatten()
+else:
+    x = torch.rand(args.batch, cfg.in_chans, cfg.img_size, cfg.img_size, device=dev)
+    y = torch.randint(0, cfg.num_classes, (args.batch,), device=dev)
 def step():
-    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=not args.fp32):
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=not args.fp32), torch.set_grad_enabled(not args.eval):
         out = m(x)
-    loss = F.cross_entropy(out.float(), y)
+    if args.eval:
+        return
+    loss = F.cross_entropy(out.float().flatten(0, -2), y)
     opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
 for _ in range(5): step()
 torch.cuda.synchronize()
@@ -76,16 +97,18 @@ for e in prof.key_averages():
     k = ("gemm/conv" if any(s in n for s in ("gemm", "cutlass", "sm90", "conv", "xmma", "cublas", "nvjet")) else
          "batchnorm" if ("batch_norm" in n or "bn_" in n or "batchnorm" in n or "welford" in n
                          or n.startswith(("partial_sums", "finalize_", "affine"))) else  # ours: kernels/triton_batchnorm.py
+         "layernorm" if "layer_norm" in n else
+         "attention (flash)" if ("flash" in n or "fmha" in n) else
          "bn+neuron (ours)" if n.startswith("bn_lif_") else  # kernels/triton_bn_fire.py
          "neuron (ours)" if ("lif_" in n or "ternary_" in n or "asn_" in n) else
          "copy/transpose" if ("copy" in n or "transpose" in n or "contiguous" in n) else
          "elementwise" if ("elementwise" in n or "vectorized" in n or "unrolled" in n) else
          "reduce" if "reduce" in n else "optimizer" if ("adam" in n or "multi_tensor" in n) else "other")
     fam[k] += t; rows.append((t, e.key[:110], e.count))
-print(f"GPU time per step: {total / 3 / 1e3:.2f} ms")
+print(f"GPU time per {'forward' if args.eval else 'step'}: {total / 3 / 1e3:.2f} ms")
 for k, v in sorted(fam.items(), key=lambda kv: -kv[1]):
     print(f"  {k:16s} {v / 3 / 1e3:7.2f} ms  {100 * v / total:5.1f} %")
-for t, k, c in sorted(rows, reverse=True)[:25]:
+for t, k, c in sorted(rows, reverse=True)[:30]:
     print(f"  {t / 3 / 1e3:7.3f} ms  x{c // 3:4d}  {k}")
 if args.by_op:  # which op and shape launched the copies and reductions
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], record_shapes=True) as prof:

@@ -1,11 +1,14 @@
 """Benchmark plumbing on the CPU: the SpikingJelly -> ours weight mapping (the same-loss check rests on
 it) and the `spikeformers bench` command line."""
 
+import json
+
 import pytest
 import torch
 
 from spikeformers import create_model
 from spikeformers.cli import main
+from spikeformers.speed.lm import SETTINGS, main as lm_main
 from writers import spikingjelly_spikformer as _spikingjelly  # noqa: E402  (tests/writers.py)
 
 
@@ -54,3 +57,13 @@ def test_bench_command_line(capsys):
     if not torch.cuda.is_available():
         assert main(["bench", "model"]) == 2
         assert "needs a CUDA GPU" in capsys.readouterr().out
+
+
+def test_bench_lm_dry_run_builds_every_setting(tmp_path):
+    """`bench lm --dry-run`: each setting (SpikeGPT included, which has no heads) trains and generates at tiny sizes."""
+    out = tmp_path / "lm.json"
+    assert lm_main(["--dry-run", "--generate", "3", "--settings", "twin", "spikegpt", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert {(r["setting"], r["mode"]) for r in rows} == {("twin", "eager"), ("spikegpt", "eager"),
+                                                        ("twin", "generate-eager"), ("spikegpt", "generate-eager")}
+    assert all(r["tokens_per_s"] > 0 for r in rows) and "spikegpt" in SETTINGS

@@ -23,7 +23,7 @@ from torch import Tensor
 __all__ = ["OPS", "triton_available", "interpreting", "usable", "kernels_for", "load", "refuse", "kernel_status"]
 
 #: the op modules of this package (each imports Triton): the name a caller asks for -> its module
-OPS = ("neuron", "neuron_asn", "batchnorm", "bn_fire", "maxpool", "fused_product", "bitpack")
+OPS = ("neuron", "neuron_asn", "batchnorm", "bn_fire", "maxpool", "fused_product", "bitpack", "wkv")
 
 _TRITON: Optional[bool] = None  # cached: is triton importable?
 _MODULES: Dict[str, ModuleType] = {}
@@ -103,7 +103,7 @@ def kernel_status() -> str:
     except metadata.PackageNotFoundError:
         return "reference PyTorch neurons only (triton is not installed)"
     covered = ("if, lif, plif, ternary, asn (fp32/bf16/fp16, fused over T, forward and backward); BatchNorm, "
-               "BatchNorm + neuron, max-pool, the Q(K^T V) attention product")
+               "BatchNorm + neuron, max-pool, the Q(K^T V) attention product, RWKV's WKV recurrence")
     if not torch.cuda.is_available():
         return f"triton {version}: {covered}; inactive here (no CUDA device): reference PyTorch on the CPU"
     return f"triton {version}: {covered}; active on CUDA for backend='auto'|'triton'"

@@ -19,15 +19,16 @@ TimeMix (the spiking RWKV "self-attention"): xk, xv, xr mix each token with the 
 w = -exp(time_decay), u = time_first. This is a softmax over the past tokens i of the logits
 (t-1-i) w + k_i (and u + k_t for i = t), applied to v; `wkv` computes it exactly in chunks: inside a
 chunk the full softmax, across chunks a carried (log-mass, mean) pair, so memory is O(N chunk) and the
-Python loop runs N / chunk times. `wkv_step` is the same recurrence one token at a time (generation).
+Python loop runs N / chunk times. On CUDA a Triton kernel computes the recurrence itself, one pass over the
+tokens each way (`kernels/wkv.py`, `wkv_backend`). `wkv_step` is the same recurrence one token at a time
+(generation).
 ChannelMix: sigmoid(R(xr)) * V(relu(K(xk))^2), hidden 4 D.
 
 Parameter names and counts follow the official model: per block 13 D^2 + 11 D (+ 2 D for block 0's
 LN0), plus 2 vocab D (embedding, head) and 2 D (the final LN); tests/test_spikegpt.py checks the two
 published configurations. Initialisation is the official one as its training script runs it: the
 "fancy" time_decay / time_first / time_mix values, PyTorch's defaults for Linear, Embedding, LayerNorm.
-Not part of the model: the official trainer's L2Wrap logit penalty (a loss term) and its CUDA kernel
-(the same recurrence).
+Not part of the model: the official trainer's L2Wrap logit penalty (a loss term).
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..kernels import kernels_for  # imports no Triton until a kernel is about to run
 from ..neurons import create_surrogate, heaviside
 from ..neurons.registry import neuron_factory
 from ._builder import build_config
@@ -66,6 +68,8 @@ class SpikeGPTConfig:
     neuron_opts: Dict[str, Any] = field(default_factory=lambda: dict(SPIKEGPT_LIF))
     spike_embedding: bool = True  # Heaviside(embedding) with an ATan(2) surrogate, as GPT.forward does
     wkv_chunk: int = 16           # chunk of the parallel WKV: work, memory ~ chunk; loop ~ N / chunk; same result
+    wkv_backend: str = "auto"     # "auto": the Triton kernel on CUDA (kernels/wkv.py), else the chunked form;
+                                  # "triton": the kernel (Triton's interpreter on the CPU); "torch": chunked
     twin: Optional[str] = None    # "ann": ReLU for every LIF and a real embedding (same layout, no spikes)
 
 
@@ -143,9 +147,9 @@ def _ramp(dim: int) -> Tensor:
 class TimeMix(nn.Module):
     """[B, N, D] -> [B, N, D]: O(sigmoid(R(xr)) * WKV(K(xk), V(xv))) (RWKV-4 TimeMix, as SpikeGPT uses it)."""
 
-    def __init__(self, dim: int, layer: int, depth: int, chunk: int):
+    def __init__(self, dim: int, layer: int, depth: int, chunk: int, backend: str = "auto"):
         super().__init__()
-        self.chunk = chunk
+        self.chunk, self.backend = chunk, backend
         deep = layer / max(depth - 1, 1)   # 0 .. 1 over the blocks
         shallow = 1.0 - layer / depth      # 1 .. ~0
         h = torch.arange(dim, dtype=torch.float32) / max(dim - 1, 1)
@@ -167,7 +171,10 @@ class TimeMix(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:  # [B, N, D]
         k, r, v = self._krv(x, _shift(x, None))
-        return self.output(torch.sigmoid(r) * wkv(-torch.exp(self.time_decay), self.time_first, k, v, self.chunk))
+        w = -torch.exp(self.time_decay)
+        kernel = None if torch.compiler.is_compiling() else kernels_for(v, self.backend, "wkv", "SpikeGPT WKV")
+        y = wkv(w, self.time_first, k, v, self.chunk) if kernel is None else kernel.wkv(w, self.time_first, k, v)
+        return self.output(torch.sigmoid(r) * y)
 
     def step(self, x: Tensor, state: Any) -> Tuple[Tensor, Any]:  # x [B, 1, D]; state (x_prev, (Z, M))
         prev, s = state if state is not None else (torch.zeros_like(x), None)
@@ -209,7 +216,7 @@ class SpikeGPTBlock(nn.Module):
         self.ln0 = nn.LayerNorm(cfg.dim) if layer == 0 else None
         self.ln1 = nn.LayerNorm(cfg.dim)
         self.ln2 = nn.LayerNorm(cfg.dim)
-        self.att = TimeMix(cfg.dim, layer, cfg.depth, cfg.wkv_chunk)
+        self.att = TimeMix(cfg.dim, layer, cfg.depth, cfg.wkv_chunk, cfg.wkv_backend)
         self.ffn = ChannelMix(cfg.dim, int(cfg.dim * cfg.mlp_ratio), layer, cfg.depth)
         self.lif1, self.lif2 = neuron(), neuron()
         self.drop = nn.Dropout(cfg.dropout)
@@ -242,6 +249,8 @@ def _check(cfg: SpikeGPTConfig) -> None:
         raise ValueError(f"SpikeGPT twin must be 'ann' or null, got {cfg.twin!r}")
     if not isinstance(cfg.wkv_chunk, int) or isinstance(cfg.wkv_chunk, bool) or cfg.wkv_chunk < 1:
         raise ValueError(f"SpikeGPT wkv_chunk must be a positive integer, got {cfg.wkv_chunk!r}")
+    if cfg.wkv_backend not in ("auto", "triton", "torch"):
+        raise ValueError(f"SpikeGPT wkv_backend must be one of auto, triton, torch, got {cfg.wkv_backend!r}")
     if not 0 <= cfg.dropout < 1:
         raise ValueError(f"SpikeGPT dropout must be in [0, 1), got {cfg.dropout!r}")
     if cfg.twin == "ann":  # same layout, ReLU neurons, a real embedding

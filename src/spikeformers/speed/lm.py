@@ -14,7 +14,8 @@ peak memory, and each setting's tokens/s as a fraction of the ANN twin's in the 
 
 Settings: twin (ReLU, causal softmax attention, T = 1), if-T4 (the default spiking LM: IF neurons with
 soft reset, T = 4), lif-T4 (LIF with hard reset, every spiking transformer's neuron), ilif-D4 (integer
-neurons, up to 4 spikes per step, T = 1: integer training, spike inference).
+neurons, up to 4 spikes per step, T = 1: integer training, spike inference), spikegpt (SpikeGPT at the same width,
+depth and context: `spikegpt_46m` with byte tokens; it has no heads).
 
 Generation (`--generate N`): N new tokens after a 16-token prompt at batch 1, sampled (temperature 1) through
 `stream` (`models/decode.py`), each step replayed as a CUDA graph ("graph") or eagerly ("eager"); tokens/s
@@ -43,7 +44,18 @@ SETTINGS: Dict[str, Dict[str, Any]] = {
     "if-T4": dict(T=4),
     "lif-T4": dict(T=4, neuron="lif"),
     "ilif-D4": dict(T=1, neuron="ilif", neuron_opts={"max_spikes": 4}),
+    "spikegpt": dict(model="spikegpt_46m", vocab_size=256),
 }
+
+
+def build(name: str, args) -> torch.nn.Module:
+    """Setting `name`'s model at the benchmark's sizes, on the benchmark's device."""
+    setting = dict(SETTINGS[name])
+    model = setting.pop("model", "spiking_lm")
+    sizes = dict(dim=args.dim, depth=args.depth, block_size=args.seq_len)
+    if model == "spiking_lm":
+        sizes["num_heads"] = args.heads
+    return create_model(model, **sizes, **setting).to(common.DEVICE)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -66,8 +78,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def measure(name: str, mode: str, args) -> Dict[str, Any]:
     dev = common.DEVICE
-    sizes = dict(dim=args.dim, depth=args.depth, num_heads=args.heads, block_size=args.seq_len)
-    model = create_model("spiking_lm", **sizes, **SETTINGS[name]).to(dev)
+    model = build(name, args)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-3, fused=dev.type == "cuda")
     loss_fn, amp = NextTokenLoss(), torch.bfloat16 if dev.type == "cuda" else None
@@ -107,8 +118,7 @@ def measure(name: str, mode: str, args) -> Dict[str, Any]:
 
 def measure_generation(name: str, graph: bool, args) -> Dict[str, Any]:
     dev = common.DEVICE
-    sizes = dict(dim=args.dim, depth=args.depth, num_heads=args.heads, block_size=args.seq_len)
-    model = create_model("spiking_lm", **sizes, **SETTINGS[name]).to(dev).eval()
+    model = build(name, args).eval()
     prompt = torch.randint(0, 256, (1, 16), device=dev, generator=torch.Generator(device=dev).manual_seed(0))
     with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
         for timed in (False, True):
