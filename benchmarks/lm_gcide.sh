@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The LM table on GCIDE, one GPU, in commands of under 10 minutes:
-#   1. training tokens/s of the spiking LM's settings, graphed bf16 (spikeformers bench lm), unless
+#   1. training tokens/s of the runs' settings, graphed bf16 (spikeformers bench lm), unless
 #      $OUT/lm_speed.json exists or every such run has its rate in TPS_<name> (tokens/s; e.g. TPS_twin=759504);
 #   2. each run NAME:MINUTES given, with its whole cosine schedule sized from its tokens/s (epochs of 500
-#      batches of 64 x 256 bytes). A run with no bench setting (lif, asn, distill, spikegpt, gpt) and no
+#      batches of 64 x 256 bytes). A run with no bench setting (lif, asn, distill, gpt) and no
 #      TPS_<name> is timed first by a short calibration run (2 epochs of 40 batches). Runs, all at the sizes of
 #      configs/spiking_lm_gcide.yaml (6 x 384):
 #        twin      the spiking LM's ANN twin
@@ -34,16 +34,16 @@ T0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
 
 setting_of() {  # the `spikeformers bench lm` setting that measures run $1's speed (none: calibrate)
-  case $1 in twin) echo twin ;; ilif) echo ilif-D4 ;; binary) echo if-T4 ;; *) echo "" ;; esac
+  case $1 in twin) echo twin ;; ilif) echo ilif-D4 ;; binary) echo if-T4 ;; spikegpt) echo spikegpt ;; *) echo "" ;; esac
 }
-need_speed=0
+need_speed=""  # the bench settings of the runs given without TPS_<name>
 for spec in "$@"; do
-  v="TPS_${spec%%:*}"
-  [ -n "$(setting_of "${spec%%:*}")" ] && [ -z "${!v:-}" ] && need_speed=1
+  v="TPS_${spec%%:*}" setting=$(setting_of "${spec%%:*}")
+  [ -n "$setting" ] && [ -z "${!v:-}" ] && need_speed="$need_speed $setting"
 done
-if [ ! -f "$OUT/lm_speed.json" ] && [ $need_speed = 1 ]; then
+if [ ! -f "$OUT/lm_speed.json" ] && [ -n "$need_speed" ]; then
   stamp "speed"
-  timeout 200 "$PY" -m spikeformers bench lm --settings ${BENCH_SETTINGS:-twin if-T4 ilif-D4} --modes graph \
+  timeout 200 "$PY" -m spikeformers bench lm --settings ${BENCH_SETTINGS:-$need_speed} --modes graph \
     --heads 6 --steps 15 --warmup 3 \
       --out "$OUT/lm_speed.json" 2>&1 | tail -6
 fi
