@@ -6,7 +6,7 @@
     python benchmarks/step_profile.py --host     (also: the eager step's host time, by Python function)
     python benchmarks/step_profile.py --unfused  (BatchNorm and the neuron after it as two ops: the fusion's A/B)
                                                  (--sj: SpikingJelly's Spikformer of the same sizes instead of ours)
-    python benchmarks/step_profile.py --T 16     (more time steps)
+    python benchmarks/step_profile.py --T 16     (more time steps; --dtypes: each layer's output dtype)
     python benchmarks/step_profile.py --model spikformer_8_512 --batch 32 --eval   (the evaluation forward, no grad)
     python benchmarks/step_profile.py --lm if-T4 (the spiking LM of configs/spiking_lm_gcide.yaml, 6 x 384, batch
                                                  64 x 256 bytes; a `spikeformers bench lm` setting: twin, if-T4, ...)
@@ -31,6 +31,7 @@ ap.add_argument("--fp32", action="store_true"); ap.add_argument("--sj", action="
 ap.add_argument("--by-op", action="store_true")
 ap.add_argument("--T", type=int, default=None, help="time steps (default: the model's)")
 ap.add_argument("--eval", action="store_true", help="the evaluation forward (eval mode, no grad) instead of a step")
+ap.add_argument("--dtypes", action="store_true", help="also: each module's output dtype and shape in one forward")
 ap.add_argument("--lm", default=None, help="a `spikeformers bench lm` setting: profile that language model instead")
 ap.add_argument("--host", action="store_true", help="also: where the eager step's host time goes (cProfile)")
 ap.add_argument("--unfused", action="store_true", help="BatchNorm and the neuron after it as two ops (layers/bn_fire.py off)")
@@ -71,6 +72,16 @@ def step():
         return
     loss = F.cross_entropy(out.float().flatten(0, -2), y)
     opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+if args.dtypes:  # which dtype each layer hands on under autocast (a fp32 output costs twice the bytes)
+    seen = {}
+    hooks = [mod.register_forward_hook(lambda mod, i, o, n=n: seen.setdefault(n, o)) for n, mod in m.named_modules()
+             if n and (n.count(".") <= 2 or n.split(".")[1] == "0")]  # the first block in full, the others' top
+    step()
+    for hk in hooks:
+        hk.remove()
+    for n, o in list(seen.items())[:60]:
+        print(f"  {n:40s} {str(o.dtype) if torch.is_tensor(o) else type(o).__name__:16s} "
+              f"{tuple(o.shape) if torch.is_tensor(o) else ''}")
 for _ in range(5): step()
 torch.cuda.synchronize()
 if args.host:  # the eager step's host time: wall time per step, then the functions that spend it
