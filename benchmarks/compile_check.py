@@ -1,4 +1,4 @@
-"""Compile every neuron-kernel variant (and the BatchNorm + LIF kernels) for an H100 (sm_90) on a machine without a GPU, and report
+"""Compile every neuron-kernel variant (and the BatchNorm + LIF and WKV kernels) for an H100 (sm_90) on a machine without a GPU, and report
 registers, spills and the widest global loads/stores (ptxas -v), as benchmarks/NOTES.md quotes.
 
     python benchmarks/compile_check.py            # all variants, both block sizes in use
@@ -29,10 +29,12 @@ from spikeformers.kernels.triton_asn import asn_bwd_kernel, asn_fwd_kernel  # no
 from spikeformers.kernels.triton_bn_fire import bn_lif_bwd_kernel, bn_lif_fwd_kernel  # noqa: E402
 from spikeformers.kernels.triton_lif import lif_bwd_kernel, lif_fwd_kernel  # noqa: E402
 from spikeformers.kernels.triton_ternary import ternary_bwd_kernel, ternary_fwd_kernel  # noqa: E402
+from spikeformers.kernels.triton_wkv import wkv_bwd_kernel, wkv_fwd_kernel  # noqa: E402
+from spikeformers.kernels.wkv import BLOCK_C as WKV_BLOCK_C  # noqa: E402
 
 PTXAS = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
-DATA = {"x_ptr", "y_ptr", "gy_ptr", "gx_ptr", "g_ptr"}  # pointers in the input dtype; other pointers are fp32
-INTS = {"N", "T", "n_chunks", "n_saved", "C_K", "R", "CH", "rows_per_prog"}
+DATA = {"x_ptr", "y_ptr", "gy_ptr", "gx_ptr", "g_ptr", "k_ptr", "v_ptr", "gk_ptr", "gv_ptr"}  # in the input dtype; others fp32
+INTS = {"N", "T", "n_chunks", "n_saved", "C_K", "R", "CH", "rows_per_prog", "C"}
 
 
 def code_only(ptx: str) -> str:
@@ -42,7 +44,7 @@ def code_only(ptx: str) -> str:
 
 
 def compile_variant(fn, dtype: str, consts: dict, block, ptx_out: str = None):
-    """`block`: the BLOCK constexpr, or None for the BN + LIF kernels (their tile is in `consts`)."""
+    """`block`: the BLOCK constexpr, or None for the BN + LIF and WKV kernels (their tile is in `consts`)."""
     sig, attrs = {}, {}
     for i, p in enumerate(fn.params):
         name = p.name
@@ -58,7 +60,9 @@ def compile_variant(fn, dtype: str, consts: dict, block, ptx_out: str = None):
         else:
             sig[name] = "fp32"
     warps = ops.CONFIG["num_warps"]
-    if block is None:
+    if fn.__name__.startswith("wkv"):
+        warps = 1  # kernels/wkv.py: one warp per program
+    elif block is None:
         warps = bn_fire.CONFIG["fwd_warps" if "bwd" not in fn.__name__ else "bwd_warps"]
     else:
         consts = dict(consts, BLOCK=block)
@@ -101,6 +105,9 @@ def variants(quick: bool):
         yield "bn_lif_fwd", bn_lif_fwd_kernel, dt, dict(KIND=1, SOFT=False, C=C, **tile("fwd")), None
         for soft, det, surr in [(False, True, 0), (True, False, 1)][: 1 if quick else 2]:
             yield "bn_lif_bwd", bn_lif_bwd_kernel, dt, dict(KIND=1, SOFT=soft, DETACH=det, SURR=surr, C=C, **tile("bwd")), None
+    for dt in ["fp32", "bf16"]:  # the WKV recurrence (kernels/wkv.py)
+        yield "wkv_fwd", wkv_fwd_kernel, dt, dict(SAVE=True, BLOCK_C=WKV_BLOCK_C), None
+        yield "wkv_bwd", wkv_bwd_kernel, dt, dict(BLOCK_C=WKV_BLOCK_C), None
 
 
 def main() -> int:

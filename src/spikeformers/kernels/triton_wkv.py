@@ -32,7 +32,7 @@ import triton.language as tl
 
 __all__ = ["wkv_fwd_kernel", "wkv_bwd_kernel"]
 
-_EMPTY: tl.constexpr = -1e38  # exponent of an empty sum: exp() of it (plus any w or k) is 0 in fp32
+_EMPTY = tl.constexpr(-1e38)  # exponent of an empty sum: exp() of it (plus any w or k) is 0 in fp32
 
 
 @triton.jit
