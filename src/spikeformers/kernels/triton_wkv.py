@@ -36,13 +36,20 @@ _EMPTY = tl.constexpr(-1e38)  # exponent of an empty sum: exp() of it (plus any 
 
 
 @triton.jit
-def wkv_fwd_kernel(w_ptr, u_ptr, k_ptr, v_ptr, y_ptr, ys_ptr, lse_ptr, N, C,
-                   SAVE: tl.constexpr, BLOCK_C: tl.constexpr):
+def _program(w_ptr, u_ptr, C, BLOCK_C: tl.constexpr):
+    """This program's sample b, its channels (and their mask) and their w and u in fp32."""
     b = tl.program_id(0).to(tl.int64)
     cols = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     cm = cols < C
     w = tl.load(w_ptr + cols, mask=cm, other=0.0).to(tl.float32)
     u = tl.load(u_ptr + cols, mask=cm, other=0.0).to(tl.float32)
+    return b, cols, cm, w, u
+
+
+@triton.jit
+def wkv_fwd_kernel(w_ptr, u_ptr, k_ptr, v_ptr, y_ptr, ys_ptr, lse_ptr, N, C,
+                   SAVE: tl.constexpr, BLOCK_C: tl.constexpr):
+    b, cols, cm, w, u = _program(w_ptr, u_ptr, C, BLOCK_C)
     a = tl.zeros([BLOCK_C], dtype=tl.float32)
     s = tl.zeros([BLOCK_C], dtype=tl.float32)
     p = tl.full([BLOCK_C], _EMPTY, dtype=tl.float32)
@@ -75,11 +82,7 @@ def wkv_fwd_kernel(w_ptr, u_ptr, k_ptr, v_ptr, y_ptr, ys_ptr, lse_ptr, N, C,
 @triton.jit
 def wkv_bwd_kernel(w_ptr, u_ptr, k_ptr, v_ptr, g_ptr, ys_ptr, lse_ptr, gk_ptr, gv_ptr, gw_ptr, gu_ptr, N, C,
                    BLOCK_C: tl.constexpr):
-    b = tl.program_id(0).to(tl.int64)
-    cols = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-    cm = cols < C
-    w = tl.load(w_ptr + cols, mask=cm, other=0.0).to(tl.float32)
-    u = tl.load(u_ptr + cols, mask=cm, other=0.0).to(tl.float32)
+    b, cols, cm, w, u = _program(w_ptr, u_ptr, C, BLOCK_C)
     P = tl.zeros([BLOCK_C], dtype=tl.float32)
     Q = tl.zeros([BLOCK_C], dtype=tl.float32)
     R = tl.zeros([BLOCK_C], dtype=tl.float32)
