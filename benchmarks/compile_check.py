@@ -30,7 +30,7 @@ from spikeformers.kernels.triton_bn_fire import bn_lif_bwd_kernel, bn_lif_fwd_ke
 from spikeformers.kernels.triton_lif import lif_bwd_kernel, lif_fwd_kernel  # noqa: E402
 from spikeformers.kernels.triton_ternary import ternary_bwd_kernel, ternary_fwd_kernel  # noqa: E402
 from spikeformers.kernels.triton_wkv import wkv_bwd_kernel, wkv_fwd_kernel  # noqa: E402
-from spikeformers.kernels.wkv import BLOCK_C as WKV_BLOCK_C  # noqa: E402
+from spikeformers.kernels.wkv import BLOCK_C as WKV_BLOCK_C, UNROLL as WKV_UNROLL  # noqa: E402
 
 PTXAS = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
 DATA = {"x_ptr", "y_ptr", "gy_ptr", "gx_ptr", "g_ptr", "k_ptr", "v_ptr", "gk_ptr", "gv_ptr"}  # in the input dtype; others fp32
@@ -106,8 +106,8 @@ def variants(quick: bool):
         for soft, det, surr in [(False, True, 0), (True, False, 1)][: 1 if quick else 2]:
             yield "bn_lif_bwd", bn_lif_bwd_kernel, dt, dict(KIND=1, SOFT=soft, DETACH=det, SURR=surr, C=C, **tile("bwd")), None
     for dt in ["fp32", "bf16"]:  # the WKV recurrence (kernels/wkv.py)
-        yield "wkv_fwd", wkv_fwd_kernel, dt, dict(SAVE=True, BLOCK_C=WKV_BLOCK_C), None
-        yield "wkv_bwd", wkv_bwd_kernel, dt, dict(BLOCK_C=WKV_BLOCK_C), None
+        yield "wkv_fwd", wkv_fwd_kernel, dt, dict(SAVE=True, BLOCK_C=WKV_BLOCK_C, UNROLL=WKV_UNROLL), None
+        yield "wkv_bwd", wkv_bwd_kernel, dt, dict(BLOCK_C=WKV_BLOCK_C, UNROLL=WKV_UNROLL), None
 
 
 def main() -> int:

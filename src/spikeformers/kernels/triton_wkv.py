@@ -48,40 +48,41 @@ def _program(w_ptr, u_ptr, C, BLOCK_C: tl.constexpr):
 
 @triton.jit
 def wkv_fwd_kernel(w_ptr, u_ptr, k_ptr, v_ptr, y_ptr, ys_ptr, lse_ptr, N, C,
-                   SAVE: tl.constexpr, BLOCK_C: tl.constexpr):
+                   SAVE: tl.constexpr, BLOCK_C: tl.constexpr, UNROLL: tl.constexpr):
     b, cols, cm, w, u = _program(w_ptr, u_ptr, C, BLOCK_C)
     a = tl.zeros([BLOCK_C], dtype=tl.float32)
     s = tl.zeros([BLOCK_C], dtype=tl.float32)
     p = tl.full([BLOCK_C], _EMPTY, dtype=tl.float32)
-    off = b * N * C + cols
-    t = b * 0
-    while t < N:
-        kt = tl.load(k_ptr + off, mask=cm, other=0.0).to(tl.float32)
-        vt = tl.load(v_ptr + off, mask=cm, other=0.0).to(tl.float32)
-        now = u + kt
-        q = tl.maximum(p, now)
-        e1 = tl.exp(p - q)
-        e2 = tl.exp(now - q)
-        den = e1 * s + e2
-        y = (e1 * a + e2 * vt) / den
-        tl.store(y_ptr + off, y.to(y_ptr.dtype.element_ty), mask=cm)
-        if SAVE:
-            tl.store(ys_ptr + off, y, mask=cm)
-            tl.store(lse_ptr + off, q + tl.log(den), mask=cm)
-        past = p + w
-        q = tl.maximum(past, kt)
-        e1 = tl.exp(past - q)
-        e2 = tl.exp(kt - q)
-        a = e1 * a + e2 * vt
-        s = e1 * s + e2
-        p = q
-        off += C
-        t += 1
+    t0 = b * 0
+    while t0 < N:
+        for j in tl.static_range(UNROLL):  # unrolled: the loads of all UNROLL tokens issue before the recurrence
+            m = cm & (t0 + j < N)  # past the last token the state may change: nothing reads it
+            off = (b * N + t0 + j) * C + cols
+            kt = tl.load(k_ptr + off, mask=m, other=0.0).to(tl.float32)
+            vt = tl.load(v_ptr + off, mask=m, other=0.0).to(tl.float32)
+            now = u + kt
+            q = tl.maximum(p, now)
+            e1 = tl.exp(p - q)
+            e2 = tl.exp(now - q)
+            den = e1 * s + e2
+            y = (e1 * a + e2 * vt) / den
+            tl.store(y_ptr + off, y.to(y_ptr.dtype.element_ty), mask=m)
+            if SAVE:
+                tl.store(ys_ptr + off, y, mask=m)
+                tl.store(lse_ptr + off, q + tl.log(den), mask=m)
+            past = p + w
+            q = tl.maximum(past, kt)
+            e1 = tl.exp(past - q)
+            e2 = tl.exp(kt - q)
+            a = e1 * a + e2 * vt
+            s = e1 * s + e2
+            p = q
+        t0 += UNROLL
 
 
 @triton.jit
 def wkv_bwd_kernel(w_ptr, u_ptr, k_ptr, v_ptr, g_ptr, ys_ptr, lse_ptr, gk_ptr, gv_ptr, gw_ptr, gu_ptr, N, C,
-                   BLOCK_C: tl.constexpr):
+                   BLOCK_C: tl.constexpr, UNROLL: tl.constexpr):
     b, cols, cm, w, u = _program(w_ptr, u_ptr, C, BLOCK_C)
     P = tl.zeros([BLOCK_C], dtype=tl.float32)
     Q = tl.zeros([BLOCK_C], dtype=tl.float32)
@@ -90,29 +91,31 @@ def wkv_bwd_kernel(w_ptr, u_ptr, k_ptr, v_ptr, g_ptr, ys_ptr, lse_ptr, gk_ptr, g
     o = tl.full([BLOCK_C], _EMPTY, dtype=tl.float32)
     gw = tl.zeros([BLOCK_C], dtype=tl.float32)
     gu = tl.zeros([BLOCK_C], dtype=tl.float32)
-    t = b * 0 + N - 1
-    off = b * N * C + t * C + cols
-    while t >= 0:
-        kt = tl.load(k_ptr + off, mask=cm, other=0.0).to(tl.float32)
-        vt = tl.load(v_ptr + off, mask=cm, other=0.0).to(tl.float32)
-        gt = tl.load(g_ptr + off, mask=cm, other=0.0).to(tl.float32)
-        yt = tl.load(ys_ptr + off, mask=cm, other=0.0)
-        lt = tl.load(lse_ptr + off, mask=cm, other=0.0)
-        own = gt * tl.exp(u + kt - lt)  # g_t e^{u + k_t} / D_t
-        ek = tl.exp(kt + o)  # e^{k_t} times the scale of P, Q, R, RQ
-        tl.store(gv_ptr + off, (own + ek * P).to(gv_ptr.dtype.element_ty), mask=cm)
-        tl.store(gk_ptr + off, (own * (vt - yt) + ek * (vt * P - Q)).to(gk_ptr.dtype.element_ty), mask=cm)
-        gu += own * (vt - yt)
-        gw += ek * (vt * R - RQ)
-        o_new = tl.maximum(w + o, -lt)
-        keep = tl.exp(w + o - o_new)
-        add = gt * tl.exp(-lt - o_new)
-        R = keep * (R + P)
-        RQ = keep * (RQ + Q)
-        P = keep * P + add
-        Q = keep * Q + add * yt
-        o = o_new
-        off -= C
-        t -= 1
+    t0 = b * 0 + N - 1
+    while t0 >= 0:
+        for j in tl.static_range(UNROLL):  # tokens t0, t0 - 1, ...: before the first token nothing is added
+            valid = t0 - j >= 0
+            m = cm & valid
+            off = (b * N + t0 - j) * C + cols
+            kt = tl.load(k_ptr + off, mask=m, other=0.0).to(tl.float32)
+            vt = tl.load(v_ptr + off, mask=m, other=0.0).to(tl.float32)
+            gt = tl.load(g_ptr + off, mask=m, other=0.0).to(tl.float32)
+            yt = tl.load(ys_ptr + off, mask=m, other=0.0)
+            lt = tl.load(lse_ptr + off, mask=m, other=0.0)
+            own = gt * tl.exp(u + kt - lt)  # g_t e^{u + k_t} / D_t
+            ek = tl.exp(kt + o)  # e^{k_t} times the scale of P, Q, R, RQ
+            tl.store(gv_ptr + off, (own + ek * P).to(gv_ptr.dtype.element_ty), mask=m)
+            tl.store(gk_ptr + off, (own * (vt - yt) + ek * (vt * P - Q)).to(gk_ptr.dtype.element_ty), mask=m)
+            gu += own * (vt - yt)
+            gw += tl.where(valid, ek * (vt * R - RQ), 0.0)
+            o_new = tl.maximum(w + o, -lt)
+            keep = tl.exp(w + o - o_new)
+            add = gt * tl.exp(-lt - o_new)
+            R = keep * (R + P)
+            RQ = keep * (RQ + Q)
+            P = keep * P + add
+            Q = keep * Q + add * yt
+            o = o_new
+        t0 -= UNROLL
     tl.store(gw_ptr + b * C + cols, gw, mask=cm)
     tl.store(gu_ptr + b * C + cols, gu, mask=cm)
