@@ -58,7 +58,7 @@ else:
     if args.eval:
         m.eval()
 opt = torch.optim.AdamW(params, lr=1e-3, fused=True)
-cfg = m.cfg
+cfg = create_model(args.model, **kw).cfg if args.sj else m.cfg
 if args.lm:  # random bytes, next-token targets
     ids = torch.randint(0, cfg.vocab_size, (args.batch, cfg.block_size + 1), device=dev)
     x, y = ids[:, :-1], ids[:, 1:].flatten()
@@ -72,7 +72,7 @@ def step():
         return
     loss = F.cross_entropy(out.float().flatten(0, -2), y)
     opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-if args.dtypes:  # which dtype each layer hands on under autocast (a fp32 output costs twice the bytes)
+if args.dtypes and not args.sj:  # which dtype each layer hands on under autocast (a fp32 output costs twice the bytes)
     seen = {}
     hooks = [mod.register_forward_hook(lambda mod, i, o, n=n: seen.setdefault(n, o)) for n, mod in m.named_modules()
              if n and (n.count(".") <= 2 or n.split(".")[1] == "0")]  # the first block in full, the others' top
@@ -112,6 +112,7 @@ for e in prof.key_averages():
          "attention (flash)" if ("flash" in n or "fmha" in n) else
          "bn+neuron (ours)" if n.startswith("bn_lif_") else  # kernels/triton_bn_fire.py
          "neuron (ours)" if ("lif_" in n or "ternary_" in n or "asn_" in n) else
+         "wkv (ours)" if n.startswith("wkv_") else
          "copy/transpose" if ("copy" in n or "transpose" in n or "contiguous" in n) else
          "elementwise" if ("elementwise" in n or "vectorized" in n or "unrolled" in n) else
          "reduce" if "reduce" in n else "optimizer" if ("adam" in n or "multi_tensor" in n) else "other")
