@@ -102,7 +102,7 @@ def wkv_bwd_kernel(w_ptr, u_ptr, k_ptr, v_ptr, g_ptr, ys_ptr, lse_ptr, gk_ptr, g
             gt = tl.load(g_ptr + off, mask=m, other=0.0).to(tl.float32)
             yt = tl.load(ys_ptr + off, mask=m, other=0.0)
             lt = tl.load(lse_ptr + off, mask=m, other=0.0)
-            own = gt * tl.exp(u + kt - lt)  # g_t e^{u + k_t} / D_t
+            own = tl.where(m, gt * tl.exp(u + kt - lt), 0.0)  # g_t e^{u + k_t} / D_t; masked: 0 * e^u is NaN
             ek = tl.exp(kt + o)  # e^{k_t} times the scale of P, Q, R, RQ
             tl.store(gv_ptr + off, (own + ek * P).to(gv_ptr.dtype.element_ty), mask=m)
             tl.store(gk_ptr + off, (own * (vt - yt) + ek * (vt * P - Q)).to(gk_ptr.dtype.element_ty), mask=m)
