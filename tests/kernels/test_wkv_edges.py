@@ -77,3 +77,15 @@ def test_large_bonus_gives_finite_gradients(N):
     gw, gu, gk, gv = torch.autograd.grad(y.sum(), (w, u, k, v))
     assert torch.isfinite(gu).all() and torch.isfinite(gw).all(), (gu, gw)
     torch.testing.assert_close(gu, torch.zeros(4), atol=1e-6, rtol=0)
+
+
+@in_interpreter
+def test_no_grad_forward_equals_definition():
+    # evaluation (no_grad) with parameters that require grad: the forward that saves nothing (SAVE off)
+    k, v = torch.randn(1, 5, 3), torch.randn(1, 5, 3)
+    w, u = torch.full((3,), -0.5, requires_grad=True), torch.zeros(3, requires_grad=True)
+    with torch.no_grad():
+        y = load("wkv").wkv(w, u, k, v)
+    assert y.grad_fn is None
+    torch.testing.assert_close(y.double(), definition(w.detach().double(), u.detach().double(), k.double(),
+                                                      v.double()).float().double(), rtol=1e-5, atol=1e-5)

@@ -29,12 +29,11 @@ def _grid(B: int, C: int) -> Tuple[int, int]:
 
 class _WKV(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, w: Tensor, u: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    def forward(ctx, w: Tensor, u: Tensor, k: Tensor, v: Tensor, save: bool) -> Tensor:
         B, N, C = v.shape
         w32, u32 = w.float().contiguous(), u.float().contiguous()
         k, v = k.to(v.dtype).contiguous(), v.contiguous()
         y = torch.empty_like(v)
-        save = ctx.needs_input_grad[0] or ctx.needs_input_grad[1] or ctx.needs_input_grad[2] or ctx.needs_input_grad[3]
         ys = torch.empty(v.shape, device=v.device, dtype=torch.float32) if save else y
         lse = torch.empty_like(ys) if save else y
         launch(wkv_fwd_kernel, _grid(B, C), (w32, u32, k, v, y, ys, lse, N, C), dict(SAVE=save, BLOCK_C=BLOCK_C, UNROLL=UNROLL),
@@ -56,7 +55,7 @@ class _WKV(torch.autograd.Function):
         launch(wkv_bwd_kernel, _grid(B, C), (w32, u32, k, v, g, ys, lse, gk, gv, gw, gu, N, C), dict(BLOCK_C=BLOCK_C, UNROLL=UNROLL),
                dict(num_warps=1))
         w_dtype, u_dtype, k_dtype = ctx.dtypes
-        return gw.sum(0).to(w_dtype), gu.sum(0).to(u_dtype), gk.to(k_dtype), gv
+        return gw.sum(0).to(w_dtype), gu.sum(0).to(u_dtype), gk.to(k_dtype), gv, None
 
 
 def wkv(w: Tensor, u: Tensor, k: Tensor, v: Tensor) -> Tensor:
@@ -65,4 +64,6 @@ def wkv(w: Tensor, u: Tensor, k: Tensor, v: Tensor) -> Tensor:
     if v.dim() != 3 or k.shape != v.shape or w.shape != (v.shape[-1],) or u.shape != w.shape:
         raise ValueError(f"wkv: k, v must be [B, N, C] and w, u [C]; got k {tuple(k.shape)}, v {tuple(v.shape)}, "
                          f"w {tuple(w.shape)}, u {tuple(u.shape)}")
-    return _WKV.apply(w, u, k, v)
+    # needs_input_grad stays True under no_grad (evaluation): ask the grad mode, outside forward, instead
+    save = torch.is_grad_enabled() and any(t.requires_grad for t in (w, u, k, v))
+    return _WKV.apply(w, u, k, v, save)
