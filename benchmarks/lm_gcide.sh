@@ -48,15 +48,15 @@ if [ ! -f "$OUT/lm_speed.json" ] && [ -n "$need_speed" ]; then
       --out "$OUT/lm_speed.json" 2>&1 | tail -6
 fi
 tps() {  # training tokens/s of run $1 with overrides $2...: TPS_$1, else the speed JSON, else a calibration run
-  local name=$1 v="TPS_$1" setting; shift; setting=$(setting_of "$name")
+  local name=$1 v="TPS_$1" setting rate; shift; setting=$(setting_of "$name")
   if [ -n "${!v:-}" ]; then echo "${!v}"; return; fi
-  if [ -n "$setting" ]; then
-    "$PY" - "$OUT/lm_speed.json" "$setting" <<'PYEOF'
+  if [ -n "$setting" ] && [ -f "$OUT/lm_speed.json" ]; then  # a speed JSON without this setting: calibrate
+    rate=$("$PY" - "$OUT/lm_speed.json" "$setting" <<'PYEOF'
 import json, sys
 rows = json.load(open(sys.argv[1]))["rows"]
-print(next(r["tokens_per_s"] for r in rows if r["setting"] == sys.argv[2] and "tokens_per_s" in r))
+print(next((r["tokens_per_s"] for r in rows if r["setting"] == sys.argv[2] and "tokens_per_s" in r), ""))
 PYEOF
-    return
+    ) && [ -n "$rate" ] && { echo "$rate"; return; }
   fi
   timeout 300 "${CMD[@]}" "$@" task.options.batches_per_epoch=40 schedule.epochs=2 schedule.warmup_epochs=0 \
     run.out_dir="$RUNS" run.name="calibration_$name" -q > "$OUT/calibration_$name.log" 2>&1 &&

@@ -36,6 +36,10 @@ ap.add_argument("--lm", default=None, help="a `spikeformers bench lm` setting: p
 ap.add_argument("--host", action="store_true", help="also: where the eager step's host time goes (cProfile)")
 ap.add_argument("--unfused", action="store_true", help="BatchNorm and the neuron after it as two ops (layers/bn_fire.py off)")
 args = ap.parse_args()
+if args.lm and (args.sj or args.T):
+    ap.error("--lm profiles a `bench lm` setting as it is (its T included); it takes neither --sj nor --T")
+if args.sj and (args.eval or args.dtypes):
+    ap.error("--sj profiles SpikingJelly's training step: no --eval or --dtypes")
 torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # as bench model does
 torch.backends.cudnn.benchmark = True
 torch.manual_seed(0)
@@ -72,7 +76,7 @@ def step():
         return
     loss = F.cross_entropy(out.float().flatten(0, -2), y)
     opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-if args.dtypes and not args.sj:  # which dtype each layer hands on under autocast (a fp32 output costs twice the bytes)
+if args.dtypes:  # which dtype each layer hands on under autocast (a fp32 output costs twice the bytes)
     seen = {}
     hooks = [mod.register_forward_hook(lambda mod, i, o, n=n: seen.setdefault(n, o)) for n, mod in m.named_modules()
              if n and (n.count(".") <= 2 or n.split(".")[1] == "0")]  # the first block in full, the others' top

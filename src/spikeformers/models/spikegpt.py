@@ -69,7 +69,8 @@ class SpikeGPTConfig:
     spike_embedding: bool = True  # Heaviside(embedding) with an ATan(2) surrogate, as GPT.forward does
     wkv_chunk: int = 16           # chunk of the parallel WKV: work, memory ~ chunk; loop ~ N / chunk; same result
     wkv_backend: str = "auto"     # "auto": the Triton kernel on CUDA (kernels/wkv.py), else the chunked form;
-                                  # "triton": the kernel (Triton's interpreter on the CPU); "torch": chunked
+                                  # "triton": the kernel (Triton's interpreter on the CPU); "torch": chunked;
+                                  # under torch.compile always the chunked form (the kernel is no custom op)
     twin: Optional[str] = None    # "ann": ReLU for every LIF and a real embedding (same layout, no spikes)
 
 
