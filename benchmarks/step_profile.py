@@ -57,7 +57,10 @@ if args.sj:
     m = lambda x: (sjf.reset_net(sjm), sjm(x).mean(0))[1]  # noqa: E731
     params = sjm.parameters()
 else:
-    m = lm.build(args.lm, lm_sizes) if args.lm else create_model(args.model, **kw).to(dev).to(memory_format=torch.channels_last)
+    if args.lm:
+        m = lm.build(args.lm, lm_sizes)
+    else:
+        m = create_model(args.model, **kw).to(dev).to(memory_format=torch.channels_last)
     params = m.parameters()
     if args.eval:
         m.eval()

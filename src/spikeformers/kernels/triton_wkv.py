@@ -1,5 +1,7 @@
 """Triton kernels for RWKV-4's WKV recurrence (SpikeGPT's token mixing), one program per (sample, block of
-channels), walking the tokens in order (forward) and in reverse (backward) with the state in registers.
+channels), walking the tokens in order (forward) and in reverse (backward) with the state in registers,
+UNROLL tokens per loop iteration (their loads do not depend on the recurrence, so they need not wait for it;
+the tokens past either end are masked and add nothing that is read).
 
 Per channel, with w < 0 and the token's bonus u:
 

@@ -36,8 +36,8 @@ class _WKV(torch.autograd.Function):
         y = torch.empty_like(v)
         ys = torch.empty(v.shape, device=v.device, dtype=torch.float32) if save else y
         lse = torch.empty_like(ys) if save else y
-        launch(wkv_fwd_kernel, _grid(B, C), (w32, u32, k, v, y, ys, lse, N, C), dict(SAVE=save, BLOCK_C=BLOCK_C, UNROLL=UNROLL),
-               dict(num_warps=1))
+        launch(wkv_fwd_kernel, _grid(B, C), (w32, u32, k, v, y, ys, lse, N, C),
+               dict(SAVE=save, BLOCK_C=BLOCK_C, UNROLL=UNROLL), dict(num_warps=1))
         if save:
             ctx.save_for_backward(w32, u32, k, v, ys, lse)
             ctx.dtypes = (w.dtype, u.dtype, k.dtype)
@@ -52,8 +52,8 @@ class _WKV(torch.autograd.Function):
         gk, gv = torch.empty_like(k), torch.empty_like(v)
         gw = torch.empty(B, C, device=v.device, dtype=torch.float32)
         gu = torch.empty_like(gw)
-        launch(wkv_bwd_kernel, _grid(B, C), (w32, u32, k, v, g, ys, lse, gk, gv, gw, gu, N, C), dict(BLOCK_C=BLOCK_C, UNROLL=UNROLL),
-               dict(num_warps=1))
+        launch(wkv_bwd_kernel, _grid(B, C), (w32, u32, k, v, g, ys, lse, gk, gv, gw, gu, N, C),
+               dict(BLOCK_C=BLOCK_C, UNROLL=UNROLL), dict(num_warps=1))
         w_dtype, u_dtype, k_dtype = ctx.dtypes
         return gw.sum(0).to(w_dtype), gu.sum(0).to(u_dtype), gk.to(k_dtype), gv, None
 
