@@ -31,6 +31,7 @@ class _WKV(torch.autograd.Function):
     @staticmethod
     def forward(ctx, w: Tensor, u: Tensor, k: Tensor, v: Tensor, save: bool) -> Tensor:
         B, N, C = v.shape
+        dtypes = (w.dtype, u.dtype, k.dtype)  # of the inputs: their gradients are returned in them
         w32, u32 = w.float().contiguous(), u.float().contiguous()
         k, v = k.to(v.dtype).contiguous(), v.contiguous()
         y = torch.empty_like(v)
@@ -40,7 +41,7 @@ class _WKV(torch.autograd.Function):
                dict(SAVE=save, BLOCK_C=BLOCK_C, UNROLL=UNROLL), dict(num_warps=1))
         if save:
             ctx.save_for_backward(w32, u32, k, v, ys, lse)
-            ctx.dtypes = (w.dtype, u.dtype, k.dtype)
+            ctx.dtypes = dtypes
         return y
 
     @staticmethod
